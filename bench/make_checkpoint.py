@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Fabricate a GPT-2-small-shaped checkpoint with random weights for benchmarking.
+
+Usage:  python bench/make_checkpoint.py [CACHE_DIR]      (default: bench/.out/hub)
+
+Writes the HuggingFace hub-cache layout, loadable with HF_HUB_OFFLINE=1 and
+HF_HUB_CACHE=CACHE_DIR:
+  CACHE_DIR/models--gpt2/refs/main                 (a fixed 40-hex revision)
+  CACHE_DIR/models--gpt2/snapshots/{rev}/config.json, model.safetensors,
+      tokenizer.json, tokenizer_config.json, special_tokens_map.json
+
+The weights are random (GPT2LMHeadModel: 12 layers, n_embd 768, n_head 12,
+n_positions 1024, vocab 50257, gelu_new), so timings match real GPT-2 small but
+outputs are meaningless. The tokenizer is copied from the tiny test fixture
+(512 ids); the bench feeds random token ids < 512, so that does not matter.
+Does nothing if the files already exist.
+"""
+import glob
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REV = "b3e1c6d9a0f24e5c8d7b6a5f4e3d2c1b0a998877"
+FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+def main():
+    cache = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_HUB", ROOT / "bench" / ".out" / "hub")).resolve()
+    repo = cache / "models--gpt2"
+    snap = repo / "snapshots" / REV
+    if (repo / "refs" / "main").is_file() and all((snap / f).is_file() for f in FILES):
+        print(f"checkpoint already at {snap}")
+        return
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    fixtures = glob.glob(str(ROOT / "__test__" / "fixtures" / "hub" / "models--gpt2" / "snapshots" / "*"))
+    if not fixtures:
+        sys.exit("tokenizer fixture not found under __test__/fixtures/hub/models--gpt2/snapshots/")
+    fixture = Path(fixtures[0])
+
+    torch.manual_seed(1234)
+    config = GPT2Config(
+        vocab_size=50257,
+        n_positions=1024,
+        n_ctx=1024,
+        n_embd=768,
+        n_layer=12,
+        n_head=12,
+        activation_function="gelu_new",
+        bos_token_id=50256,
+        eos_token_id=50256,
+    )
+    config.architectures = ["GPT2LMHeadModel"]
+    model = GPT2LMHeadModel(config).eval()
+
+    snap.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(snap), safe_serialization=True)
+    # save_pretrained may also write generation_config.json; harmless.
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(fixture / name, snap / name)
+    # The fixture tokenizer caps inputs at its own n_ctx (64); lift it to 1024.
+    tc_path = snap / "tokenizer_config.json"
+    tc = json.loads(tc_path.read_text())
+    tc["model_max_length"] = 1024
+    tc_path.write_text(json.dumps(tc, indent=2) + "\n")
+
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(REV)
+    missing = [f for f in FILES if not (snap / f).is_file()]
+    if missing:
+        sys.exit(f"save_pretrained did not write {missing}")
+    size = (snap / "model.safetensors").stat().st_size
+    print(f"wrote {snap} (model.safetensors {size / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

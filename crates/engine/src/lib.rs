@@ -1,0 +1,12 @@
+//! transformer-lens engine: a TransformerLens-compatible hooked transformer on candle.
+//! No napi here: the Node addon (root crate) is a thin binding over this crate.
+
+pub mod error;
+pub mod families;
+pub mod load;
+pub mod model;
+pub mod process;
+pub mod tensor;
+
+pub use candle_core;
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,4 @@
+pub mod hub;
+pub mod safetensors;
+pub mod tokenizer;
+pub mod model;

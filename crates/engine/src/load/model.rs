@@ -1,0 +1,77 @@
+//! From a folder of HF files (hub snapshot or local) to a processed `HookedModel`.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use crate::error::Result;
+use crate::families;
+use crate::load::hub::ModelFiles;
+use crate::load::safetensors::WeightFile;
+use crate::load::tokenizer::Tokenizer;
+use crate::model::transformer::HookedModel;
+use crate::process::{self, ProcessOptions};
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// TL's official name (`gpt2`, `EleutherAI/pythia-70m`), or the folder path for local loads.
+    pub official_name: String,
+    pub process: ProcessOptions,
+    pub dtype: DType,
+    pub device: Device,
+    pub default_prepend_bos: Option<bool>,
+    pub first_n_layers: Option<usize>,
+}
+
+pub struct Loaded {
+    pub model: HookedModel,
+    pub tokenizer: Option<Tokenizer>,
+}
+
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "float16",
+        DType::BF16 => "bfloat16",
+        DType::F64 => "float64",
+        _ => "float32",
+    }
+}
+
+pub fn load_tokenizer(files: &ModelFiles) -> Result<Option<Tokenizer>> {
+    if !files.has("tokenizer.json") {
+        return Ok(None);
+    }
+    let cfg = if files.has("tokenizer_config.json") { Some(files.read_json("tokenizer_config.json")?) } else { None };
+    let specials = if files.has("special_tokens_map.json") { Some(files.read_json("special_tokens_map.json")?) } else { None };
+    Tokenizer::load(&files.path("tokenizer.json"), cfg.as_ref(), specials.as_ref()).map(Some)
+}
+
+pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    let files = ModelFiles { dir: dir.to_path_buf() };
+    let hf = files.read_json("config.json")?;
+    let arch = families::architecture_of(&hf)?;
+    let fam = families::family(&arch)?;
+    let mut cfg = (fam.config)(&hf)?;
+    cfg.model_name = opts.official_name.rsplit('/').next().unwrap_or(&opts.official_name).to_string();
+    cfg.tokenizer_name = Some(opts.official_name.clone());
+    cfg.init_weights = false;
+    cfg.dtype = dtype_name(opts.dtype).to_string();
+    cfg.device = Some(if opts.device.is_cpu() { "cpu" } else { "cuda" }.to_string());
+    if let Some(b) = opts.default_prepend_bos {
+        cfg.default_prepend_bos = b;
+    }
+    if let Some(n) = opts.first_n_layers {
+        cfg.n_layers = n.min(cfg.n_layers);
+    }
+    cfg.finalize()?;
+    let wf = WeightFile::open(&files, opts.dtype, &opts.device)?;
+    let mut weights = (fam.convert)(&cfg, &wf)?;
+    drop(wf);
+    process::process(&mut cfg, &mut weights, opts.process)?;
+    let tokenizer = load_tokenizer(&files)?;
+    if let Some(t) = &tokenizer {
+        cfg.tokenizer_prepends_bos = Some(t.prepends_bos);
+    }
+    let model = HookedModel::new(cfg, weights, opts.device.clone())?;
+    Ok(Loaded { model, tokenizer })
+}

@@ -1,0 +1,131 @@
+//! `tokenizer.json` through the HuggingFace `tokenizers` crate, with TL's BOS and padding rules.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use tokenizers::Tokenizer as HfTokenizer;
+
+use crate::error::{Error, ErrorCode, Result};
+
+pub struct Tokenizer {
+    inner: HfTokenizer,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    pub pad_token_id: Option<u32>,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+    pub pad_token: Option<String>,
+    /// `len(tokenizer.encode("")) > 0`: the tokenizer adds BOS by itself.
+    pub prepends_bos: bool,
+    pub padding_side_left: bool,
+}
+
+fn tok_err(e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::Tokenizer, e.to_string())
+}
+
+fn special(cfg: Option<&serde_json::Value>, key: &str) -> Option<String> {
+    let v = cfg?.get(key)?;
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(String::from),
+        _ => None,
+    }
+}
+
+impl Tokenizer {
+    /// Reads `tokenizer.json`; special tokens come from `tokenizer_config.json` (or
+    /// `special_tokens_map.json`) when present. As TL: eos defaults to `<|endoftext|>`, pad and
+    /// bos default to eos.
+    pub fn load(tokenizer_json: &Path, config: Option<&serde_json::Value>, specials: Option<&serde_json::Value>) -> Result<Self> {
+        let inner = HfTokenizer::from_file(tokenizer_json)
+            .map_err(|e| Error::corrupt(format!("cannot read {}: {e}", tokenizer_json.display())))?;
+        let pick = |k: &str| special(config, k).or_else(|| special(specials, k));
+        let eos_token = pick("eos_token").or_else(|| Some("<|endoftext|>".to_string()));
+        let pad_token = pick("pad_token").or_else(|| eos_token.clone());
+        let bos_token = pick("bos_token").or_else(|| eos_token.clone());
+        let id = |t: &Option<String>| t.as_ref().and_then(|s| inner.token_to_id(s));
+        let padding_side_left = config
+            .and_then(|c| c.get("padding_side"))
+            .and_then(|v| v.as_str())
+            .map(|s| s == "left")
+            .unwrap_or(false);
+        let mut tok = Tokenizer {
+            bos_token_id: id(&bos_token),
+            eos_token_id: id(&eos_token),
+            pad_token_id: id(&pad_token),
+            bos_token,
+            eos_token,
+            pad_token,
+            prepends_bos: false,
+            padding_side_left,
+            inner,
+        };
+        tok.prepends_bos = !tok.encode_one("", true)?.is_empty();
+        Ok(tok)
+    }
+
+    pub fn encode_one(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, add_special).map_err(tok_err)?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// TL's `to_tokens`: `[batch, pos]` int64, padded to the longest row.
+    pub fn to_tokens(
+        &self,
+        texts: &[String],
+        prepend_bos: bool,
+        padding_left: bool,
+        max_len: Option<usize>,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let mut rows = Vec::with_capacity(texts.len());
+        for t in texts {
+            let mut ids = self.encode_one(t, true)?;
+            if prepend_bos && !self.prepends_bos {
+                let bos = self.bos_token_id.ok_or_else(|| tok_err("the tokenizer has no BOS token to prepend"))?;
+                ids.insert(0, bos);
+            } else if !prepend_bos && self.prepends_bos && !ids.is_empty() && Some(ids[0]) == self.bos_token_id {
+                ids.remove(0);
+            }
+            if let Some(m) = max_len {
+                ids.truncate(m);
+            }
+            rows.push(ids);
+        }
+        let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        if width == 0 {
+            return Err(Error::invalid("the input tokenizes to zero tokens"));
+        }
+        let pad = self.pad_token_id.unwrap_or(0) as i64;
+        let mut flat = Vec::with_capacity(rows.len() * width);
+        for r in &rows {
+            let fill = width - r.len();
+            if padding_left {
+                flat.extend(std::iter::repeat(pad).take(fill));
+            }
+            flat.extend(r.iter().map(|&x| x as i64));
+            if !padding_left {
+                flat.extend(std::iter::repeat(pad).take(fill));
+            }
+        }
+        Ok(Tensor::from_vec(flat, (rows.len(), width), device)?)
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner.decode(ids, skip_special).map_err(tok_err)
+    }
+
+    /// One string per token, as TL's `to_str_tokens`.
+    pub fn id_to_piece(&self, id: u32) -> Result<String> {
+        self.decode(&[id], false)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}

@@ -1,0 +1,39 @@
+//! TL's activation functions by their `act_fn` names.
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    GeluNew,
+    Gelu,
+    GeluFast,
+    GeluPytorchTanh,
+    Relu,
+    Silu,
+}
+
+impl Activation {
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "gelu_new" => Activation::GeluNew,
+            "gelu" => Activation::Gelu,
+            "gelu_fast" => Activation::GeluFast,
+            "gelu_pytorch_tanh" => Activation::GeluPytorchTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            other => return Err(Error::unsupported(format!("activation function '{other}' is not supported yet"))),
+        })
+    }
+
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): candle's `gelu` is this formula.
+            Activation::GeluNew | Activation::GeluFast | Activation::GeluPytorchTanh => x.gelu()?,
+            Activation::Gelu => x.gelu_erf()?,
+            Activation::Relu => x.relu()?,
+            Activation::Silu => x.silu()?,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! Multi-head attention on the fused QKV layout, with TL's hook points.
+
+use candle_core::{DType, Tensor, D};
+
+use crate::error::Result;
+use crate::model::config::Config;
+use crate::model::hooks::{BlockHook, Taps};
+use crate::model::weights::BlockWeights;
+
+/// The attention inputs: one normalized stream shared by Q, K and V, or one per head
+/// (`[batch, pos, n_heads, d_model]`) per projection when TL's split-input flags are on.
+pub enum AttnInput {
+    Shared(Tensor),
+    PerHead { q: Tensor, k: Tensor, v: Tensor },
+}
+
+/// `x: [batch, pos, d_model]` → `[batch, pos, n_heads, d_head]` for one of Q (0), K (1), V (2).
+fn project_shared(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usize) -> Result<Tensor> {
+    let (b, p, d) = x.dims3()?;
+    let hd = h * dh;
+    let wm = w.w_qkv.narrow(1, which * hd, hd)?;
+    let bias = w.b_qkv.narrow(0, which * hd, hd)?;
+    let y = x.reshape((b * p, d))?.matmul(&wm)?.broadcast_add(&bias)?;
+    Ok(y.reshape((b, p, h, dh))?)
+}
+
+/// `x: [batch, pos, n_heads, d_model]` → `[batch, pos, n_heads, d_head]`, head i reading its own input.
+fn project_per_head(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usize) -> Result<Tensor> {
+    let (b, p, _, d) = x.dims4()?;
+    let hd = h * dh;
+    let w3 = w.w_qkv.narrow(1, which * hd, hd)?.reshape((d, h, dh))?.permute((1, 0, 2))?.contiguous()?;
+    let xs = x.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, d))?;
+    let y = xs.matmul(&w3)?; // [h, b*p, dh]
+    let bias = w.b_qkv.narrow(0, which * hd, hd)?.reshape((h, 1, dh))?;
+    let y = y.broadcast_add(&bias)?.reshape((h, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
+    Ok(y)
+}
+
+/// Additive causal mask `[q_len, k_len]`: 0 where key <= query (offset by past keys), -inf elsewhere.
+pub fn causal_mask(q_len: usize, k_len: usize, dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
+    let offset = k_len - q_len;
+    let data: Vec<f32> = (0..q_len)
+        .flat_map(|i| (0..k_len).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Ok(Tensor::from_vec(data, (q_len, k_len), dev)?.to_dtype(dtype)?)
+}
+
+pub fn forward(
+    cfg: &Config,
+    layer: usize,
+    w: &BlockWeights,
+    input: AttnInput,
+    taps: &mut Taps,
+) -> Result<Tensor> {
+    let (h, dh) = (cfg.n_heads, cfg.d_head);
+    let (q, k, v) = match &input {
+        AttnInput::Shared(x) => (
+            project_shared(x, w, 0, h, dh)?,
+            project_shared(x, w, 1, h, dh)?,
+            project_shared(x, w, 2, h, dh)?,
+        ),
+        AttnInput::PerHead { q, k, v } => (
+            project_per_head(q, w, 0, h, dh)?,
+            project_per_head(k, w, 1, h, dh)?,
+            project_per_head(v, w, 2, h, dh)?,
+        ),
+    };
+    let q = taps.block(layer, BlockHook::Q, q)?;
+    let k = taps.block(layer, BlockHook::K, k)?;
+    let v = taps.block(layer, BlockHook::V, v)?;
+    let (b, p, _, _) = q.dims4()?;
+    let k_len = k.dim(1)?;
+    let dtype = v.dtype();
+    let (q, k) = if matches!(dtype, DType::F32 | DType::F64) {
+        (q, k)
+    } else {
+        (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?)
+    };
+
+    let q_ = q.transpose(1, 2)?.contiguous()?; // [b, h, q, dh]
+    let k_ = k.permute((0, 2, 3, 1))?.contiguous()?; // [b, h, dh, k]
+    let mut scores = (q_.matmul(&k_)? / cfg.attn_scale_for_layer(layer))?;
+    if cfg.attn_scores_soft_cap > 0.0 {
+        let c = cfg.attn_scores_soft_cap;
+        scores = ((scores / c)?.tanh()? * c)?;
+    }
+    if cfg.attention_dir == "causal" {
+        let mask = causal_mask(p, k_len, scores.dtype(), scores.device())?;
+        scores = scores.broadcast_add(&mask)?;
+    }
+    let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
+    let pattern = candle_nn::ops::softmax_last_dim(&scores)?;
+    let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
+    let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
+
+    let v_ = v.transpose(1, 2)?.contiguous()?; // [b, h, k, dh]
+    let z = pattern.matmul(&v_)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
+    let z = taps.block(layer, BlockHook::Z, z)?;
+
+    let d = cfg.d_model;
+    if cfg.use_attn_result {
+        let zs = z.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, dh))?;
+        let wo = w.w_o.reshape((h, dh, d))?;
+        let result = zs.matmul(&wo)?.reshape((h, b, p, d))?.permute((1, 2, 0, 3))?.contiguous()?;
+        let result = taps.block(layer, BlockHook::Result, result)?;
+        Ok(result.sum(D::Minus2)?.broadcast_add(&w.b_o)?)
+    } else {
+        let out = z.reshape((b * p, h * dh))?.matmul(&w.w_o)?.broadcast_add(&w.b_o)?;
+        Ok(out.reshape((b, p, d))?)
+    }
+}

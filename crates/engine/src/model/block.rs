@@ -1,0 +1,65 @@
+//! One transformer block, firing hooks in TL's order (`TransformerBlock.forward`).
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::model::attention::{self, AttnInput};
+use crate::model::hooks::{BlockHook, Taps};
+use crate::model::norm::{self, NormHooks};
+use crate::model::transformer::Arch;
+use crate::model::weights::BlockWeights;
+
+fn repeat_heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
+    let (b, p, d) = x.dims3()?;
+    Ok(x.unsqueeze(2)?.broadcast_as((b, p, n_heads, d))?.contiguous()?)
+}
+
+pub fn forward(arch: &Arch, layer: usize, w: &BlockWeights, resid_pre: Tensor, taps: &mut Taps) -> Result<Tensor> {
+    let cfg = &arch.cfg;
+    let resid_pre = taps.block(layer, BlockHook::ResidPre, resid_pre)?;
+    let ln1 = NormHooks {
+        scale: taps.table.block(layer, BlockHook::Ln1Scale),
+        normalized: taps.table.block(layer, BlockHook::Ln1Normalized),
+    };
+    let ln = |x: &Tensor, taps: &mut Taps| norm::apply(arch.norm, &w.ln1, cfg.eps, x, ln1, taps);
+
+    let input = if cfg.use_attn_in {
+        let attn_in = taps.block(layer, BlockHook::AttnIn, repeat_heads(&resid_pre, cfg.n_heads)?)?;
+        let n = ln(&attn_in, taps)?;
+        AttnInput::PerHead { q: n.clone(), k: n.clone(), v: n }
+    } else if cfg.use_split_qkv_input {
+        let q_in = taps.block(layer, BlockHook::QInput, repeat_heads(&resid_pre, cfg.n_heads)?)?;
+        let k_in = taps.block(layer, BlockHook::KInput, repeat_heads(&resid_pre, cfg.n_heads)?)?;
+        let v_in = taps.block(layer, BlockHook::VInput, repeat_heads(&resid_pre, cfg.n_heads)?)?;
+        // TL applies ln1 to each input in turn, so its hooks fire three times.
+        let q = ln(&q_in, taps)?;
+        let k = ln(&k_in, taps)?;
+        let v = ln(&v_in, taps)?;
+        AttnInput::PerHead { q, k, v }
+    } else {
+        AttnInput::Shared(ln(&resid_pre, taps)?)
+    };
+    let attn_out = attention::forward(cfg, layer, w, input, taps)?;
+    let attn_out = taps.block(layer, BlockHook::AttnOut, attn_out)?;
+
+    let Some(mlp_w) = &w.mlp else {
+        return taps.block(layer, BlockHook::ResidPost, (resid_pre + attn_out)?);
+    };
+    let ln2 = NormHooks {
+        scale: taps.table.block(layer, BlockHook::Ln2Scale),
+        normalized: taps.table.block(layer, BlockHook::Ln2Normalized),
+    };
+    if cfg.parallel_attn_mlp {
+        let mlp_in = if cfg.use_hook_mlp_in { taps.block(layer, BlockHook::MlpIn, resid_pre.clone())? } else { resid_pre.clone() };
+        let n2 = norm::apply(arch.norm, &w.ln2, cfg.eps, &mlp_in, ln2, taps)?;
+        let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, &n2, taps)?;
+        let mlp_out = taps.block(layer, BlockHook::MlpOut, mlp_out)?;
+        return taps.block(layer, BlockHook::ResidPost, ((resid_pre + attn_out)? + mlp_out)?);
+    }
+    let resid_mid = taps.block(layer, BlockHook::ResidMid, (resid_pre + attn_out)?)?;
+    let mlp_in = if cfg.use_hook_mlp_in { taps.block(layer, BlockHook::MlpIn, resid_mid.clone())? } else { resid_mid.clone() };
+    let n2 = norm::apply(arch.norm, &w.ln2, cfg.eps, &mlp_in, ln2, taps)?;
+    let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, &n2, taps)?;
+    let mlp_out = taps.block(layer, BlockHook::MlpOut, mlp_out)?;
+    taps.block(layer, BlockHook::ResidPost, (resid_mid + mlp_out)?)
+}

@@ -1,0 +1,252 @@
+//! Hook points: TL's names, a dense id per name, and the sink the forward taps into.
+//!
+//! The forward calls `taps.fire(id, tensor)` at every hook point. An id the run's plan does
+//! not mention costs one bounds-checked load of a bool.
+
+use candle_core::Tensor;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::config::Config;
+
+/// The hook points of one transformer block, in TL's firing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum BlockHook {
+    ResidPre,
+    AttnIn,
+    QInput,
+    KInput,
+    VInput,
+    Ln1Scale,
+    Ln1Normalized,
+    Q,
+    K,
+    V,
+    RotQ,
+    RotK,
+    AttnScores,
+    Pattern,
+    Z,
+    Result,
+    AttnOut,
+    ResidMid,
+    MlpIn,
+    Ln2Scale,
+    Ln2Normalized,
+    MlpPre,
+    MlpMid,
+    MlpPost,
+    MlpOut,
+    ResidPost,
+}
+
+pub const BLOCK_HOOKS: [BlockHook; 26] = {
+    use BlockHook::*;
+    [
+        ResidPre, AttnIn, QInput, KInput, VInput, Ln1Scale, Ln1Normalized, Q, K, V, RotQ, RotK,
+        AttnScores, Pattern, Z, Result, AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre,
+        MlpMid, MlpPost, MlpOut, ResidPost,
+    ]
+};
+
+impl BlockHook {
+    pub fn suffix(self) -> &'static str {
+        use BlockHook::*;
+        match self {
+            ResidPre => "hook_resid_pre",
+            AttnIn => "hook_attn_in",
+            QInput => "hook_q_input",
+            KInput => "hook_k_input",
+            VInput => "hook_v_input",
+            Ln1Scale => "ln1.hook_scale",
+            Ln1Normalized => "ln1.hook_normalized",
+            Q => "attn.hook_q",
+            K => "attn.hook_k",
+            V => "attn.hook_v",
+            RotQ => "attn.hook_rot_q",
+            RotK => "attn.hook_rot_k",
+            AttnScores => "attn.hook_attn_scores",
+            Pattern => "attn.hook_pattern",
+            Z => "attn.hook_z",
+            Result => "attn.hook_result",
+            AttnOut => "hook_attn_out",
+            ResidMid => "hook_resid_mid",
+            MlpIn => "hook_mlp_in",
+            Ln2Scale => "ln2.hook_scale",
+            Ln2Normalized => "ln2.hook_normalized",
+            MlpPre => "mlp.hook_pre",
+            MlpMid => "mlp.hook_mid",
+            MlpPost => "mlp.hook_post",
+            MlpOut => "hook_mlp_out",
+            ResidPost => "hook_resid_post",
+        }
+    }
+
+    /// Whether TL's module tree has this hook point for a model of this config.
+    fn exists(self, cfg: &Config) -> bool {
+        use BlockHook::*;
+        let has_norm = cfg.normalization_type.is_some();
+        let has_mlp = !cfg.attn_only;
+        match self {
+            Ln1Scale | Ln1Normalized => has_norm,
+            Ln2Scale | Ln2Normalized => has_norm && has_mlp,
+            RotQ | RotK => cfg.positional_embedding_type == "rotary",
+            ResidMid => has_mlp && !cfg.parallel_attn_mlp,
+            MlpPre | MlpPost | MlpOut => has_mlp,
+            MlpMid => has_mlp && is_ln_activation(cfg),
+            _ => true,
+        }
+    }
+}
+
+fn is_ln_activation(cfg: &Config) -> bool {
+    cfg.act_fn.as_deref().map(|a| a.starts_with("solu") || a == "LN").unwrap_or(false)
+}
+
+/// Top-level (non-block) hook points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopHook {
+    Tokens,
+    Embed,
+    PosEmbed,
+    LnFinalScale,
+    LnFinalNormalized,
+}
+
+/// Every hook point of a model: names in firing order and dense ids.
+#[derive(Debug, Clone)]
+pub struct HookTable {
+    names: Vec<String>,
+    top: [Option<usize>; 5],
+    /// `blocks[l][BlockHook as usize]`
+    blocks: Vec<[Option<usize>; 26]>,
+}
+
+impl HookTable {
+    pub fn new(cfg: &Config) -> Self {
+        let mut names = Vec::new();
+        let mut push = |n: String| {
+            names.push(n);
+            Some(names.len() - 1)
+        };
+        let mut top = [None; 5];
+        if cfg.use_hook_tokens {
+            top[TopHook::Tokens as usize] = push("hook_tokens".into());
+        }
+        top[TopHook::Embed as usize] = push("hook_embed".into());
+        if matches!(cfg.positional_embedding_type.as_str(), "standard" | "shortformer") {
+            top[TopHook::PosEmbed as usize] = push("hook_pos_embed".into());
+        }
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let mut ids = [None; 26];
+            for h in BLOCK_HOOKS {
+                if h.exists(cfg) {
+                    ids[h as usize] = push(format!("blocks.{l}.{}", h.suffix()));
+                }
+            }
+            blocks.push(ids);
+        }
+        if cfg.normalization_type.is_some() {
+            top[TopHook::LnFinalScale as usize] = push("ln_final.hook_scale".into());
+            top[TopHook::LnFinalNormalized as usize] = push("ln_final.hook_normalized".into());
+        }
+        HookTable { names, top, blocks }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+    pub fn name(&self, id: usize) -> &str {
+        self.names.get(id).map(|s| s.as_str()).unwrap_or("<unknown hook>")
+    }
+    pub fn id(&self, name: &str) -> Result<usize> {
+        self.names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::new(ErrorCode::UnknownHook, format!("unknown hook name '{name}'"))
+        })
+    }
+    pub fn top(&self, h: TopHook) -> Option<usize> {
+        self.top[h as usize]
+    }
+    pub fn block(&self, layer: usize, h: BlockHook) -> Option<usize> {
+        self.blocks.get(layer).and_then(|b| b[h as usize])
+    }
+}
+
+/// What happens at a hook point during one run.
+pub trait HookSink {
+    /// `true` when the sink wants to see this hook point.
+    fn wants(&self, id: usize) -> bool;
+    /// Called with the activation; returns a replacement or `None` to keep it.
+    fn fire(&mut self, id: usize, t: &Tensor) -> Result<Option<Tensor>>;
+}
+
+/// A sink that wants nothing: a plain forward.
+pub struct NoHooks;
+impl HookSink for NoHooks {
+    fn wants(&self, _id: usize) -> bool {
+        false
+    }
+    fn fire(&mut self, _id: usize, _t: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+}
+
+/// The forward's handle on the sink: checks replacements against the original.
+pub struct Taps<'a> {
+    pub table: &'a HookTable,
+    pub sink: &'a mut dyn HookSink,
+}
+
+impl<'a> Taps<'a> {
+    #[inline]
+    pub fn active(&self, id: Option<usize>) -> bool {
+        matches!(id, Some(i) if self.sink.wants(i))
+    }
+
+    pub fn fire(&mut self, id: Option<usize>, t: Tensor) -> Result<Tensor> {
+        let Some(id) = id else { return Ok(t) };
+        if !self.sink.wants(id) {
+            return Ok(t);
+        }
+        match self.sink.fire(id, &t)? {
+            None => Ok(t),
+            Some(r) => {
+                if r.dims() != t.dims() {
+                    return Err(Error::shape(format!(
+                        "hook '{}' returned a tensor of shape {:?}, expected {:?}",
+                        self.table.name(id),
+                        r.dims(),
+                        t.dims()
+                    )));
+                }
+                if r.dtype() != t.dtype() {
+                    return Err(Error::dtype(format!(
+                        "hook '{}' returned dtype {:?}, expected {:?}",
+                        self.table.name(id),
+                        r.dtype(),
+                        t.dtype()
+                    )));
+                }
+                Ok(r)
+            }
+        }
+    }
+    pub fn block(&mut self, layer: usize, h: BlockHook, t: Tensor) -> Result<Tensor> {
+        let id = self.table.block(layer, h);
+        self.fire(id, t)
+    }
+    pub fn block_active(&self, layer: usize, h: BlockHook) -> bool {
+        self.active(self.table.block(layer, h))
+    }
+    pub fn top(&mut self, h: TopHook, t: Tensor) -> Result<Tensor> {
+        let id = self.table.top(h);
+        self.fire(id, t)
+    }
+}

@@ -1,0 +1,19 @@
+//! The standard (non-gated) MLP with TL's `hook_pre` / `hook_post`.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::model::activation::Activation;
+use crate::model::hooks::{BlockHook, Taps};
+use crate::model::weights::MlpWeights;
+
+pub fn forward(layer: usize, w: &MlpWeights, act: Activation, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+    let (b, p, d) = x.dims3()?;
+    let pre = x.reshape((b * p, d))?.matmul(&w.w_in)?.broadcast_add(&w.b_in)?;
+    let d_mlp = pre.dim(1)?;
+    let pre = taps.block(layer, BlockHook::MlpPre, pre.reshape((b, p, d_mlp))?)?;
+    let post = act.apply(&pre)?;
+    let post = taps.block(layer, BlockHook::MlpPost, post)?;
+    let out = post.reshape((b * p, d_mlp))?.matmul(&w.w_out)?.broadcast_add(&w.b_out)?;
+    Ok(out.reshape((b, p, d))?)
+}

@@ -1,0 +1,11 @@
+pub mod activation;
+pub mod attention;
+pub mod block;
+pub mod config;
+pub mod hooks;
+pub mod loss;
+pub mod mlp;
+pub mod norm;
+pub mod transformer;
+pub mod weights;
+pub mod state_dict;

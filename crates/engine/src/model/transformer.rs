@@ -1,0 +1,241 @@
+//! The hooked transformer: embedding, blocks, final norm, unembedding; TL's `forward`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::activation::Activation;
+use crate::model::config::Config;
+use crate::model::hooks::{HookSink, HookTable, Taps, TopHook};
+use crate::model::norm::{self, NormHooks, NormKind};
+use crate::model::weights::ModelWeights;
+use crate::model::{block, loss};
+
+/// Behaviour derived once from the config; components read this, never architecture names.
+#[derive(Debug, Clone)]
+pub struct Arch {
+    pub cfg: Config,
+    pub norm: NormKind,
+    pub act: Activation,
+}
+
+impl Arch {
+    pub fn new(cfg: Config) -> Result<Self> {
+        let norm = NormKind::from_cfg(cfg.normalization_type.as_deref())?;
+        let act = match &cfg.act_fn {
+            Some(a) => Activation::from_name(a)?,
+            None => Activation::Relu,
+        };
+        if cfg.positional_embedding_type != "standard" {
+            return Err(Error::unsupported(format!(
+                "positional_embedding_type '{}' is not supported yet",
+                cfg.positional_embedding_type
+            )));
+        }
+        if cfg.gated_mlp || cfg.n_key_value_heads.is_some() || cfg.num_experts.is_some() {
+            return Err(Error::unsupported("gated MLPs, grouped-query attention and MoE are not supported yet"));
+        }
+        Ok(Arch { cfg, norm, act })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnType {
+    Logits,
+    Loss,
+    Both,
+    None,
+}
+
+pub enum ForwardInput {
+    /// `[batch, pos]` integer token ids.
+    Tokens(Tensor),
+    /// `[batch, pos, d_model]` residual stream, with `start_at_layer`.
+    Residual(Tensor),
+}
+
+pub struct ForwardOptions<'a> {
+    pub return_type: ReturnType,
+    pub loss_per_token: bool,
+    pub start_at_layer: Option<i64>,
+    pub stop_at_layer: Option<i64>,
+    /// Tokens for the loss when the input is a residual stream.
+    pub tokens: Option<Tensor>,
+    pub abort: Option<&'a AtomicBool>,
+}
+
+impl Default for ForwardOptions<'_> {
+    fn default() -> Self {
+        ForwardOptions {
+            return_type: ReturnType::Logits,
+            loss_per_token: false,
+            start_at_layer: None,
+            stop_at_layer: None,
+            tokens: None,
+            abort: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ForwardOutput {
+    pub logits: Option<Tensor>,
+    pub loss: Option<Tensor>,
+    /// The residual stream when `stop_at_layer` ended the run early.
+    pub residual: Option<Tensor>,
+}
+
+pub struct HookedModel {
+    pub arch: Arch,
+    pub weights: ModelWeights,
+    pub hooks: HookTable,
+    pub device: Device,
+}
+
+/// Python slice bound: negative counts from the end, clamped to `[0, n]`.
+fn slice_bound(i: i64, n: usize) -> usize {
+    let n = n as i64;
+    let i = if i < 0 { i + n } else { i };
+    i.clamp(0, n) as usize
+}
+
+impl HookedModel {
+    pub fn new(cfg: Config, weights: ModelWeights, device: Device) -> Result<Self> {
+        let hooks = HookTable::new(&cfg);
+        Ok(HookedModel { arch: Arch::new(cfg)?, weights, hooks, device })
+    }
+
+    pub fn cfg(&self) -> &Config {
+        &self.arch.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.weights.w_e.dtype()
+    }
+
+    /// Rebuilds the hook table after a config flag changed (`use_attn_result`, ...).
+    pub fn set_flag(&mut self, name: &str, value: bool) -> Result<()> {
+        let cfg = &mut self.arch.cfg;
+        match name {
+            "use_attn_result" => cfg.use_attn_result = value,
+            "use_split_qkv_input" => cfg.use_split_qkv_input = value,
+            "use_hook_mlp_in" => cfg.use_hook_mlp_in = value,
+            "use_attn_in" => cfg.use_attn_in = value,
+            other => return Err(Error::invalid(format!("unknown config flag '{other}'"))),
+        }
+        if cfg.use_attn_in && cfg.use_split_qkv_input {
+            return Err(Error::invalid("use_attn_in and use_split_qkv_input cannot both be on"));
+        }
+        self.hooks = HookTable::new(cfg);
+        Ok(())
+    }
+
+    fn check_tokens(&self, tokens: &Tensor) -> Result<Tensor> {
+        let tokens = match tokens.rank() {
+            1 => tokens.unsqueeze(0)?,
+            2 => tokens.clone(),
+            r => return Err(Error::shape(format!("tokens must be [batch, pos] (or [pos]), got rank {r} with shape {:?}", tokens.dims()))),
+        };
+        if !matches!(tokens.dtype(), DType::I64 | DType::U32 | DType::I32 | DType::U8) {
+            return Err(Error::dtype(format!("tokens must be an integer tensor, got {:?}", tokens.dtype())));
+        }
+        let tokens = if tokens.dtype() == DType::I64 { tokens } else { tokens.to_dtype(DType::I64)? };
+        let p = tokens.dim(1)?;
+        if p == 0 {
+            return Err(Error::shape("tokens must have at least one position"));
+        }
+        if p > self.cfg().n_ctx {
+            return Err(Error::shape(format!("sequence length {p} exceeds the model's n_ctx {}", self.cfg().n_ctx)));
+        }
+        let flat: Vec<i64> = tokens.flatten_all()?.to_vec1()?;
+        let vocab = self.cfg().d_vocab as i64;
+        if let Some(bad) = flat.iter().find(|&&t| t < 0 || t >= vocab) {
+            return Err(Error::invalid(format!("token id {bad} is outside the vocabulary [0, {vocab})")));
+        }
+        Ok(tokens)
+    }
+
+    /// Tokens → first residual stream (`input_to_embed` + `get_residual`).
+    fn embed(&self, tokens: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+        let (b, p) = tokens.dims2()?;
+        let tokens = taps.top(TopHook::Tokens, tokens.clone())?;
+        let embed = self.weights.w_e.index_select(&tokens.flatten_all()?, 0)?.reshape((b, p, self.cfg().d_model))?;
+        let embed = taps.top(TopHook::Embed, embed)?;
+        match &self.weights.w_pos {
+            Some(w_pos) => {
+                let pos = w_pos.narrow(0, 0, p)?.unsqueeze(0)?.broadcast_as((b, p, self.cfg().d_model))?.contiguous()?;
+                let pos = taps.top(TopHook::PosEmbed, pos)?;
+                Ok((embed + pos)?)
+            }
+            None => Ok(embed),
+        }
+    }
+
+    pub fn forward(&self, input: ForwardInput, opts: &ForwardOptions, sink: &mut dyn HookSink) -> Result<ForwardOutput> {
+        let mut taps = Taps { table: &self.hooks, sink };
+        let n = self.cfg().n_layers;
+        let (mut residual, tokens) = match (input, opts.start_at_layer) {
+            (ForwardInput::Tokens(t), None) => {
+                let t = self.check_tokens(&t)?;
+                (self.embed(&t, &mut taps)?, Some(t))
+            }
+            (ForwardInput::Residual(r), Some(_)) => {
+                if r.rank() != 3 || r.dim(2)? != self.cfg().d_model {
+                    return Err(Error::shape(format!(
+                        "start_at_layer needs a residual stream [batch, pos, {}], got {:?}",
+                        self.cfg().d_model,
+                        r.dims()
+                    )));
+                }
+                let t = match &opts.tokens {
+                    Some(t) => Some(self.check_tokens(t)?),
+                    None => None,
+                };
+                (r.to_dtype(self.dtype())?, t)
+            }
+            (ForwardInput::Tokens(_), Some(_)) => return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens")),
+            (ForwardInput::Residual(_), None) => return Err(Error::invalid("a residual-stream input needs start_at_layer")),
+        };
+        let start = slice_bound(opts.start_at_layer.unwrap_or(0), n);
+        let stop = opts.stop_at_layer.map(|s| slice_bound(s, n)).unwrap_or(n);
+        for layer in start..stop.max(start) {
+            if opts.abort.map(|a| a.load(Ordering::Relaxed)).unwrap_or(false) {
+                return Err(Error::new(ErrorCode::Aborted, "the forward pass was aborted"));
+            }
+            residual = block::forward(&self.arch, layer, &self.weights.blocks[layer], residual, &mut taps)?;
+        }
+        if opts.stop_at_layer.is_some() {
+            return Ok(ForwardOutput { residual: Some(residual), ..Default::default() });
+        }
+        let hooks = NormHooks {
+            scale: self.hooks.top(TopHook::LnFinalScale),
+            normalized: self.hooks.top(TopHook::LnFinalNormalized),
+        };
+        let residual = norm::apply(self.arch.norm, &self.weights.ln_final, self.cfg().eps, &residual, hooks, &mut taps)?;
+        if opts.return_type == ReturnType::None {
+            return Ok(ForwardOutput::default());
+        }
+        let logits = self.unembed(&residual)?;
+        let loss = match opts.return_type {
+            ReturnType::Loss | ReturnType::Both => {
+                let t = tokens.ok_or_else(|| Error::invalid("tokens must be given for return_type 'loss' or 'both'"))?;
+                Some(loss::lm_cross_entropy(&logits, &t, opts.loss_per_token)?)
+            }
+            _ => None,
+        };
+        let logits = if opts.return_type == ReturnType::Loss { None } else { Some(logits) };
+        Ok(ForwardOutput { logits, loss, residual: None })
+    }
+
+    fn unembed(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, p, d) = x.dims3()?;
+        let mut logits = x.reshape((b * p, d))?.matmul(&self.weights.w_u)?.broadcast_add(&self.weights.b_u)?;
+        let cap = self.cfg().output_logits_soft_cap;
+        if cap > 0.0 {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        let v = logits.dim(1)?;
+        Ok(logits.reshape((b, p, v))?)
+    }
+}

@@ -1,0 +1,63 @@
+//! The model's weights in compute layout. This layout owns the numbers; TL's state dict
+//! (`W_Q: [n_heads, d_model, d_head]`, ...) is derived from it on demand (`state_dict.rs`).
+//!
+//! Compute layout (all right-multiplying, 2-D where a matmul reads them):
+//! - `w_qkv: [d_model, 3 * n_heads * d_head]`: columns are Q heads, then K heads, then V heads,
+//!   each head a contiguous run of `d_head` columns. `b_qkv: [3 * n_heads * d_head]`.
+//! - `w_o: [n_heads * d_head, d_model]`, `w_in: [d_model, d_mlp]`, `w_out: [d_mlp, d_model]`.
+//! - `w_u: [d_model, d_vocab_out]`.
+
+use candle_core::Tensor;
+
+/// A norm's learnable parameters: `None` for the Pre (folded) variants.
+#[derive(Debug, Clone, Default)]
+pub struct NormWeights {
+    pub w: Option<Tensor>,
+    pub b: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockWeights {
+    pub ln1: NormWeights,
+    pub w_qkv: Tensor,
+    pub b_qkv: Tensor,
+    pub w_o: Tensor,
+    pub b_o: Tensor,
+    pub ln2: NormWeights,
+    pub mlp: Option<MlpWeights>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MlpWeights {
+    pub w_in: Tensor,
+    pub b_in: Tensor,
+    pub w_out: Tensor,
+    pub b_out: Tensor,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelWeights {
+    pub w_e: Tensor,
+    pub w_pos: Option<Tensor>,
+    pub blocks: Vec<BlockWeights>,
+    pub ln_final: NormWeights,
+    pub w_u: Tensor,
+    pub b_u: Tensor,
+}
+
+impl ModelWeights {
+    /// Bytes held by all weight tensors (views of one storage are counted once per view).
+    pub fn nbytes(&self) -> usize {
+        let t = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let n = |n: &NormWeights| n.w.as_ref().map(t).unwrap_or(0) + n.b.as_ref().map(t).unwrap_or(0);
+        let mut total = t(&self.w_e) + self.w_pos.as_ref().map(t).unwrap_or(0) + n(&self.ln_final);
+        total += t(&self.w_u) + t(&self.b_u);
+        for b in &self.blocks {
+            total += n(&b.ln1) + n(&b.ln2) + t(&b.w_qkv) + t(&b.b_qkv) + t(&b.w_o) + t(&b.b_o);
+            if let Some(m) = &b.mlp {
+                total += t(&m.w_in) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,140 @@
+//! TL's weight processing (`load_and_process_state_dict`), on the compute layout.
+//! Each step is the same arithmetic as TL's, written for fused/2-D weights.
+
+use candle_core::{Tensor, D};
+
+use crate::error::Result;
+use crate::model::config::Config;
+use crate::model::weights::{ModelWeights, NormWeights};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessOptions {
+    pub fold_ln: bool,
+    pub center_writing_weights: bool,
+    pub center_unembed: bool,
+    pub fold_value_biases: bool,
+}
+
+impl ProcessOptions {
+    pub const NONE: ProcessOptions =
+        ProcessOptions { fold_ln: false, center_writing_weights: false, center_unembed: false, fold_value_biases: false };
+}
+
+/// Folds a norm's `w`/`b` into a matrix that reads its output: `w_read: [d_in, n]`,
+/// `b_read: [n]`. Returns the new pair; with `center`, columns are made mean-zero over `d_in`.
+fn fold_into(norm: &NormWeights, w_read: &Tensor, b_read: &Tensor, fold_bias: bool, center: bool) -> Result<(Tensor, Tensor)> {
+    let mut b = b_read.clone();
+    if let (true, Some(nb)) = (fold_bias, &norm.b) {
+        // b += sum_d W[d, :] * ln.b[d]
+        b = (b + w_read.broadcast_mul(&nb.unsqueeze(1)?)?.sum(0)?)?;
+    }
+    let mut w = match &norm.w {
+        Some(nw) => w_read.broadcast_mul(&nw.unsqueeze(1)?)?,
+        None => w_read.clone(),
+    };
+    if center {
+        w = w.broadcast_sub(&w.mean_keepdim(0)?)?;
+    }
+    Ok((w, b))
+}
+
+/// Fold LayerNorm (or RMSNorm: no bias folding, no centering) into the next weights.
+/// The config's normalization type becomes the `Pre` variant.
+pub fn fold_layer_norm(cfg: &mut Config, w: &mut ModelWeights) -> Result<()> {
+    let (fold_biases, center) = match cfg.normalization_type.as_deref() {
+        Some("LN") | Some("LNPre") => (true, true),
+        Some("RMS") | Some("RMSPre") => (false, false),
+        _ => return Ok(()),
+    };
+    for blk in &mut w.blocks {
+        let (wq, bq) = fold_into(&blk.ln1, &blk.w_qkv, &blk.b_qkv, fold_biases, center)?;
+        blk.w_qkv = wq;
+        blk.b_qkv = bq;
+        blk.ln1 = NormWeights::default();
+        if let Some(mlp) = &mut blk.mlp {
+            let (wi, bi) = fold_into(&blk.ln2, &mlp.w_in, &mlp.b_in, fold_biases, center)?;
+            mlp.w_in = wi;
+            mlp.b_in = bi;
+            blk.ln2 = NormWeights::default();
+        }
+    }
+    let fold_final_bias = fold_biases && !cfg.final_rms;
+    let (wu, bu) = fold_into(&w.ln_final, &w.w_u, &w.b_u, fold_final_bias, center)?;
+    w.w_u = wu;
+    w.b_u = bu;
+    w.ln_final = NormWeights::default();
+    cfg.normalization_type = Some(if fold_biases { "LNPre" } else { "RMSPre" }.into());
+    Ok(())
+}
+
+fn center_last(t: &Tensor) -> Result<Tensor> {
+    Ok(t.broadcast_sub(&t.mean_keepdim(D::Minus1)?)?)
+}
+
+/// Make every weight that writes to the residual stream mean-zero over d_model.
+pub fn center_writing_weights(cfg: &Config, w: &mut ModelWeights) -> Result<()> {
+    w.w_e = center_last(&w.w_e)?;
+    if cfg.positional_embedding_type != "rotary" {
+        if let Some(p) = &w.w_pos {
+            w.w_pos = Some(center_last(p)?);
+        }
+    }
+    for blk in &mut w.blocks {
+        blk.w_o = center_last(&blk.w_o)?;
+        blk.b_o = center_last(&blk.b_o)?;
+        if let Some(mlp) = &mut blk.mlp {
+            mlp.w_out = center_last(&mlp.w_out)?;
+            mlp.b_out = center_last(&mlp.b_out)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn center_unembed(w: &mut ModelWeights) -> Result<()> {
+    w.w_u = center_last(&w.w_u)?;
+    w.b_u = center_last(&w.b_u)?;
+    Ok(())
+}
+
+/// b_O += sum_h b_V[h] @ W_O[h]; b_V = 0.
+pub fn fold_value_biases(cfg: &Config, w: &mut ModelWeights) -> Result<()> {
+    let hd = cfg.n_heads * cfg.d_head;
+    for blk in &mut w.blocks {
+        let b_v = blk.b_qkv.narrow(0, 2 * hd, hd)?;
+        let fold = b_v.unsqueeze(0)?.matmul(&blk.w_o)?.squeeze(0)?;
+        blk.b_o = (&blk.b_o + fold)?;
+        let qk = blk.b_qkv.narrow(0, 0, 2 * hd)?;
+        blk.b_qkv = Tensor::cat(&[&qk, &b_v.zeros_like()?], 0)?;
+    }
+    Ok(())
+}
+
+/// Applies the requested steps in TL's order. Shortformer and soft-capped models skip the
+/// steps TL skips for them.
+pub fn process(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOptions) -> Result<()> {
+    let mut opts = opts;
+    if cfg.positional_embedding_type == "shortformer" {
+        opts.fold_ln = false;
+        opts.center_unembed = false;
+        opts.center_writing_weights = false;
+    }
+    if cfg.output_logits_soft_cap > 0.0 {
+        opts.center_unembed = false;
+    }
+    if opts.fold_ln && cfg.num_experts.map(|e| e > 1).unwrap_or(false) {
+        opts.fold_ln = false;
+    }
+    if opts.fold_ln {
+        fold_layer_norm(cfg, w)?;
+    }
+    if opts.center_writing_weights && matches!(cfg.normalization_type.as_deref(), Some("LN") | Some("LNPre")) && !cfg.final_rms {
+        center_writing_weights(cfg, w)?;
+    }
+    if opts.center_unembed {
+        center_unembed(w)?;
+    }
+    if opts.fold_value_biases {
+        fold_value_biases(cfg, w)?;
+    }
+    Ok(())
+}

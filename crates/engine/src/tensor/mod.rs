@@ -1,0 +1,3 @@
+//! Tensor helpers that candle lacks: TL-style indexing and functional slice assignment.
+pub mod index;
+pub mod ops;

@@ -1,0 +1,58 @@
+/** Stable error codes. Tests and callers match on `code`, never on message text. */
+export type ErrorCode =
+  | 'TL_UNKNOWN_MODEL'
+  | 'TL_MISSING_FILE'
+  | 'TL_MISSING_WEIGHT'
+  | 'TL_SHAPE_MISMATCH'
+  | 'TL_UNKNOWN_HOOK'
+  | 'TL_DTYPE'
+  | 'TL_CORRUPT_FILE'
+  | 'TL_UNSUPPORTED'
+  | 'TL_DISPOSED'
+  | 'TL_INVALID_ARGUMENT'
+  | 'TL_IO'
+  | 'TL_TOKENIZER'
+  | 'TL_HOOK'
+  | 'TL_ABORTED'
+  | 'TL_NETWORK'
+  | 'TL_INTERNAL'
+
+export class TransformerLensError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'TransformerLensError'
+    this.code = code
+  }
+}
+
+const NATIVE_CODE = /^(TL_[A-Z_]+)\|([\s\S]*)$/
+
+/** Converts an error thrown by the addon (`CODE|message`) into a TransformerLensError. */
+export function fromNative(err: unknown): unknown {
+  if (err instanceof TransformerLensError) return err
+  if (err instanceof Error) {
+    const m = NATIVE_CODE.exec(err.message)
+    if (m) return new TransformerLensError(m[1] as ErrorCode, m[2])
+  }
+  return err
+}
+
+/** Runs a native call, rethrowing its errors as TransformerLensError. */
+export function native<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+/** Awaits a native promise, rethrowing its errors as TransformerLensError. */
+export async function nativeAsync<T>(p: () => Promise<T>): Promise<T> {
+  try {
+    return await p()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}

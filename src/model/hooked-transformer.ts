@@ -1,0 +1,349 @@
+import { ActivationCache } from '../cache/activation-cache'
+import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
+import { FwdHook, HookFn, HookPoint, HookTarget } from '../hooks/hook-point'
+import { HookRegistry } from '../hooks/registry'
+import * as binding from '../native/binding'
+import { Tensor, wrapT } from '../tensor'
+import { resolveModel } from './loading'
+import { ForwardOptions, LoadOptions, opt } from './options'
+import { TokenizerView } from './tokenizer'
+
+const CACHE = 1
+const CALL_JS = 2
+
+export type Input = string | string[] | Tensor
+/** TL's `HookedTransformerConfig`, with TL's snake_case field names. */
+export type HookedTransformerConfig = Record<string, unknown> & {
+  n_layers: number
+  d_model: number
+  n_ctx: number
+  d_head: number
+  n_heads: number
+  d_vocab: number
+  model_name: string
+  normalization_type: string | null
+  default_prepend_bos: boolean
+}
+
+export type NamesFilter = string | readonly string[] | ((name: string) => boolean) | null | undefined
+
+export interface RunWithCacheOptions extends ForwardOptions {
+  namesFilter?: NamesFilter
+  removeBatchDim?: boolean
+}
+
+export interface RunWithHooksOptions extends ForwardOptions {
+  fwdHooks?: FwdHook[]
+  resetHooksEnd?: boolean
+}
+
+type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
+
+function filterFn(f: NamesFilter): (name: string) => boolean {
+  if (f == null) return () => true
+  if (typeof f === 'string') return (n) => n === f
+  if (typeof f === 'function') return f
+  if (Array.isArray(f)) {
+    const s = new Set(f)
+    return (n) => s.has(n)
+  }
+  throw new TransformerLensError('TL_INVALID_ARGUMENT', 'namesFilter must be a name, a list of names or a predicate')
+}
+
+/** A transformer with a hook point at every TL activation, running in Rust. */
+export class HookedTransformer {
+  #n: binding.NativeModel | null
+  #cfg: HookedTransformerConfig
+  #names: string[]
+  #index: Map<string, number>
+  #registry = new HookRegistry()
+  /** The tokenizer (null for models without one). */
+  readonly tokenizer: TokenizerView | null
+
+  private constructor(n: binding.NativeModel) {
+    this.#n = n
+    this.#cfg = JSON.parse(n.configJson())
+    this.#names = n.hookNames()
+    this.#index = new Map(this.#names.map((name, i) => [name, i]))
+    this.tokenizer = n.hasTokenizer() ? new TokenizerView(n) : null
+  }
+
+  /** Loads a model from the HF cache or a folder and processes its weights as TL does. */
+  static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
+    const device = opt(options, 'device', 'cpu')
+    if (device !== 'cpu') throw new TransformerLensError('TL_UNSUPPORTED', `device '${device}' is not available in this build (cpu only)`)
+    const { dir, officialName } = resolveModel(modelName, { revision: opt(options, 'revision', undefined), cacheDir: opt(options, 'cacheDir', undefined) })
+    const n = await nativeAsync(() =>
+      binding.loadModel({
+        dir,
+        officialName,
+        foldLn: opt(options, 'foldLn', true),
+        centerWritingWeights: opt(options, 'centerWritingWeights', true),
+        centerUnembed: opt(options, 'centerUnembed', true),
+        foldValueBiases: opt(options, 'foldValueBiases', true),
+        dtype: opt(options, 'dtype', 'float32'),
+        defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
+        firstNLayers: opt(options, 'firstNLayers', undefined),
+      }),
+    )
+    return new HookedTransformer(n)
+  }
+
+  /** `fromPretrained` with every weight-processing step off, as TL's. */
+  static async fromPretrainedNoProcessing(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
+    return HookedTransformer.fromPretrained(modelName, {
+      foldLn: false,
+      centerWritingWeights: false,
+      centerUnembed: false,
+      foldValueBiases: false,
+      ...options,
+    })
+  }
+
+  get #native(): binding.NativeModel {
+    if (this.#n === null) throw new TransformerLensError('TL_DISPOSED', 'this model was disposed')
+    return this.#n
+  }
+
+  /** TL's config (snake_case fields, as `model.cfg` in Python). */
+  get cfg(): HookedTransformerConfig {
+    return this.#cfg
+  }
+
+  /** Every hook point name, in firing order. */
+  hookNames(): string[] {
+    return [...this.#names]
+  }
+
+  /** TL's `hook_dict`: name → HookPoint. */
+  get hookDict(): Map<string, HookPoint> {
+    return new Map(this.#names.map((n) => [n, new HookPoint(n)]))
+  }
+
+  // ---- tokenization ----
+
+  /** TL's `to_tokens`: `[batch, pos]` int64. */
+  toTokens(input: string | string[], options: { prependBos?: boolean; paddingSide?: 'left' | 'right'; truncate?: boolean } = {}): Tensor {
+    if (this.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', 'this model has no tokenizer')
+    const prependBos = opt(options, 'prependBos', this.#cfg.default_prepend_bos)
+    const paddingSide = opt(options, 'paddingSide', this.tokenizer.paddingSide)
+    const truncate = opt(options, 'truncate', true)
+    const texts = typeof input === 'string' ? [input] : input
+    return wrapT(native(() => this.#native.toTokens(texts, prependBos, paddingSide === 'left', truncate ? this.#cfg.n_ctx : undefined)))
+  }
+
+  /** TL's `to_str_tokens` for a string or a 1-D/2-D (batch 1) token tensor. */
+  toStrTokens(input: string | Tensor, options: { prependBos?: boolean } = {}): string[] {
+    const tokens = typeof input === 'string' ? this.toTokens(input, options) : input
+    const flat = tokens.toArray()
+    if (tokens.ndim > 2 || (tokens.ndim === 2 && tokens.shape[0] !== 1)) {
+      throw new TransformerLensError('TL_SHAPE_MISMATCH', `toStrTokens takes one sequence, got shape [${tokens.shape}]`)
+    }
+    const n = this.#native
+    return Array.from(flat as ArrayLike<number | bigint>, (id) => native(() => n.decode([Number(id)], false)))
+  }
+
+  /** TL's `to_string`: decodes tokens (1-D → string, 2-D → one string per row). */
+  toString(tokens: Tensor | number[]): string | string[] {
+    if (Array.isArray(tokens)) return native(() => this.#native.decode(tokens, false))
+    const shape = tokens.shape
+    const flat = Array.from(tokens.toArray() as ArrayLike<number | bigint>, Number)
+    if (shape.length <= 1) return native(() => this.#native.decode(flat, false))
+    const w = shape[shape.length - 1]
+    const out: string[] = []
+    for (let i = 0; i < flat.length; i += w) out.push(native(() => this.#native.decode(flat.slice(i, i + w), false)))
+    return out
+  }
+
+  #tokens(input: Input, o: ForwardOptions | undefined): Tensor {
+    if (input instanceof Tensor) return input
+    if (typeof input === 'string' || Array.isArray(input)) {
+      return this.toTokens(input, { prependBos: opt(o, 'prependBos', undefined), paddingSide: opt(o, 'paddingSide', undefined) })
+    }
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', 'input must be a string, an array of strings or a Tensor of tokens')
+  }
+
+  // ---- hooks ----
+
+  /** TL's `add_hook`: a name or a name filter, and a hook function. */
+  addHook(name: HookTarget, hook: HookFn, options: { dir?: 'fwd' | 'bwd'; isPermanent?: boolean; prepend?: boolean } = {}): void {
+    if (opt(options, 'dir', 'fwd') !== 'fwd') throw new TransformerLensError('TL_UNSUPPORTED', 'backward hooks are not supported yet')
+    if (typeof name === 'string' && !this.#index.has(name)) throw new TransformerLensError('TL_UNKNOWN_HOOK', `unknown hook name '${name}'`)
+    this.#registry.add(name, hook, { permanent: opt(options, 'isPermanent', false), prepend: opt(options, 'prepend', false) })
+  }
+
+  /** TL's `reset_hooks`: removes temporary hooks (and permanent ones with `includingPermanent`). */
+  resetHooks(options: { includingPermanent?: boolean } = {}): void {
+    this.#registry.reset(opt(options, 'includingPermanent', false))
+  }
+
+  /** TL's `hooks()` context manager: hooks live for the duration of `fn`. */
+  async hooks<T>(options: { fwdHooks?: FwdHook[]; resetHooksEnd?: boolean }, fn: (model: this) => Promise<T> | T): Promise<T> {
+    for (const [t, h] of opt<FwdHook[]>(options, 'fwdHooks', [])) this.addHook(t, h)
+    try {
+      return await fn(this)
+    } finally {
+      if (opt(options, 'resetHooksEnd', true)) this.resetHooks()
+    }
+  }
+
+  // ---- running ----
+
+  async #run(input: Input, o: ForwardOptions | undefined, extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null) {
+    const n = this.#native
+    const returnType = opt<ForwardOptions['returnType']>(o, 'returnType', 'logits')
+    const startAtLayer = opt<number | undefined>(o, 'startAtLayer', undefined)
+    const stopAtLayer = opt<number | undefined>(o, 'stopAtLayer', undefined)
+    let x: Tensor
+    if (startAtLayer !== undefined && startAtLayer !== null) {
+      if (!(input instanceof Tensor)) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'with startAtLayer the input must be a residual-stream Tensor')
+      x = input
+    } else {
+      x = this.#tokens(input, o)
+    }
+    const perId = this.#registry.compile(this.#names, this.#index, extraHooks)
+    const flags = new Array<number>(this.#names.length).fill(0)
+    let anyJs = false
+    perId.forEach((fns, id) => {
+      if (fns.length > 0) {
+        flags[id] |= CALL_JS
+        anyJs = true
+      }
+    })
+    if (cacheFilter) this.#names.forEach((name, id) => (flags[id] |= cacheFilter(name) ? CACHE : 0))
+    const args = {
+      returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
+      lossPerToken: opt(o, 'lossPerToken', false),
+      startAtLayer: startAtLayer ?? undefined,
+      stopAtLayer: stopAtLayer ?? undefined,
+    }
+    const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
+    if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the run was aborted before it started')
+    let run: binding.NativeRun
+    if (anyJs) {
+      let hookError: unknown = undefined
+      const points = this.#names.map((name) => new HookPoint(name))
+      const dispatch = (id: number, t: binding.NativeTensor): binding.NativeTensor | undefined => {
+        let cur = wrapT(t)
+        let changed = false
+        try {
+          for (const fn of perId[id]) {
+            const r = fn(cur, points[id])
+            if (r === undefined || r === null) continue
+            if (!(r instanceof Tensor)) throw new TransformerLensError('TL_HOOK', `hook on '${this.#names[id]}' returned something that is not a Tensor`)
+            cur = r
+            changed = true
+          }
+        } catch (e) {
+          hookError = e
+          throw e
+        }
+        return changed ? cur.native : undefined
+      }
+      try {
+        run = n.forwardWithHooks(x.native, args, flags, dispatch)
+      } catch (e) {
+        throw hookError ?? fromNative(e)
+      }
+    } else {
+      const abort = signal ? new binding.NativeAbort() : undefined
+      const onAbort = () => abort?.abort()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      try {
+        run = await nativeAsync(() => n.forward(x.native, args, flags, abort))
+      } finally {
+        signal?.removeEventListener('abort', onAbort)
+      }
+    }
+    return { run, returnType, stopAtLayer }
+  }
+
+  #result(run: binding.NativeRun, returnType: ForwardOptions['returnType'], stopAtLayer: number | undefined): ForwardResult {
+    if (stopAtLayer !== undefined && stopAtLayer !== null) return wrapT(run.takeResidual()!)
+    const logits = run.takeLogits()
+    const loss = run.takeLoss()
+    if (returnType === null) return null
+    if (returnType === 'loss') return wrapT(loss!)
+    if (returnType === 'both') return { logits: wrapT(logits!), loss: wrapT(loss!) }
+    return wrapT(logits!)
+  }
+
+  #cache(run: binding.NativeRun): ActivationCache {
+    const ids = run.cacheIds()
+    const dict = new Map<string, Tensor>()
+    ids.forEach((id, i) => dict.set(this.#names[id], wrapT(run.takeCached(i)!)))
+    return new ActivationCache(dict, this.#cfg.n_layers)
+  }
+
+  /**
+   * TL's `forward`. Returns logits by default; with `returnType: 'loss'` the loss, with
+   * `'both'` `{ logits, loss }`, with `stopAtLayer` the residual stream, with null nothing.
+   */
+  async forward(input: Input, options?: ForwardOptions & { returnType?: 'logits' }): Promise<Tensor>
+  async forward(input: Input, options: ForwardOptions & { returnType: 'loss' }): Promise<Tensor>
+  async forward(input: Input, options: ForwardOptions & { returnType: 'both' }): Promise<{ logits: Tensor; loss: Tensor }>
+  async forward(input: Input, options?: ForwardOptions): Promise<ForwardResult>
+  async forward(input: Input, options?: ForwardOptions): Promise<ForwardResult> {
+    const { run, returnType, stopAtLayer } = await this.#run(input, options, [], null)
+    return this.#result(run, returnType, stopAtLayer)
+  }
+
+  /** TL's `run_with_cache`: `[output, cache]`; `namesFilter` picks what is kept. */
+  async runWithCache(input: Input, options: RunWithCacheOptions = {}): Promise<[Tensor, ActivationCache]> {
+    const filter = filterFn(opt<NamesFilter>(options, 'namesFilter', undefined))
+    const { run, returnType, stopAtLayer } = await this.#run(input, options, [], filter)
+    const out = this.#result(run, returnType, stopAtLayer)
+    const cache = this.#cache(run)
+    if (opt(options, 'removeBatchDim', false)) cache.removeBatchDim()
+    return [out as Tensor, cache]
+  }
+
+  /** TL's `run_with_hooks`: temporary hooks for one run. */
+  async runWithHooks(input: Input, options: RunWithHooksOptions = {}): Promise<ForwardResult> {
+    const hooks = opt<FwdHook[]>(options, 'fwdHooks', [])
+    for (const [t] of hooks) {
+      if (typeof t === 'string' && !this.#index.has(t)) throw new TransformerLensError('TL_UNKNOWN_HOOK', `unknown hook name '${t}'`)
+    }
+    try {
+      const { run, returnType, stopAtLayer } = await this.#run(input, options, hooks, null)
+      return this.#result(run, returnType, stopAtLayer)
+    } finally {
+      if (opt(options, 'resetHooksEnd', true)) this.resetHooks()
+    }
+  }
+
+  // ---- weights and flags ----
+
+  /** TL's `state_dict()`: keys and layouts as TL (`blocks.0.attn.W_Q: [n_heads, d_model, d_head]`). */
+  stateDict(): Map<string, Tensor> {
+    return new Map(native(() => this.#native.stateDict()).map((e) => [e.name, wrapT(e.tensor)]))
+  }
+
+  #setFlag(name: string, value: boolean): void {
+    native(() => this.#native.setFlag(name, value))
+    this.#cfg = JSON.parse(this.#native.configJson())
+    this.#names = this.#native.hookNames()
+    this.#index = new Map(this.#names.map((n, i) => [n, i]))
+  }
+  setUseAttnResult(v: boolean): void {
+    this.#setFlag('use_attn_result', v)
+  }
+  setUseSplitQkvInput(v: boolean): void {
+    this.#setFlag('use_split_qkv_input', v)
+  }
+  setUseHookMlpIn(v: boolean): void {
+    this.#setFlag('use_hook_mlp_in', v)
+  }
+  setUseAttnIn(v: boolean): void {
+    this.#setFlag('use_attn_in', v)
+  }
+
+  /** Frees the weights now. Using the model afterwards throws TL_DISPOSED. */
+  dispose(): void {
+    this.#n?.dispose()
+    this.#n = null
+  }
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+}

@@ -1,0 +1,46 @@
+/** Reads an option by its camelCase name or TL's snake_case name. */
+export function opt<T>(o: object | undefined, camel: string, fallback: T): T {
+  if (!o) return fallback
+  const r = o as Record<string, unknown>
+  if (r[camel] !== undefined) return r[camel] as T
+  const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+  if (r[snake] !== undefined) return r[snake] as T
+  return fallback
+}
+
+export type ReturnType = 'logits' | 'loss' | 'both' | null
+
+export interface ForwardOptions {
+  /** 'logits' (default), 'loss', 'both' or null. TL: `return_type`. */
+  returnType?: ReturnType
+  /** Per-token loss `[batch, pos - 1]` instead of the mean. TL: `loss_per_token`. */
+  lossPerToken?: boolean
+  /** Prepend BOS to string input (default: cfg.default_prepend_bos). TL: `prepend_bos`. */
+  prependBos?: boolean
+  /** Padding side for a batch of strings. TL: `padding_side`. */
+  paddingSide?: 'left' | 'right'
+  /** Run blocks from this layer on; the input is then a residual stream. TL: `start_at_layer`. */
+  startAtLayer?: number
+  /** Stop before this block and return the residual stream. TL: `stop_at_layer`. */
+  stopAtLayer?: number
+  /** Tokens for the loss when the input is a residual stream (with startAtLayer). */
+  tokens?: unknown
+  /** Cancels the run between blocks. */
+  signal?: AbortSignal
+}
+
+export interface LoadOptions {
+  foldLn?: boolean
+  centerWritingWeights?: boolean
+  centerUnembed?: boolean
+  foldValueBiases?: boolean
+  /** 'float32' (default), 'float64', 'float16', 'bfloat16'. */
+  dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'
+  defaultPrependBos?: boolean
+  firstNLayers?: number
+  /** Branch, tag or commit in the HF cache (default 'main'). */
+  revision?: string
+  /** Overrides the HF hub cache folder. */
+  cacheDir?: string
+  device?: 'cpu'
+}

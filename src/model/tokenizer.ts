@@ -1,0 +1,34 @@
+import { native } from '../errors'
+import * as binding from '../native/binding'
+
+/** Read-only facts about a model's tokenizer (ids and TL's BOS/padding conventions). */
+export class TokenizerView {
+  readonly bosTokenId: number | null
+  readonly eosTokenId: number | null
+  readonly padTokenId: number | null
+  /** `len(tokenizer.encode("")) > 0`: the tokenizer adds BOS itself. */
+  readonly prependsBos: boolean
+  paddingSide: 'left' | 'right'
+  readonly vocabSize: number
+  #n: binding.NativeModel
+
+  /** @internal */
+  constructor(n: binding.NativeModel) {
+    this.#n = n
+    const info = JSON.parse(native(() => n.tokenizerInfo()))
+    this.bosTokenId = info.bosTokenId
+    this.eosTokenId = info.eosTokenId
+    this.padTokenId = info.padTokenId
+    this.prependsBos = info.prependsBos
+    this.paddingSide = info.paddingSideLeft ? 'left' : 'right'
+    this.vocabSize = info.vocabSize
+  }
+
+  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    return native(() => this.#n.encode(text, options.addSpecialTokens ?? true))
+  }
+
+  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    return native(() => this.#n.decode([...ids], options.skipSpecialTokens ?? false))
+  }
+}

@@ -1,0 +1,320 @@
+//! `NativeModel`: a loaded model (weights, hook table, tokenizer) and its runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tl_engine::candle_core::{Device, Tensor};
+use tl_engine::load::model::{load_from_dir, LoadOptions};
+use tl_engine::load::tokenizer::Tokenizer;
+use tl_engine::model::state_dict::state_dict;
+use tl_engine::model::transformer::{ForwardInput, HookedModel};
+use tl_engine::process::ProcessOptions;
+use tl_engine::tensor::ops;
+use tl_engine::{Error, ErrorCode};
+
+use crate::errors::{guard, invalid, to_napi, IntoNapi};
+use crate::run::{options, ForwardArgs, NativeRun, PlanSink};
+use crate::tensor::{wrap, NativeTensor};
+
+#[napi(object)]
+pub struct LoadArgs {
+    pub dir: String,
+    pub official_name: String,
+    pub fold_ln: bool,
+    pub center_writing_weights: bool,
+    pub center_unembed: bool,
+    pub fold_value_biases: bool,
+    pub dtype: String,
+    pub default_prepend_bos: Option<bool>,
+    pub first_n_layers: Option<u32>,
+}
+
+pub struct LoadTask {
+    dir: String,
+    opts: LoadOptions,
+}
+
+impl Task for LoadTask {
+    type Output = (HookedModel, Option<Tokenizer>);
+    type JsValue = NativeModel;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard(|| {
+            let l = load_from_dir(std::path::Path::new(&self.dir), &self.opts).napi()?;
+            Ok((l.model, l.tokenizer))
+        })
+    }
+
+    fn resolve(&mut self, env: Env, (model, tok): Self::Output) -> Result<NativeModel> {
+        let bytes = model.weights.nbytes() as i64;
+        env.adjust_external_memory(bytes)?;
+        Ok(NativeModel { model: Some(Arc::new(model)), tokenizer: tok.map(Arc::new), bytes })
+    }
+}
+
+#[napi(ts_return_type = "Promise<NativeModel>")]
+pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
+    guard(|| {
+        let dtype = ops::parse_dtype(&args.dtype).napi()?;
+        if !dtype.is_float() {
+            return Err(to_napi(Error::dtype(format!("a model dtype must be a float type, got '{}'", args.dtype))));
+        }
+        let opts = LoadOptions {
+            official_name: args.official_name,
+            process: ProcessOptions {
+                fold_ln: args.fold_ln,
+                center_writing_weights: args.center_writing_weights,
+                center_unembed: args.center_unembed,
+                fold_value_biases: args.fold_value_biases,
+            },
+            dtype,
+            device: Device::Cpu,
+            default_prepend_bos: args.default_prepend_bos,
+            first_n_layers: args.first_n_layers.map(|n| n as usize),
+        };
+        Ok(AsyncTask::new(LoadTask { dir: args.dir, opts }))
+    })
+}
+
+/// Cancels a run between blocks.
+#[napi]
+pub struct NativeAbort {
+    flag: Arc<AtomicBool>,
+}
+
+#[napi]
+impl NativeAbort {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        NativeAbort { flag: Arc::new(AtomicBool::new(false)) }
+    }
+    #[napi]
+    pub fn abort(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Default for NativeAbort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct ForwardTask {
+    model: Arc<HookedModel>,
+    input: Tensor,
+    args: ForwardArgs,
+    flags: Vec<u8>,
+    abort: Option<Arc<AtomicBool>>,
+}
+
+fn run_forward<'a>(
+    model: &HookedModel,
+    input: &Tensor,
+    args: &ForwardArgs,
+    flags: &'a [u8],
+    abort: Option<&AtomicBool>,
+    js: Option<&'a mut dyn FnMut(u32, &Tensor) -> tl_engine::Result<Option<Tensor>>>,
+) -> Result<NativeRun> {
+    let mut opts = options(args)?;
+    opts.abort = abort;
+    let input = if opts.start_at_layer.is_some() { ForwardInput::Residual(input.clone()) } else { ForwardInput::Tokens(input.clone()) };
+    let mut sink = PlanSink::new(flags);
+    sink.js = js;
+    let out = model.forward(input, &opts, &mut sink).napi()?;
+    let cache = std::mem::take(&mut sink.cache);
+    Ok(NativeRun::new(out, cache))
+}
+
+impl Task for ForwardTask {
+    type Output = NativeRun;
+    type JsValue = NativeRun;
+
+    fn compute(&mut self) -> Result<NativeRun> {
+        guard(|| run_forward(&self.model, &self.input, &self.args, &self.flags, self.abort.as_deref(), None))
+    }
+
+    fn resolve(&mut self, _env: Env, out: NativeRun) -> Result<NativeRun> {
+        Ok(out)
+    }
+}
+
+#[napi]
+pub struct NativeModel {
+    model: Option<Arc<HookedModel>>,
+    tokenizer: Option<Arc<Tokenizer>>,
+    bytes: i64,
+}
+
+fn disposed() -> napi::Error {
+    to_napi(Error::new(ErrorCode::Disposed, "this model was disposed"))
+}
+
+impl NativeModel {
+    fn m(&self) -> Result<&Arc<HookedModel>> {
+        self.model.as_ref().ok_or_else(disposed)
+    }
+    fn tok(&self) -> Result<&Arc<Tokenizer>> {
+        self.m()?;
+        self.tokenizer
+            .as_ref()
+            .ok_or_else(|| to_napi(Error::new(ErrorCode::Tokenizer, "this model has no tokenizer: pass token tensors instead of strings")))
+    }
+}
+
+#[napi]
+impl NativeModel {
+    /// TL's `cfg.to_dict()` as JSON.
+    #[napi]
+    pub fn config_json(&self) -> Result<String> {
+        Ok(self.m()?.cfg().to_json())
+    }
+
+    /// Every hook point name, in firing order; the index is the hook id plans use.
+    #[napi]
+    pub fn hook_names(&self) -> Result<Vec<String>> {
+        Ok(self.m()?.hooks.names().to_vec())
+    }
+
+    /// Turns one of TL's `use_*` flags on or off (`set_use_attn_result`, ...).
+    #[napi]
+    pub fn set_flag(&mut self, name: String, value: bool) -> Result<()> {
+        guard(|| {
+            let m = self.m()?;
+            let mut next = HookedModel { arch: m.arch.clone(), weights: m.weights.clone(), hooks: m.hooks.clone(), device: m.device.clone() };
+            next.set_flag(&name, value).napi()?;
+            self.model = Some(Arc::new(next));
+            Ok(())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<NativeRun>")]
+    pub fn forward(&self, input: &NativeTensor, args: ForwardArgs, flags: Vec<u8>, abort: Option<&NativeAbort>) -> Result<AsyncTask<ForwardTask>> {
+        guard(|| {
+            options(&args)?;
+            Ok(AsyncTask::new(ForwardTask {
+                model: self.m()?.clone(),
+                input: input.tensor()?.clone(),
+                args,
+                flags,
+                abort: abort.map(|a| a.flag.clone()),
+            }))
+        })
+    }
+
+    /// The forward on the JS thread, calling `hook(id, tensor)` at every hook point flagged
+    /// CALL_JS; the hook returns a replacement NativeTensor or undefined.
+    #[napi]
+    pub fn forward_with_hooks(
+        &self,
+        env: Env,
+        input: &NativeTensor,
+        args: ForwardArgs,
+        flags: Vec<u8>,
+        hook: Function<FnArgs<(u32, NativeTensor)>, Unknown>,
+    ) -> Result<NativeRun> {
+        guard(|| {
+            let model = self.m()?.clone();
+            let input = input.tensor()?.clone();
+            let mut call = |id: u32, t: &Tensor| -> tl_engine::Result<Option<Tensor>> {
+                let arg = wrap(&env, t.clone()).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+                let ret = hook.call(FnArgs::from((id, arg))).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+                let ty = ret.get_type().map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+                if matches!(ty, ValueType::Undefined | ValueType::Null) {
+                    return Ok(None);
+                }
+                let inst = unsafe { ClassInstance::<NativeTensor>::from_napi_value(env.raw(), ret.raw()) }
+                    .map_err(|_| Error::new(ErrorCode::Hook, "a hook must return a Tensor or nothing"))?;
+                let t = inst.tensor().map_err(|e| Error::new(ErrorCode::Disposed, e.reason.clone()))?.clone();
+                Ok(Some(t))
+            };
+            run_forward(&model, &input, &args, &flags, None, Some(&mut call))
+        })
+    }
+
+    /// TL's state dict: keys in TL's order, tensors in TL's layouts.
+    #[napi]
+    pub fn state_dict(&self, env: Env) -> Result<Vec<NamedTensor>> {
+        guard(|| {
+            let m = self.m()?;
+            let sd = state_dict(m.cfg(), m.arch.norm, &m.weights).napi()?;
+            sd.into_iter().map(|(name, t)| Ok(NamedTensor { name, tensor: wrap(&env, t)? })).collect()
+        })
+    }
+
+    // ---- tokenizer ----
+
+    #[napi]
+    pub fn has_tokenizer(&self) -> bool {
+        self.tokenizer.is_some()
+    }
+
+    #[napi]
+    pub fn to_tokens(&self, env: Env, texts: Vec<String>, prepend_bos: bool, padding_left: bool, max_len: Option<u32>) -> Result<NativeTensor> {
+        guard(|| {
+            let t = self.tok()?.to_tokens(&texts, prepend_bos, padding_left, max_len.map(|m| m as usize), &Device::Cpu).napi()?;
+            wrap(&env, t)
+        })
+    }
+
+    #[napi]
+    pub fn encode(&self, text: String, add_special_tokens: bool) -> Result<Vec<u32>> {
+        guard(|| self.tok()?.encode_one(&text, add_special_tokens).napi())
+    }
+
+    #[napi]
+    pub fn decode(&self, ids: Vec<u32>, skip_special_tokens: bool) -> Result<String> {
+        guard(|| self.tok()?.decode(&ids, skip_special_tokens).napi())
+    }
+
+    #[napi]
+    pub fn token_to_id(&self, token: String) -> Result<Option<u32>> {
+        Ok(self.tok()?.token_to_id(&token))
+    }
+
+    /// `{bos, eos, pad}` ids and strings, `prependsBos`, `paddingSide`.
+    #[napi]
+    pub fn tokenizer_info(&self) -> Result<String> {
+        let t = self.tok()?;
+        Ok(serde_json_lite(&[
+            ("bosTokenId", t.bos_token_id.map(|v| v.to_string())),
+            ("eosTokenId", t.eos_token_id.map(|v| v.to_string())),
+            ("padTokenId", t.pad_token_id.map(|v| v.to_string())),
+            ("prependsBos", Some(t.prepends_bos.to_string())),
+            ("paddingSideLeft", Some(t.padding_side_left.to_string())),
+            ("vocabSize", Some(t.vocab_size().to_string())),
+        ]))
+    }
+
+    #[napi]
+    pub fn dispose(&mut self, env: Env) -> Result<()> {
+        if self.model.take().is_some() && self.bytes > 0 {
+            env.adjust_external_memory(-self.bytes)?;
+        }
+        self.tokenizer = None;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.model.is_none()
+    }
+}
+
+fn serde_json_lite(fields: &[(&str, Option<String>)]) -> String {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{}", v.as_deref().unwrap_or("null"))).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct NamedTensor {
+    pub name: String,
+    pub tensor: NativeTensor,
+}
+
+#[allow(dead_code)]
+fn _unused() -> napi::Error {
+    invalid("")
+}

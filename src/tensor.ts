@@ -1,0 +1,369 @@
+import { native, TransformerLensError } from './errors'
+import * as binding from './native/binding'
+
+type NativeTensor = binding.NativeTensor
+
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'uint32' | 'uint8'
+export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array
+/** One entry of a TL-style index: `null` = all (`:`), an int collapses the dim, `[start, end]` keeps it. */
+export type IndexEntry = number | null | [number | null, number | null]
+export type NestedList = number | NestedList[]
+
+interface ReduceOptions {
+  keepdim?: boolean
+}
+
+const DTYPES: readonly string[] = ['float32', 'float16', 'bfloat16', 'float64', 'int64', 'int32', 'uint32', 'uint8']
+
+function indexSpec(index: readonly IndexEntry[]): binding.IndexSpec[] {
+  return index.map((e) => {
+    if (e === null || e === undefined) return { kind: 'all' }
+    if (typeof e === 'number') {
+      if (!Number.isInteger(e)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `index ${e} is not an integer`)
+      return { kind: 'at', at: e }
+    }
+    if (Array.isArray(e) && e.length === 2) {
+      return { kind: 'range', start: e[0] ?? undefined, end: e[1] ?? undefined }
+    }
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', `bad index entry ${JSON.stringify(e)}: use null, an int or [start, end]`)
+  })
+}
+
+function dimsArg(dim: number | readonly number[] | undefined): number[] {
+  if (dim === undefined) return []
+  return typeof dim === 'number' ? [dim] : [...dim]
+}
+
+/**
+ * A tensor held natively (candle). Data is copied into JS only by `toArray()` / `toList()` /
+ * `item()`. Call `dispose()` (or use `using`) to free memory before the garbage collector does.
+ */
+export class Tensor {
+  #n: NativeTensor | null
+
+  /** @internal */
+  constructor(n: NativeTensor) {
+    this.#n = n
+  }
+
+  /** @internal */
+  get native(): NativeTensor {
+    if (this.#n === null || this.#n.disposed) throw new TransformerLensError('TL_DISPOSED', 'this tensor was disposed')
+    return this.#n
+  }
+
+  // ---- construction ----
+
+  /** A tensor from a typed array (copied once). Float32Array → float32, BigInt64Array → int64, ... */
+  static from(data: TypedArray | number[], shape?: readonly number[], dtype?: DType): Tensor {
+    const shp = shape ? [...shape] : [data.length]
+    let t: Tensor
+    if (Array.isArray(data)) t = wrapT(native(() => binding.tensorFromF64(new Float64Array(data), shp))).to(dtype ?? 'float32')
+    else if (data instanceof Float32Array) t = wrapT(native(() => binding.tensorFromF32(data, shp)))
+    else if (data instanceof Float64Array) t = wrapT(native(() => binding.tensorFromF64(data, shp)))
+    else if (data instanceof BigInt64Array) t = wrapT(native(() => binding.tensorFromI64(data, shp)))
+    else if (data instanceof Int32Array) t = wrapT(native(() => binding.tensorFromI32(data, shp)))
+    else if (data instanceof Uint8Array) t = wrapT(native(() => binding.tensorFromU8(data, shp)))
+    else throw new TransformerLensError('TL_DTYPE', 'Tensor.from takes a Float32Array, Float64Array, BigInt64Array, Int32Array, Uint8Array or number[]')
+    return dtype && dtype !== t.dtype ? t.to(dtype) : t
+  }
+
+  static full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
+    return wrapT(native(() => binding.tensorFull([...shape], value, dtype)))
+  }
+  static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+    return Tensor.full(shape, 0, dtype)
+  }
+  static ones(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+    return Tensor.full(shape, 1, dtype)
+  }
+  /** `arange(end)` or `arange(start, end, step)`; int64 for integer arguments, as torch. */
+  static arange(start: number, end?: number, step = 1, dtype?: DType): Tensor {
+    const [s, e] = end === undefined ? [0, start] : [start, end]
+    const dt = dtype ?? ([s, e, step].every(Number.isInteger) ? 'int64' : 'float32')
+    return wrapT(native(() => binding.tensorArange(s, e, step, dt)))
+  }
+  static cat(tensors: readonly Tensor[], dim = 0): Tensor {
+    return wrapT(native(() => binding.tensorCat(tensors.map((t) => t.native), dim, false)))
+  }
+  static stack(tensors: readonly Tensor[], dim = 0): Tensor {
+    return wrapT(native(() => binding.tensorCat(tensors.map((t) => t.native), dim, true)))
+  }
+
+  // ---- metadata ----
+
+  get shape(): number[] {
+    return native(() => this.native.shape)
+  }
+  get dtype(): DType {
+    return native(() => this.native.dtype) as DType
+  }
+  get device(): string {
+    return native(() => this.native.device)
+  }
+  get ndim(): number {
+    return this.shape.length
+  }
+  numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1)
+  }
+  /** `size()` is the shape; `size(d)` one dim (negative counts from the end). */
+  size(dim?: number): number | number[] {
+    const s = this.shape
+    if (dim === undefined) return s
+    const d = dim < 0 ? dim + s.length : dim
+    if (d < 0 || d >= s.length) throw new TransformerLensError('TL_SHAPE_MISMATCH', `dim ${dim} is out of range for shape [${s}]`)
+    return s[d]
+  }
+  get disposed(): boolean {
+    return this.#n === null || this.#n.disposed
+  }
+
+  // ---- data out ----
+
+  /** A flat row-major copy. Float32Array for float32/float16/bfloat16, BigInt64Array for int64. */
+  toArray(): TypedArray {
+    return native(() => this.native.toArray()) as TypedArray
+  }
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.numel() !== 1) throw new TransformerLensError('TL_SHAPE_MISMATCH', `item() needs one element, the shape is [${this.shape}]`)
+    const v = this.toArray()[0]
+    return typeof v === 'bigint' ? Number(v) : v
+  }
+  /** Nested arrays of numbers (int64 values become numbers). */
+  toList(): NestedList {
+    const flat = this.toArray()
+    const shape = this.shape
+    const num = (i: number) => {
+      const v = flat[i]
+      return typeof v === 'bigint' ? Number(v) : v
+    }
+    if (shape.length === 0) return num(0)
+    const build = (d: number, offset: number): NestedList[] => {
+      const stride = shape.slice(d + 1).reduce((a, b) => a * b, 1)
+      const out: NestedList[] = []
+      for (let i = 0; i < shape[d]; i++) out.push(d === shape.length - 1 ? num(offset + i) : build(d + 1, offset + i * stride))
+      return out
+    }
+    return build(0, 0)
+  }
+
+  // ---- elementwise ----
+
+  #bin(op: string, other: Tensor | number): Tensor {
+    if (typeof other === 'number') return wrapT(native(() => this.native.scalar(op, other)))
+    return wrapT(native(() => this.native.binary(op, other.native)))
+  }
+  add(o: Tensor | number): Tensor {
+    return this.#bin('add', o)
+  }
+  sub(o: Tensor | number): Tensor {
+    return this.#bin('sub', o)
+  }
+  mul(o: Tensor | number): Tensor {
+    return this.#bin('mul', o)
+  }
+  div(o: Tensor | number): Tensor {
+    return this.#bin('div', o)
+  }
+  pow(o: Tensor | number): Tensor {
+    return this.#bin('pow', o)
+  }
+  maximum(o: Tensor | number): Tensor {
+    return this.#bin('maximum', o)
+  }
+  minimum(o: Tensor | number): Tensor {
+    return this.#bin('minimum', o)
+  }
+  eq(o: Tensor | number): Tensor {
+    return this.#bin('eq', o)
+  }
+  ne(o: Tensor | number): Tensor {
+    return this.#bin('ne', o)
+  }
+  lt(o: Tensor | number): Tensor {
+    return this.#bin('lt', o)
+  }
+  le(o: Tensor | number): Tensor {
+    return this.#bin('le', o)
+  }
+  gt(o: Tensor | number): Tensor {
+    return this.#bin('gt', o)
+  }
+  ge(o: Tensor | number): Tensor {
+    return this.#bin('ge', o)
+  }
+  /** torch.matmul semantics (batched, broadcasting, 1-D operands). */
+  matmul(o: Tensor): Tensor {
+    return this.#bin('matmul', o)
+  }
+  #un(op: string): Tensor {
+    return wrapT(native(() => this.native.unary(op)))
+  }
+  neg(): Tensor {
+    return this.#un('neg')
+  }
+  abs(): Tensor {
+    return this.#un('abs')
+  }
+  exp(): Tensor {
+    return this.#un('exp')
+  }
+  log(): Tensor {
+    return this.#un('log')
+  }
+  sqrt(): Tensor {
+    return this.#un('sqrt')
+  }
+  square(): Tensor {
+    return this.#un('square')
+  }
+  tanh(): Tensor {
+    return this.#un('tanh')
+  }
+  sin(): Tensor {
+    return this.#un('sin')
+  }
+  cos(): Tensor {
+    return this.#un('cos')
+  }
+  relu(): Tensor {
+    return this.#un('relu')
+  }
+  sigmoid(): Tensor {
+    return this.#un('sigmoid')
+  }
+  isnan(): Tensor {
+    return this.#un('isnan')
+  }
+  /** `cond.where(a, b)`: `a` where this tensor is non-zero, else `b` (broadcasting). */
+  where(onTrue: Tensor | number, onFalse: Tensor | number): Tensor {
+    const asT = (v: Tensor | number) => (typeof v === 'number' ? Tensor.full([], v, typeof onTrue === 'number' ? 'float32' : onTrue.dtype) : v)
+    return wrapT(native(() => this.native.whereCond(asT(onTrue).native, asT(onFalse).native)))
+  }
+
+  // ---- reductions ----
+
+  #red(op: string, dim: number | readonly number[] | undefined, o?: ReduceOptions): Tensor {
+    return wrapT(native(() => this.native.reduce(op, dimsArg(dim), o?.keepdim ?? false)))
+  }
+  sum(dim?: number | readonly number[], o?: ReduceOptions): Tensor {
+    return this.#red('sum', dim, o)
+  }
+  mean(dim?: number | readonly number[], o?: ReduceOptions): Tensor {
+    return this.#red('mean', dim, o)
+  }
+  /** Max values along `dim` (or of all elements). */
+  max(dim?: number, o?: ReduceOptions): Tensor {
+    return this.#red('max', dim, o)
+  }
+  min(dim?: number, o?: ReduceOptions): Tensor {
+    return this.#red('min', dim, o)
+  }
+  argmax(dim?: number, o?: ReduceOptions): Tensor {
+    return this.#red('argmax', dim, o)
+  }
+  argmin(dim?: number, o?: ReduceOptions): Tensor {
+    return this.#red('argmin', dim, o)
+  }
+  /** Unbiased variance, as torch.var. */
+  var(dim?: number | readonly number[], o?: ReduceOptions): Tensor {
+    return this.#red('var', dim, o)
+  }
+  std(dim?: number | readonly number[], o?: ReduceOptions): Tensor {
+    return this.#red('std', dim, o)
+  }
+  softmax(dim = -1): Tensor {
+    return wrapT(native(() => this.native.softmax(dim, false)))
+  }
+  logSoftmax(dim = -1): Tensor {
+    return wrapT(native(() => this.native.softmax(dim, true)))
+  }
+  /** p-norm over `dim` (all elements by default), as torch.linalg.vector_norm. */
+  norm(o: { p?: number; dim?: number | readonly number[]; keepdim?: boolean } = {}): Tensor {
+    return wrapT(native(() => this.native.norm(o.p ?? 2, dimsArg(o.dim), o.keepdim ?? false)))
+  }
+  /** `[values, indices]` of the k largest (or smallest) along `dim`. */
+  topk(k: number, o: { dim?: number; largest?: boolean } = {}): [Tensor, Tensor] {
+    const [v, i] = native(() => this.native.topk(k, o.dim ?? -1, o.largest ?? true))
+    return [wrapT(v), wrapT(i)]
+  }
+
+  // ---- shape ----
+
+  reshape(...shape: number[] | [readonly number[]]): Tensor {
+    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as number[]
+    return wrapT(native(() => this.native.reshape(s)))
+  }
+  view(...shape: number[]): Tensor {
+    return this.reshape(...shape)
+  }
+  flatten(): Tensor {
+    return this.reshape(-1)
+  }
+  permute(...dims: number[] | [readonly number[]]): Tensor {
+    const d = (Array.isArray(dims[0]) ? dims[0] : dims) as number[]
+    return wrapT(native(() => this.native.permute(d)))
+  }
+  transpose(a: number, b: number): Tensor {
+    return wrapT(native(() => this.native.transpose(a, b)))
+  }
+  /** The transpose of the last two dims. */
+  get T(): Tensor {
+    return this.transpose(-2, -1)
+  }
+  unsqueeze(dim: number): Tensor {
+    return wrapT(native(() => this.native.unsqueeze(dim)))
+  }
+  squeeze(dim?: number): Tensor {
+    return wrapT(native(() => this.native.squeeze(dim)))
+  }
+
+  // ---- indexing ----
+
+  /** TL-style indexing over leading dims: `t.get(0, null, [1, 3])` ≙ `t[0, :, 1:3]`. */
+  get(...index: IndexEntry[]): Tensor {
+    return wrapT(native(() => this.native.index(indexSpec(index))))
+  }
+  /** A copy with `t[index] = value`: `z.sliceAssign([null, null, 3], 0)` ≙ `z[:, :, 3] = 0`. */
+  sliceAssign(index: readonly IndexEntry[], value: Tensor | number): Tensor {
+    const v = typeof value === 'number' ? Tensor.full([], value, this.dtype) : value
+    return wrapT(native(() => this.native.sliceAssign(indexSpec(index), v.native)))
+  }
+  indexSelect(dim: number, indices: Tensor): Tensor {
+    return wrapT(native(() => this.native.indexSelect(dim, indices.native)))
+  }
+  gather(dim: number, indices: Tensor): Tensor {
+    return wrapT(native(() => this.native.gather(dim, indices.native)))
+  }
+
+  // ---- conversion and lifetime ----
+
+  to(dtype: DType): Tensor {
+    if (!DTYPES.includes(dtype)) throw new TransformerLensError('TL_DTYPE', `unknown dtype '${dtype}'`)
+    return wrapT(native(() => this.native.toDtype(dtype)))
+  }
+  float(): Tensor {
+    return this.to('float32')
+  }
+  clone(): Tensor {
+    return wrapT(native(() => this.native.cloneTensor()))
+  }
+  /** Frees the native memory now. Using the tensor afterwards throws TL_DISPOSED. */
+  dispose(): void {
+    this.#n?.dispose()
+    this.#n = null
+  }
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+  toString(): string {
+    return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape}], dtype=${this.dtype})`
+  }
+}
+
+/** @internal Wraps a native tensor. */
+export function wrapT(n: NativeTensor): Tensor {
+  return new Tensor(n)
+}
