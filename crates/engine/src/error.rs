@@ -92,7 +92,11 @@ impl std::error::Error for Error {}
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
         use candle_core::Error as C;
-        let code = match &e {
+        let mut inner = &e;
+        while let C::WithBacktrace { inner: i, .. } | C::Context { inner: i, .. } | C::WithPath { inner: i, .. } = inner {
+            inner = i;
+        }
+        let code = match inner {
             C::ShapeMismatchBinaryOp { .. }
             | C::ShapeMismatchCat { .. }
             | C::ShapeMismatch { .. }
@@ -101,14 +105,15 @@ impl From<candle_core::Error> for Error {
             | C::DimOutOfRange { .. }
             | C::NarrowInvalidArgs { .. }
             | C::MatMulUnexpectedStriding(_)
-            | C::BroadcastIncompatibleShapes { .. } => ErrorCode::ShapeMismatch,
+            | C::BroadcastIncompatibleShapes { .. }
+            | C::ShapeMismatchSplit { .. } => ErrorCode::ShapeMismatch,
             C::DTypeMismatchBinaryOp { .. } | C::UnsupportedDTypeForOp(..) => ErrorCode::DType,
             C::Io(_) => ErrorCode::Io,
             C::SafeTensor(_) => ErrorCode::CorruptFile,
             _ => ErrorCode::Internal,
         };
         // candle's messages carry backtraces when RUST_BACKTRACE is set: keep the first line.
-        let msg = e.to_string();
+        let msg = inner.to_string();
         let first = msg.lines().next().unwrap_or("").to_string();
         Error::new(code, first)
     }

@@ -1,0 +1,40 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import { readSafetensors, Golden } from './safetensors'
+
+export const FIXTURES = path.join(__dirname, '..', 'fixtures')
+export const HUB = path.join(FIXTURES, 'hub')
+
+/** Points the library at the fabricated HF cache; never touches the network. */
+export function useFixtureHub(): void {
+  process.env.HF_HUB_CACHE = HUB
+  process.env.HF_HUB_OFFLINE = '1'
+}
+
+export const MODELS = ['gpt2', 'distilgpt2', 'stanford-crfm/alias-gpt2-small-x21'] as const
+
+export function slug(model: string): string {
+  return model.replace('/', '__')
+}
+
+export interface GoldenSet {
+  json: any
+  tensors: Map<string, Golden>
+}
+
+const loaded = new Map<string, GoldenSet>()
+
+/** `golden/{slug}/{name}.json` + `.safetensors`. */
+export function golden(model: string, name: string): GoldenSet {
+  const key = `${model}/${name}`
+  const hit = loaded.get(key)
+  if (hit) return hit
+  const dir = path.join(FIXTURES, 'golden', slug(model))
+  const set = {
+    json: JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), 'utf8')),
+    tensors: readSafetensors(path.join(dir, `${name}.safetensors`)),
+  }
+  loaded.set(key, set)
+  return set
+}

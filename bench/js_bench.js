@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+'use strict'
+// transformer-lens (Node) timings on the benchmark checkpoint (see bench/README.md).
+//
+// Usage:  HF_HUB_CACHE=bench/.out/hub node bench/js_bench.js [--reps N] [--load-reps N]
+//
+// Prints progress on stderr and one JSON object on the last stdout line.
+// Internal modes (child processes): --child load | --child rss.
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const MODEL = process.env.BENCH_MODEL || 'gpt2'
+const SEED_VOCAB = 512 // the fixture tokenizer's vocab; ids stay below it
+
+const log = (...a) => console.error('[js]', ...a)
+const now = () => Number(process.hrtime.bigint()) / 1e6 // ms
+
+// BENCH_LIB overrides the library entry point (default: the built dist/index.js).
+const LIB = path.resolve(process.env.BENCH_LIB || path.join(__dirname, '..', 'dist', 'index.js'))
+function lib() {
+  return require(LIB)
+}
+
+// Fixed pseudo-random ids in [0, 512): same LCG as tl_bench.py.
+function tokenIds(n, seed = 0) {
+  const out = new BigInt64Array(n)
+  let x = (BigInt(seed) * 7919n + 12345n) & 0xffffffffn
+  for (let i = 0; i < n; i++) {
+    x = (1103515245n * x + 12345n) & 0x7fffffffn
+    out[i] = (x >> 8n) % BigInt(SEED_VOCAB)
+  }
+  return out
+}
+
+function tokens(Tensor, n, seed = 0) {
+  return Tensor.from(tokenIds(n, seed), [1, n])
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+function disposeAll(x) {
+  if (x == null) return
+  if (Array.isArray(x)) return x.forEach(disposeAll)
+  if (typeof x.dispose === 'function') x.dispose()
+}
+
+function cacheSize(cache) {
+  if (cache == null) return null
+  if (typeof cache.size === 'number') return cache.size
+  if (typeof cache.keys === 'function') return [...cache.keys()].length
+  if (typeof cache.length === 'number') return cache.length
+  return null
+}
+
+async function load() {
+  const { HookedTransformer } = lib()
+  return HookedTransformer.fromPretrained(MODEL)
+}
+
+async function child(mode) {
+  let t0 = now()
+  const { Tensor } = lib()
+  const importMs = now() - t0
+  t0 = now()
+  const model = await load()
+  const out = { import_ms: importMs, load_ms: now() - t0 }
+  if (mode === 'rss') {
+    const toks = tokens(Tensor, 128)
+    const [logits, cache] = await model.runWithCache(toks)
+    out.n_cached = cacheSize(cache)
+    out.maxrss_kib = process.resourceUsage().maxRSS
+    disposeAll(logits)
+    disposeAll(cache)
+    toks.dispose()
+  }
+  model.dispose()
+  console.log(JSON.stringify(out))
+}
+
+function runChild(mode) {
+  const r = spawnSync(process.execPath, [__filename, '--child', mode], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  if (r.status !== 0) {
+    throw new Error(`child ${mode} failed (${r.status ?? r.signal}):\n${(r.stderr || '').slice(-4000)}`)
+  }
+  const lines = r.stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1])
+}
+
+async function bench(fn, reps, warmup = 2) {
+  for (let i = 0; i < warmup; i++) await fn()
+  const ts = []
+  for (let i = 0; i < reps; i++) {
+    const t0 = now()
+    await fn()
+    ts.push(now() - t0)
+  }
+  return { median_ms: median(ts), min_ms: Math.min(...ts), runs_ms: ts.map((t) => +t.toFixed(2)) }
+}
+
+// Read the checkpoint once so every load (ours and Python's) starts from a warm page cache.
+function warmPageCache() {
+  const hub = process.env.HF_HUB_CACHE
+  if (!hub) return
+  try {
+    const repo = path.join(hub, `models--${MODEL.replace(/\//g, '--')}`)
+    const rev = fs.readFileSync(path.join(repo, 'refs', 'main'), 'utf8').trim()
+    const file = path.join(repo, 'snapshots', rev, 'model.safetensors')
+    const fd = fs.openSync(file, 'r')
+    const buf = Buffer.allocUnsafe(64 << 20)
+    while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+    fs.closeSync(fd)
+  } catch {
+    // best effort
+  }
+}
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name)
+  return i >= 0 ? process.argv[i + 1] : dflt
+}
+
+async function main() {
+  const mode = arg('--child')
+  if (mode) return child(mode)
+  const reps = +arg('--reps', process.env.BENCH_REPS || 7)
+  const loadReps = +arg('--load-reps', process.env.BENCH_LOAD_REPS || 3)
+
+  const pkg = require(path.join(__dirname, '..', 'package.json'))
+  const result = {
+    impl: 'transformer-lens-node',
+    versions: { node: process.version, 'transformer-lens': pkg.version, napi: process.versions.napi },
+    reps,
+  }
+
+  warmPageCache()
+  const loads = []
+  for (let i = 0; i < loadReps; i++) {
+    const r = runChild('load')
+    log(`load ${i + 1}/${loadReps}: ${(r.load_ms / 1000).toFixed(2)}s (require ${(r.import_ms / 1000).toFixed(2)}s)`)
+    loads.push(r)
+  }
+  result.load = {
+    median_ms: median(loads.map((r) => r.load_ms)),
+    runs_ms: loads.map((r) => +r.load_ms.toFixed(1)),
+    import_median_ms: median(loads.map((r) => r.import_ms)),
+  }
+
+  const { Tensor } = lib()
+  const model = await load()
+  const t128 = tokens(Tensor, 128)
+  const t1024 = tokens(Tensor, 1024, 1)
+
+  const fwd = (t) => async () => disposeAll(await model.forward(t))
+  result.forward_128 = await bench(fwd(t128), reps)
+  log(`forward 1x128: ${result.forward_128.median_ms.toFixed(1)} ms`)
+  result.forward_1024 = await bench(fwd(t1024), Math.max(3, reps - 2))
+  log(`forward 1x1024: ${result.forward_1024.median_ms.toFixed(1)} ms`)
+
+  result.run_with_cache_128 = await bench(async () => {
+    const [logits, cache] = await model.runWithCache(t128)
+    disposeAll(logits)
+    disposeAll(cache)
+  }, reps)
+  log(`runWithCache 1x128: ${result.run_with_cache_128.median_ms.toFixed(1)} ms`)
+
+  const nLayers = model.cfg?.n_layers ?? model.cfg?.nLayers ?? 12
+  const noop = (_t, _hook) => undefined
+  const fwdHooks = []
+  for (let l = 0; l < nLayers; l++) fwdHooks.push([`blocks.${l}.hook_resid_post`, noop])
+  const hooked = async () => disposeAll(await model.runWithHooks(t128, { fwdHooks }))
+  const plain = fwd(t128)
+  // Interleave plain and hooked runs so drift affects both alike.
+  for (let i = 0; i < 2; i++) {
+    await plain()
+    await hooked()
+  }
+  const tp = []
+  const th = []
+  for (let i = 0; i < reps; i++) {
+    let t0 = now()
+    await plain()
+    tp.push(now() - t0)
+    t0 = now()
+    await hooked()
+    th.push(now() - t0)
+  }
+  result.hooks_12_noop_128 = {
+    n_hooks: fwdHooks.length,
+    plain_median_ms: median(tp),
+    hooked_median_ms: median(th),
+    overhead_ms: median(th) - median(tp),
+  }
+  log(`12 no-op hooks overhead: ${result.hooks_12_noop_128.overhead_ms.toFixed(2)} ms`)
+  t128.dispose()
+  t1024.dispose()
+  model.dispose()
+
+  const r = runChild('rss')
+  result.peak_rss = { kib: r.maxrss_kib, mib: r.maxrss_kib / 1024, n_cached: r.n_cached }
+  log(`peak RSS (load + runWithCache 1x128): ${result.peak_rss.mib.toFixed(0)} MiB`)
+  console.log(JSON.stringify(result))
+}
+
+main().catch((e) => {
+  console.error(e && e.stack ? e.stack : e)
+  process.exit(1)
+})

@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+'use strict'
+// `npm run bench`: times transformer-lens (Node) against Python TransformerLens on a
+// GPT-2-small-shaped random checkpoint and prints a markdown table. See bench/README.md.
+//
+// Env: TL_PYTHON (Python with transformer-lens; default /work/pyenv/venv/bin/python if
+// present, else python3), BENCH_HUB (checkpoint cache dir; default bench/.out/hub),
+// BENCH_REPS (timed runs per measurement, default 7), BENCH_LOAD_REPS (default 3),
+// BENCH_SKIP_PYTHON=1 (our column only).
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const ROOT = path.resolve(__dirname, '..')
+const HUB = path.resolve(process.env.BENCH_HUB || path.join(__dirname, '.out', 'hub'))
+const DEFAULT_VENV = '/work/pyenv/venv/bin/python'
+const PYTHON = process.env.TL_PYTHON || (fs.existsSync(DEFAULT_VENV) ? DEFAULT_VENV : 'python3')
+const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+
+const env = {
+  ...process.env,
+  HF_HUB_CACHE: HUB,
+  HF_HUB_OFFLINE: '1',
+  TRANSFORMERS_OFFLINE: '1',
+  HF_HUB_DISABLE_TELEMETRY: '1',
+  TOKENIZERS_PARALLELISM: 'false',
+}
+
+function checkpointReady() {
+  try {
+    const repo = path.join(HUB, 'models--gpt2')
+    const rev = fs.readFileSync(path.join(repo, 'refs', 'main'), 'utf8').trim()
+    return CHECKPOINT_FILES.every((f) => fs.existsSync(path.join(repo, 'snapshots', rev, f)))
+  } catch {
+    return false
+  }
+}
+
+function pythonHas(modules) {
+  const r = spawnSync(PYTHON, ['-c', `import ${modules}`], { env, encoding: 'utf8' })
+  return r.status === 0
+}
+
+// Runs a bench script; stderr (progress) streams through, the last stdout line is its JSON.
+function runBench(cmd, args) {
+  const t0 = Date.now()
+  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 })
+  const secs = ((Date.now() - t0) / 1000).toFixed(0)
+  if (r.error) return { error: `${cmd}: ${r.error.message}` }
+  if (r.status !== 0) return { error: `${path.basename(args[0])} exited with ${r.status ?? r.signal} after ${secs}s` }
+  const lines = (r.stdout || '').trim().split('\n')
+  try {
+    const out = JSON.parse(lines[lines.length - 1])
+    out.wall_s = +secs
+    return out
+  } catch {
+    return { error: `${path.basename(args[0])} printed no JSON result` }
+  }
+}
+
+function machine() {
+  let cpu = os.cpus()[0]?.model || 'unknown'
+  try {
+    const m = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m)
+    if (m) cpu = m[1].trim()
+  } catch {}
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
+  return { cpu, cores, memGiB: os.totalmem() / 2 ** 30, platform: `${os.platform()} ${os.release()} ${os.arch()}` }
+}
+
+const fmtMs = (ms) => (ms == null || Number.isNaN(ms) ? 'n/a' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`)
+const fmtMiB = (mib) => (mib == null ? 'n/a' : `${mib.toFixed(0)} MiB`)
+const ratio = (theirs, ours) => (theirs > 0 && ours > 0 ? `${(theirs / ours).toFixed(2)}×` : 'n/a')
+
+function main() {
+  const m = machine()
+  console.log(`# transformer-lens (Node) vs Python TransformerLens`)
+  console.log()
+  console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB.toFixed(0)} GiB RAM, ${m.platform}`)
+
+  const lib = path.resolve(process.env.BENCH_LIB || path.join(ROOT, 'dist', 'index.js'))
+  if (!fs.existsSync(lib)) {
+    console.error(`${path.relative(ROOT, lib)} is missing: run \`npm run build\` first.`)
+    process.exit(1)
+  }
+
+  if (!checkpointReady()) {
+    console.error(`[bench] making the GPT-2-small-shaped random checkpoint in ${HUB} with ${PYTHON}`)
+    if (!pythonHas('torch, transformers')) {
+      console.error(`[bench] ${PYTHON} cannot import torch and transformers, which make_checkpoint.py needs.`)
+      console.error('[bench] Set TL_PYTHON to a Python with scripts/reference/requirements.txt installed.')
+      process.exit(1)
+    }
+    const r = spawnSync(PYTHON, [path.join(__dirname, 'make_checkpoint.py'), HUB], { env, stdio: 'inherit' })
+    if (r.status !== 0 || !checkpointReady()) {
+      console.error('[bench] make_checkpoint.py failed')
+      process.exit(1)
+    }
+  }
+
+  console.error('[bench] transformer-lens (Node) ...')
+  const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')])
+  if (ours.error) {
+    console.error(`[bench] ${ours.error}`)
+    process.exit(1)
+  }
+
+  let tl = null
+  let tlMissing = null
+  if (process.env.BENCH_SKIP_PYTHON === '1') tlMissing = 'skipped (BENCH_SKIP_PYTHON=1)'
+  else if (!pythonHas('transformer_lens, torch')) tlMissing = `${PYTHON} cannot import transformer_lens`
+  else {
+    console.error('[bench] Python TransformerLens ...')
+    tl = runBench(PYTHON, [path.join(__dirname, 'tl_bench.py')])
+    if (tl.error) {
+      tlMissing = tl.error
+      tl = null
+    }
+  }
+
+  const v = ours.versions
+  const versions = [`node ${v.node}`, `transformer-lens (Node) ${v['transformer-lens']}`]
+  if (tl) {
+    const pv = tl.versions
+    versions.push(`Python ${pv.python}`, `TransformerLens ${pv.transformer_lens}`, `torch ${pv.torch} (${tl.threads} threads)`, `transformers ${pv.transformers}`)
+  }
+  console.log(`Versions: ${versions.join(', ')}`)
+  console.log(
+    `Model: GPT-2 small shape (12 layers, d_model 768, vocab 50257), random weights, float32, CPU; ` +
+      `median of ${ours.reps} runs after 2 warm-ups (1×1024: ${Math.max(3, ours.reps - 2)}), load: median of 3 fresh processes.`,
+  )
+  console.log()
+
+  const rows = [
+    ['load (`fromPretrained` / `from_pretrained`)', (r) => r.load.median_ms, fmtMs],
+    ['forward 1×128', (r) => r.forward_128.median_ms, fmtMs],
+    ['forward 1×1024', (r) => r.forward_1024.median_ms, fmtMs],
+    ['runWithCache 1×128 (all hooks)', (r) => r.run_with_cache_128.median_ms, fmtMs],
+    ['12 no-op hooks, overhead at 1×128', (r) => r.hooks_12_noop_128.overhead_ms, fmtMs],
+    ['peak RSS (load + runWithCache 1×128)', (r) => r.peak_rss.mib, fmtMiB],
+  ]
+  if (tl) {
+    console.log('| | transformer-lens (Node) | Python TL | ratio (TL / ours) |')
+    console.log('|---|---:|---:|---:|')
+    for (const [name, get, fmt] of rows) console.log(`| ${name} | ${fmt(get(ours))} | ${fmt(get(tl))} | ${ratio(get(tl), get(ours))} |`)
+    console.log()
+    console.log('ratio = Python TL / transformer-lens (Node): above 1 means the Node library is faster (or, for RSS, smaller).')
+    const h = (r) => r.hooks_12_noop_128
+    console.log(
+      `Hook overhead = median(run with 12 no-op hooks on blocks.*.hook_resid_post) − median(plain forward), interleaved: ` +
+        `ours ${fmtMs(h(ours).hooked_median_ms)} − ${fmtMs(h(ours).plain_median_ms)}, ` +
+        `TL ${fmtMs(h(tl).hooked_median_ms)} − ${fmtMs(h(tl).plain_median_ms)}; a few ms is within noise.`,
+    )
+  } else {
+    console.log(`Python TransformerLens unavailable: ${tlMissing}. Our column only.`)
+    console.log()
+    console.log('| | transformer-lens (Node) |')
+    console.log('|---|---:|')
+    for (const [name, get, fmt] of rows) console.log(`| ${name} | ${fmt(get(ours))} |`)
+  }
+  const n = (r) => r.peak_rss.n_cached
+  if (n(ours) != null || (tl && n(tl) != null)) {
+    console.log(`Cached activations in the RSS run: ours ${n(ours) ?? '?'}${tl ? `, TL ${n(tl)}` : ''}.`)
+  }
+  console.log(`Bench wall time: ours ${ours.wall_s}s${tl ? `, TL ${tl.wall_s}s` : ''}.`)
+}
+
+main()
