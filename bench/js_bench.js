@@ -180,9 +180,10 @@ async function main() {
     await plain()
     await hooked()
   }
+  const pairs = 2 * reps - 1
   const tp = []
   const th = []
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < pairs; i++) {
     let t0 = now()
     await plain()
     tp.push(now() - t0)
@@ -192,9 +193,11 @@ async function main() {
   }
   result.hooks_12_noop_128 = {
     n_hooks: fwdHooks.length,
+    pairs,
     plain_median_ms: median(tp),
     hooked_median_ms: median(th),
-    overhead_ms: median(th) - median(tp),
+    // median of the per-pair differences: steadier than a difference of medians
+    overhead_ms: median(th.map((t, i) => t - tp[i])),
   }
   log(`12 no-op hooks overhead: ${result.hooks_12_noop_128.overhead_ms.toFixed(2)} ms`)
   t128.dispose()

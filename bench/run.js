@@ -149,9 +149,9 @@ function main() {
     console.log('ratio = Python TL / transformer-lens (Node): above 1 means the Node library is faster (or, for RSS, smaller).')
     const h = (r) => r.hooks_12_noop_128
     console.log(
-      `Hook overhead = median(run with 12 no-op hooks on blocks.*.hook_resid_post) − median(plain forward), interleaved: ` +
-        `ours ${fmtMs(h(ours).hooked_median_ms)} − ${fmtMs(h(ours).plain_median_ms)}, ` +
-        `TL ${fmtMs(h(tl).hooked_median_ms)} − ${fmtMs(h(tl).plain_median_ms)}; a few ms is within noise.`,
+      `Hook overhead = median over ${h(ours).pairs} back-to-back pairs of (run with 12 no-op hooks on blocks.*.hook_resid_post − plain forward); ` +
+        `medians hooked / plain: ours ${fmtMs(h(ours).hooked_median_ms)} / ${fmtMs(h(ours).plain_median_ms)}, ` +
+        `TL ${fmtMs(h(tl).hooked_median_ms)} / ${fmtMs(h(tl).plain_median_ms)}. It is small next to the run-to-run noise of a forward.`,
     )
   } else {
     console.log(`Python TransformerLens unavailable: ${tlMissing}. Our column only.`)
@@ -160,6 +160,8 @@ function main() {
     console.log('|---|---:|')
     for (const [name, get, fmt] of rows) console.log(`| ${name} | ${fmt(get(ours))} |`)
   }
+  const imp = (r) => fmtMs(r.load.import_median_ms)
+  console.log(`Not in "load": \`require('transformer-lens')\` ${imp(ours)}${tl ? `; \`import transformer_lens\` (with torch) ${imp(tl)}` : ''}.`)
   const n = (r) => r.peak_rss.n_cached
   if (n(ours) != null || (tl && n(tl) != null)) {
     console.log(`Cached activations in the RSS run: ours ${n(ours) ?? '?'}${tl ? `, TL ${n(tl)}` : ''}.`)

@@ -169,7 +169,8 @@ def main():
         for _ in range(2):
             model(t128)
             model.run_with_hooks(t128, fwd_hooks=hooks)
-        for _ in range(args.reps):
+        pairs = 2 * args.reps - 1
+        for _ in range(pairs):
             t0 = time.perf_counter()
             model(t128)
             plain.append((time.perf_counter() - t0) * 1000)
@@ -178,9 +179,11 @@ def main():
             hooked.append((time.perf_counter() - t0) * 1000)
         result["hooks_12_noop_128"] = {
             "n_hooks": len(hooks),
+            "pairs": pairs,
             "plain_median_ms": statistics.median(plain),
             "hooked_median_ms": statistics.median(hooked),
-            "overhead_ms": statistics.median(hooked) - statistics.median(plain),
+            # median of the per-pair differences: steadier than a difference of medians
+            "overhead_ms": statistics.median(h - p for h, p in zip(hooked, plain)),
         }
         log(f"12 no-op hooks overhead: {result['hooks_12_noop_128']['overhead_ms']:.2f} ms")
         del model
