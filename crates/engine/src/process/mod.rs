@@ -25,15 +25,18 @@ impl ProcessOptions {
 fn fold_into(norm: &NormWeights, w_read: &Tensor, b_read: &Tensor, fold_bias: bool, center: bool) -> Result<(Tensor, Tensor)> {
     let mut b = b_read.clone();
     if let (true, Some(nb)) = (fold_bias, &norm.b) {
-        // b += sum_d W[d, :] * ln.b[d]
-        b = (b + w_read.broadcast_mul(&nb.unsqueeze(1)?)?.sum(0)?)?;
+        // b += sum_d W[d, :] * ln.b[d], as one matrix-vector product
+        b = (b + nb.unsqueeze(0)?.matmul(w_read)?.squeeze(0)?)?;
     }
     let mut w = match &norm.w {
         Some(nw) => w_read.broadcast_mul(&nw.unsqueeze(1)?)?,
         None => w_read.clone(),
     };
     if center {
-        w = w.broadcast_sub(&w.mean_keepdim(0)?)?;
+        // Column means over d_in, as a matmul (a strided reduction over dim 0 is slow in candle).
+        let d_in = w.dim(0)?;
+        let avg = Tensor::full(1.0 / d_in as f64, (1, d_in), w.device())?.to_dtype(w.dtype())?;
+        w = w.broadcast_sub(&avg.matmul(&w)?)?;
     }
     Ok((w, b))
 }
