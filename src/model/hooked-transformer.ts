@@ -54,18 +54,25 @@ function filterFn(f: NamesFilter): (name: string) => boolean {
 export class HookedTransformer {
   #n: binding.NativeModel | null
   #cfg: HookedTransformerConfig
-  #names: string[]
-  #index: Map<string, number>
+  #names: string[] = []
+  #index = new Map<string, number>()
+  #points: HookPoint[] = []
   #registry = new HookRegistry()
   /** The tokenizer (null for models without one). */
   readonly tokenizer: TokenizerView | null
 
   private constructor(n: binding.NativeModel) {
     this.#n = n
-    this.#cfg = JSON.parse(n.configJson())
+    this.#cfg = this.#refresh(n)
+    this.tokenizer = n.hasTokenizer() ? new TokenizerView(n) : null
+  }
+
+  /** Re-reads the config and hook table (after load, and after a `use_*` flag changed). */
+  #refresh(n: binding.NativeModel): HookedTransformerConfig {
     this.#names = n.hookNames()
     this.#index = new Map(this.#names.map((name, i) => [name, i]))
-    this.tokenizer = n.hasTokenizer() ? new TokenizerView(n) : null
+    this.#points = this.#names.map((name) => new HookPoint(name))
+    return JSON.parse(n.configJson())
   }
 
   /** Loads a model from the HF cache or a folder and processes its weights as TL does. */
@@ -117,7 +124,7 @@ export class HookedTransformer {
 
   /** TL's `hook_dict`: name → HookPoint. */
   get hookDict(): Map<string, HookPoint> {
-    return new Map(this.#names.map((n) => [n, new HookPoint(n)]))
+    return new Map(this.#names.map((n, i) => [n, this.#points[i]]))
   }
 
   // ---- tokenization ----
@@ -222,7 +229,7 @@ export class HookedTransformer {
     let run: binding.NativeRun
     if (anyJs) {
       let hookError: unknown = undefined
-      const points = this.#names.map((name) => new HookPoint(name))
+      const points = this.#points
       const dispatch = (id: number, t: binding.NativeTensor): binding.NativeTensor | undefined => {
         let cur = wrapT(t)
         let changed = false
@@ -301,9 +308,6 @@ export class HookedTransformer {
   /** TL's `run_with_hooks`: temporary hooks for one run. */
   async runWithHooks(input: Input, options: RunWithHooksOptions = {}): Promise<ForwardResult> {
     const hooks = opt<FwdHook[]>(options, 'fwdHooks', [])
-    for (const [t] of hooks) {
-      if (typeof t === 'string' && !this.#index.has(t)) throw new TransformerLensError('TL_UNKNOWN_HOOK', `unknown hook name '${t}'`)
-    }
     try {
       const { run, returnType, stopAtLayer } = await this.#run(input, options, hooks, null)
       return this.#result(run, returnType, stopAtLayer)
@@ -321,9 +325,7 @@ export class HookedTransformer {
 
   #setFlag(name: string, value: boolean): void {
     native(() => this.#native.setFlag(name, value))
-    this.#cfg = JSON.parse(this.#native.configJson())
-    this.#names = this.#native.hookNames()
-    this.#index = new Map(this.#names.map((n, i) => [n, i]))
+    this.#cfg = this.#refresh(this.#native)
   }
   setUseAttnResult(v: boolean): void {
     this.#setFlag('use_attn_result', v)

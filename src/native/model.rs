@@ -14,7 +14,7 @@ use tl_engine::process::ProcessOptions;
 use tl_engine::tensor::ops;
 use tl_engine::{Error, ErrorCode};
 
-use crate::errors::{guard, invalid, to_napi, IntoNapi};
+use crate::errors::{guard, to_napi, IntoNapi};
 use crate::run::{options, ForwardArgs, NativeRun, PlanSink};
 use crate::tensor::{wrap, NativeTensor};
 
@@ -182,8 +182,7 @@ impl NativeModel {
     #[napi]
     pub fn set_flag(&mut self, name: String, value: bool) -> Result<()> {
         guard(|| {
-            let m = self.m()?;
-            let mut next = HookedModel { arch: m.arch.clone(), weights: m.weights.clone(), hooks: m.hooks.clone(), device: m.device.clone() };
+            let mut next = HookedModel::clone(self.m()?);
             next.set_flag(&name, value).napi()?;
             self.model = Some(Arc::new(next));
             Ok(())
@@ -312,9 +311,4 @@ fn serde_json_lite(fields: &[(&str, Option<String>)]) -> String {
 pub struct NamedTensor {
     pub name: String,
     pub tensor: NativeTensor,
-}
-
-#[allow(dead_code)]
-fn _unused() -> napi::Error {
-    invalid("")
 }

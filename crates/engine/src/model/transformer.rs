@@ -86,6 +86,8 @@ pub struct ForwardOutput {
     pub residual: Option<Tensor>,
 }
 
+/// Cloning shares the weight storage (candle tensors are reference-counted).
+#[derive(Clone)]
 pub struct HookedModel {
     pub arch: Arch,
     pub weights: ModelWeights,
