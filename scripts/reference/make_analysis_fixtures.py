@@ -6,7 +6,8 @@ Usage (from anywhere, after make_fixtures.py has written the tiny checkpoints):
 
 Loads the fabricated `gpt2` checkpoint from __test__/fixtures/hub with TL (offline), and writes
     __test__/fixtures/golden/analysis/{cache,weights,utils}.{json,safetensors}
-Existing fixtures are read, never rewritten.
+Existing fixtures are read, never rewritten. (make_fixtures.py's main() clears golden/, this folder
+included: run this script again after it.)
 
 Each JSON holds a list of cases that the TS tests replay. Arguments are written the way the TS
 API takes them, with TL's snake_case option names (which the TS API accepts too):
@@ -411,13 +412,16 @@ def utils_cases(models, rec, meta):
     arange = torch.arange(4 * 10, dtype=torch.float32).reshape(4, 10)
     rec.tensors["slice.input"] = arange
     slice_cases = [3, -1, [2, 7], [None, 5], [1, None, 3], [-4, None], [None, None, 2], {"indices": [0, 9, 3]},
-                   {"indices": [-1, 2]}, None, [8, 2], [None, -2, 4]]
+                   {"indices": [-1, 2]}, None, [8, 2], [None, -2, 4], [None, None, -3], [7, 2, -2]]
     slices = []
     for i, s in enumerate(slice_cases):
         sl = utils.Slice(to_py(s))
         entry = {"input": s, "mode": sl.mode, "indices_10": [int(v) for v in sl.indices(10)]}
         if sl.mode == "int":
             entry["indices_none"] = [int(v) for v in sl.indices()]
+        if sl.mode == "slice" and (sl.slice.step or 1) < 0:
+            slices.append(entry)  # torch cannot apply a negative step; numpy's indices() can
+            continue
         for dim in (-1, 1) if i % 2 else (-1,):
             rec.add(f"slice.{i}.dim{dim}", sl.apply(arange, dim=dim), {"fn": "Slice.apply", "slice": s, "dim": dim})
         if sl.mode != "array" and (sl.mode != "int" or abs(sl.slice) < 4):

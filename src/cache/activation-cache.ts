@@ -1,5 +1,6 @@
 import { TransformerLensError } from '../errors'
 import type { HookedTransformer } from '../model/hooked-transformer'
+import type { TokensArg } from '../model/weights'
 import { Tensor } from '../tensor'
 import { getActName } from '../utils/act-name'
 import { Slice, SliceInput } from '../utils/slice'
@@ -7,7 +8,6 @@ import { ApplyLnOptions, applyLnToStack } from './apply-ln'
 import { WithLabels } from './common'
 import * as components from './components'
 import * as residual from './residual'
-import type { TokensArg } from '../model/weights'
 
 /**
  * Activations of one run, by TL hook name, in firing order (TL's `ActivationCache`). Tensors stay
@@ -15,8 +15,10 @@ import type { TokensArg } from '../model/weights'
  * `cache.get('pattern', 0)`, `cache.get('resid_post', -1)`, `cache.get('embed')`.
  *
  * Access and batch handling live here; the residual-stream analysis (`accumulatedResid`,
- * `decomposeResid`, `applyLnToStack`, `logitAttrs`, `getFullResidDecomposition`) is in
- * ./residual.ts and the per-head / per-neuron stacks in ./components.ts.
+ * `decomposeResid`, `logitAttrs`, `getFullResidDecomposition`) is in ./residual.ts, LayerNorm
+ * scaling (`applyLnToStack`) in ./apply-ln.ts and the per-head / per-neuron stacks in
+ * ./components.ts. Options take camelCase or TL's snake_case names; with `returnLabels` a
+ * method returns `[tensor, labels]`, as TL returns a tuple.
  *
  * Every tensor a method returns is new and the caller's to dispose; `get` returns the cached
  * tensor itself (disposing it removes it from use, as the cache owns it).

@@ -1,7 +1,8 @@
 /**
  * The residual stream, from an ActivationCache: accumulated (logit lens), decomposed into
  * components, projected on token directions. TL's `ActivationCache.accumulated_resid`,
- * `decompose_resid`, `logit_attrs` and `get_full_resid_decomposition`, with TL's semantics (quirks noted where they are kept).
+ * `decompose_resid`, `logit_attrs` and `get_full_resid_decomposition`, with TL's semantics
+ * (quirks noted where they are kept).
  */
 import { TransformerLensError } from '../errors'
 import { accumulatedBias, tokensTensor, tokensToResidualDirections, TokensArg } from '../model/weights'
@@ -86,6 +87,7 @@ export function accumulatedResid<O extends AccumulatedResidOptions>(cache: Activ
     }
   }
   const stack = stackPositions(parts, pos, 'accumulatedResid')
+  // As TL, every stream in the stack is scaled by the one LayerNorm scale of `layer`'s input.
   const out = maybeApplyLn(cache, stack, opt(o, 'applyLn', false), { layer, posSlice: pos, mlpInput })
   return labelled<O>(out, labels, opt(o, 'returnLabels', false))
 }
@@ -95,6 +97,7 @@ export function decomposeResid<O extends DecomposeResidOptions>(cache: Activatio
   const cfg = cache.model.cfg
   const layer = resolveLayer(opt<number | null>(o, 'layer', null), cfg.n_layers)
   const mode = opt<string>(o, 'mode', 'all')
+  // TL does not check: any other mode behaves as 'all'. Here it is an error.
   if (!['all', 'mlp', 'attn'].includes(mode)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `mode must be 'all', 'mlp' or 'attn', not '${mode}'`)
   const mlpInput = opt(o, 'mlpInput', false)
   const inclAttn = mode !== 'mlp'

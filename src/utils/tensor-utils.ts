@@ -6,7 +6,7 @@ export function getCorner(tensor: Tensor, n = 3): Tensor {
   return tensor.get(...tensor.shape.map((): [number | null, number | null] => [null, n]))
 }
 
-/** Drops the first dim if it has size 1, else returns the tensor as it is (TL's `remove_batch_dim`). */
+/** Drops the first dim if it has size 1, else the tensor unchanged (as a new handle). TL's `remove_batch_dim`. */
 export function removeBatchDim(tensor: Tensor): Tensor {
   return tensor.shape[0] === 1 ? tensor.squeeze(0) : tensor.get()
 }
