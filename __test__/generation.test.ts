@@ -117,7 +117,7 @@ for (const model of MODELS) {
       const p = g.json.prompts[i]
       const kv = await m.generate(p, { maxNewTokens: g.json.new_tokens, doSample: false, stopAtEos: false, returnType: 'tokens' })
       t.deepEqual(kv.toList(), ids(g.tensors.get(`gen${i}.kv`)), `prompt ${i} (kv)`)
-      const nokv = await m.generate(p, { max_new_tokens: g.json.new_tokens, do_sample: false, stop_at_eos: false, use_past_kv_cache: false, return_type: 'tokens' } as any)
+      const nokv = await m.generate(p, { max_new_tokens: g.json.new_tokens, do_sample: false, stop_at_eos: false, use_past_kv_cache: false, return_type: 'tokens' } as any) as unknown as Tensor
       t.deepEqual(nokv.toList(), ids(g.tensors.get(`gen${i}.nokv`)), `prompt ${i} (no kv)`)
     }
     const s = await m.generate(g.json.prompts[0], { maxNewTokens: g.json.new_tokens, doSample: false, stopAtEos: false })
