@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod generate;
+pub mod kernels;
 pub mod families;
 pub mod load;
 pub mod model;

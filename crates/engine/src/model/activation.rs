@@ -30,7 +30,7 @@ impl Activation {
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): candle's `gelu` is this formula.
-            Activation::GeluNew | Activation::GeluFast | Activation::GeluPytorchTanh => x.gelu()?,
+            Activation::GeluNew | Activation::GeluFast | Activation::GeluPytorchTanh => crate::kernels::gelu::gelu_new_tensor(x)?,
             Activation::Gelu => x.gelu_erf()?,
             Activation::Relu => x.relu()?,
             Activation::Silu => x.silu()?,

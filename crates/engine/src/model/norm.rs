@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::{Error, Result};
+use crate::kernels::layer_norm::layer_norm_fused;
 use crate::model::hooks::Taps;
 use crate::model::weights::NormWeights;
 
@@ -53,6 +54,14 @@ pub fn apply(
 ) -> Result<Tensor> {
     if kind == NormKind::None {
         return Ok(x.clone());
+    }
+    if kind == NormKind::LN || kind == NormKind::LNPre {
+        if !taps.active(hooks.scale) && !taps.active(hooks.normalized) {
+            let (wt, b) = if kind == NormKind::LN { (w.w.as_ref(), w.b.as_ref()) } else { (None, None) };
+            if let Some(y) = layer_norm_fused(x, eps, wt, b)? {
+                return Ok(y);
+            }
+        }
     }
     let in_dtype = x.dtype();
     let x = if matches!(in_dtype, DType::F32 | DType::F64) { x.clone() } else { x.to_dtype(DType::F32)? };

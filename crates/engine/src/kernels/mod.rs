@@ -1,0 +1,19 @@
+//! Fused CPU kernels for the hot elementwise work of a forward (f32, contiguous). Each has a
+//! candle-op fallback for other dtypes and devices, used by the caller.
+
+pub mod gelu;
+pub mod layer_norm;
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The contiguous f32 slice a kernel reads, or None when it must fall back.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Option<&'a [f32]> {
+    match s {
+        CpuStorage::F32(v) => l.contiguous_offsets().map(|(a, b)| &v[a..b]),
+        _ => None,
+    }
+}
+
+fn not_supported(op: &str) -> Result<(CpuStorage, candle_core::Shape)> {
+    candle_core::bail!("{op}: the fused kernel takes contiguous f32 input")
+}
