@@ -135,6 +135,9 @@ test('indexing leading dims, rows and columns matches TL', (t) => {
 test('compositionScores (crossed and paired leading dims) and utils getCorner on a tensor match TL', (t) => {
   assertClose(t, compositionScores(fm('fm1'), fm('cs_right')), gt('composition.broadcast'), TOL, 'composition.broadcast')
   assertClose(t, compositionScores(fm('fm1'), fm('cs_pair'), { broadcastDims: false }), gt('composition.paired'), TOL, 'composition.paired')
+  assertClose(t, compositionScores(fm('fm2'), fm('fm2')), gt('composition.plain'), TOL, 'composition.plain')
+  assertClose(t, compositionScores(fm('fm2'), fm('cs_wide')), gt('composition.left2d'), TOL, 'composition.left2d')
+  assertClose(t, compositionScores(fm('cs_wide').T, fm('fm2')), gt('composition.right2d'), TOL, 'composition.right2d')
   throwsCode(t, () => compositionScores(fm('fm1'), fm('fm3').T), 'TL_SHAPE_MISMATCH')
   assertClose(t, getCorner(input(G(), 'in.corner'), 2), gt('utils_get_corner.tensor'), 0, 'utils.get_corner(tensor)')
 })

@@ -96,9 +96,10 @@ def factored_matrix_goldens():
         "cs_pair.A": r(2, 5, 4), "cs_pair.B": r(4, 6),
         "corner": r(4, 5, 6),
         "square": r(3, 4, 4),
+        "cs_wide.A": r(3, 4, 5), "cs_wide.B": r(5, 6),
     }
     scalar = 2.5
-    fm = {k: FactoredMatrix(inp[f"{k}.A"], inp[f"{k}.B"]) for k in ["fm1", "fm2", "fm3", "fm4", "cs_right", "cs_pair"]}
+    fm = {k: FactoredMatrix(inp[f"{k}.A"], inp[f"{k}.B"]) for k in ["fm1", "fm2", "fm3", "fm4", "cs_right", "cs_pair", "cs_wide"]}
     fm1, fm2 = fm["fm1"], fm["fm2"]
     t = {f"in.{k}": v for k, v in inp.items()}
     meta = {}
@@ -137,6 +138,9 @@ def factored_matrix_goldens():
 
     t["composition.broadcast"] = utils.composition_scores(fm1, fm["cs_right"])
     t["composition.paired"] = utils.composition_scores(fm1, fm["cs_pair"], broadcast_dims=False)
+    t["composition.plain"] = utils.composition_scores(fm2, fm2)  # no leading dims: 0-d
+    t["composition.left2d"] = utils.composition_scores(fm2, fm["cs_wide"])  # [3]
+    t["composition.right2d"] = utils.composition_scores(fm["cs_wide"].T, fm2)  # [3]
     t["utils_get_corner.tensor"] = utils.get_corner(inp["corner"], 2)
 
     # Plain torch.linalg on tensors (what Tensor.svd / Tensor.eigenvalues stand for).

@@ -27,33 +27,42 @@ export function getCorner(x: Tensor | FactoredMatrix, n = 3): Tensor {
  * `[...left leading, ...right leading]`; without it they broadcast against each other.
  */
 export function compositionScores(left: FactoredMatrix, right: FactoredMatrix, options: { broadcastDims?: boolean } = {}): Tensor {
-  const temps: FactoredMatrix[] = []
-  let l = left
-  let r = right
-  if (options.broadcastDims ?? true) {
-    const lLead = left.ndim - 2
-    const rLead = right.ndim - 2
-    for (let i = 0; i < lLead; i++) temps.push((r = r.unsqueeze(i)))
-    for (let i = 0; i < rLead; i++) temps.push((l = l.unsqueeze(i + lLead)))
+  if (left.rdim !== right.ldim) {
+    throw new TransformerLensError(
+      'TL_SHAPE_MISMATCH',
+      `Composition scores require left.rdim==right.ldim, shapes were left: [${left.shape}], right: [${right.shape}]`,
+    )
   }
+  const crossed = options.broadcastDims ?? true
+  const owned: Tensor[] = []
+  const own = (t: Tensor) => (owned.push(t), t)
   try {
-    if (l.rdim !== r.ldim) {
-      throw new TransformerLensError(
-        'TL_SHAPE_MISMATCH',
-        `Composition scores require left.rdim==right.ldim, shapes were left: [${left.shape}], right: [${right.shape}]`,
-      )
+    const newLeft = own(left.collapseL()) // [...Lb, kL, d]
+    const newRight = own(right.collapseR()) // [...Rb, d, kR]
+    const lNorms = own(newLeft.norm({ dim: [-2, -1] }))
+    const rNorms = own(newRight.norm({ dim: [-2, -1] }))
+    let compNorms: Tensor
+    if (crossed) {
+      // Every left matrix times every right one as ONE product [nL·kL, d] @ [d, nR·kR], instead
+      // of TL's unsqueeze-and-broadcast, which materialises both sides at [...Lb, ...Rb, k, d].
+      const lb = left.shape.slice(0, -2)
+      const rb = right.shape.slice(0, -2)
+      const [kL, d] = newLeft.shape.slice(-2)
+      const kR = newRight.size(-1) as number
+      const nL = lb.reduce((a, b) => a * b, 1)
+      const nR = rb.reduce((a, b) => a * b, 1)
+      const l2 = own(newLeft.reshape(nL * kL, d))
+      const r3 = own(own(newRight.reshape(nR, d, kR)).permute(1, 0, 2))
+      const prod = own(l2.matmul(own(r3.reshape(d, nR * kR))))
+      const norms = own(own(prod.reshape(nL, kL, nR, kR)).norm({ dim: [1, 3] }))
+      compNorms = own(norms.reshape([...lb, ...rb]))
+      const lShaped = own(lNorms.reshape([...lb, ...rb.map(() => 1)]))
+      const rShaped = own(rNorms.reshape([...lb.map(() => 1), ...rb]))
+      return own(compNorms.div(rShaped)).div(lShaped)
     }
-    const newRight = r.collapseR()
-    const newLeft = l.collapseL()
-    const rNorms = newRight.norm({ dim: [-2, -1] })
-    const lNorms = newLeft.norm({ dim: [-2, -1] })
-    const comp = newLeft.matmul(newRight)
-    const compNorms = comp.norm({ dim: [-2, -1] })
-    const q = compNorms.div(rNorms)
-    const out = q.div(lNorms)
-    for (const t of [newRight, newLeft, rNorms, lNorms, comp, compNorms, q]) t.dispose()
-    return out
+    compNorms = own(own(newLeft.matmul(newRight)).norm({ dim: [-2, -1] }))
+    return own(compNorms.div(rNorms)).div(lNorms)
   } finally {
-    for (const t of temps) t.dispose()
+    for (const t of owned) t.dispose()
   }
 }
