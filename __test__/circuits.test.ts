@@ -4,7 +4,7 @@
  */
 import test from 'ava'
 
-import { allHeadLabels, FactoredMatrix, HookedTransformer, SVDInterpreter, TransformerLensError } from '../src/index'
+import { FactoredMatrix, HookedTransformer, SVDInterpreter, TransformerLensError } from '../src/index'
 import type { CompositionMode, SingularVectorType } from '../src/index'
 import { assertClose } from './helpers/compare'
 import { golden, useFixtureHub } from './helpers/fixtures'
@@ -68,7 +68,7 @@ for (const mode of ['Q', 'K', 'V'] as CompositionMode[]) {
 test('allCompositionScores refuses an unknown mode; allHeadLabels matches TL', async (t) => {
   const m = await model('processed')
   throwsCode(t, () => m.allCompositionScores('X' as CompositionMode), 'TL_INVALID_ARGUMENT')
-  t.deepEqual(allHeadLabels(m), G().json.meta.all_head_labels)
+  t.deepEqual(m.allHeadLabels(), G().json.meta.all_head_labels)
 })
 
 for (const mode of ['processed', 'unprocessed'] as const) {

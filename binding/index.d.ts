@@ -15,19 +15,59 @@ export declare class NativeAbort {
   abort(): void
 }
 
+export declare class NativeGeneration {
+  /** Runs up to `steps` decode steps on the thread pool; resolves with the new tokens. */
+  step(steps: number, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<Array<number>>
+  /** One decode step on the JS thread, calling `hook(id, tensor)` at flagged hook points. */
+  stepWithHooks(flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): Array<number>
+  isDone(): boolean
+  produced(): number
+  /** `[batch, prompt + generated]` int64. */
+  outputTokens(): NativeTensor
+  /** `[batch, prompt + generated]` int64, 1 for real tokens. */
+  attentionMask(): NativeTensor
+}
+
+export declare class NativeKvCache {
+  freeze(): void
+  unfreeze(): void
+  isFrozen(): boolean
+  entryFrozen(layer: number): boolean
+  setEntryFrozen(layer: number, frozen: boolean): void
+  /** Positions cached so far. */
+  length(): number
+  nLayers(): number
+  batchSize(): number
+  /** `[batch, pos_so_far, n_heads, d_head]` (a copy). */
+  pastKeys(layer: number): NativeTensor
+  pastValues(layer: number): NativeTensor
+  /** `[batch, pos_so_far]` int64. */
+  previousAttentionMask(): NativeTensor
+  /** TL's `append_attention_mask`: returns past + new mask (stored unless frozen). */
+  appendAttentionMask(mask: NativeTensor): NativeTensor
+  /** A deep copy that can be extended independently. */
+  duplicate(): NativeKvCache
+}
+
 export declare class NativeModel {
+  /** Starts a generation from `prompt [batch, pos]` with its padding mask (or none). */
+  startGeneration(prompt: NativeTensor, attentionMask: NativeTensor | undefined | null, args: GenerateArgs): NativeGeneration
   /** TL's `cfg.to_dict()` as JSON. */
   configJson(): string
   /** Every hook point name, in firing order; the index is the hook id plans use. */
   hookNames(): Array<string>
   /** Turns one of TL's `use_*` flags on or off (`set_use_attn_result`, ...). */
   setFlag(name: string, value: boolean): void
-  forward(input: NativeTensor, args: ForwardArgs, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<NativeRun>
+  forward(input: NativeTensor, args: ForwardArgs, flags: Array<number>, abort?: NativeAbort | undefined | null, attentionMask?: NativeTensor | undefined | null, kvCache?: NativeKvCache | undefined | null): Promise<NativeRun>
   /**
    * The forward on the JS thread, calling `hook(id, tensor)` at every hook point flagged
    * CALL_JS; the hook returns a replacement NativeTensor or undefined.
    */
-  forwardWithHooks(input: NativeTensor, args: ForwardArgs, flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): NativeRun
+  forwardWithHooks(input: NativeTensor, args: ForwardArgs, flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown, attentionMask?: NativeTensor | undefined | null, kvCache?: NativeKvCache | undefined | null): NativeRun
+  /** TL's `HookedTransformerKeyValueCache.init_cache` for this model. */
+  initKvCache(batchSize: number): NativeKvCache
+  /** TL's `utils.get_attention_mask` with this model's tokenizer (pad and BOS ids). */
+  attentionMask(tokens: NativeTensor, prependBos: boolean, paddingLeft: boolean): NativeTensor
   /** TL's state dict: keys in TL's order, tensors in TL's layouts. */
   stateDict(): Array<NamedTensor>
   hasTokenizer(): boolean
@@ -101,6 +141,20 @@ export interface ForwardArgs {
   stopAtLayer?: number
 }
 
+export interface GenerateArgs {
+  maxNewTokens: number
+  stopTokens: Array<number>
+  eosPad: number
+  doSample: boolean
+  temperature: number
+  topK?: number
+  topP?: number
+  freqPenalty: number
+  useKvCache: boolean
+  /** A u64 seed as a decimal string (JS numbers lose bits past 2^53). */
+  seed?: string
+}
+
 /** The HF hub cache folder this process reads (`HF_HUB_CACHE`, `HF_HOME/hub`, or the default). */
 export declare function hubCacheDir(): string
 
@@ -130,6 +184,12 @@ export interface NamedTensor {
   name: string
   tensor: NativeTensor
 }
+
+/**
+ * TL's `utils.sample_logits` on `[batch, vocab]` logits; `tokens [batch, n]` for the
+ * frequency penalty.
+ */
+export declare function sampleLogitsNative(logits: NativeTensor, tokens: NativeTensor | undefined | null, args: GenerateArgs): NativeTensor
 
 export declare function tensorArange(start: number, end: number, step: number, dtype: string): NativeTensor
 

@@ -836,12 +836,15 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeAbort = nativeBinding.NativeAbort
+module.exports.NativeGeneration = nativeBinding.NativeGeneration
+module.exports.NativeKvCache = nativeBinding.NativeKvCache
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.NativeRun = nativeBinding.NativeRun
 module.exports.NativeTensor = nativeBinding.NativeTensor
 module.exports.findSnapshot = nativeBinding.findSnapshot
 module.exports.hubCacheDir = nativeBinding.hubCacheDir
 module.exports.loadModel = nativeBinding.loadModel
+module.exports.sampleLogitsNative = nativeBinding.sampleLogitsNative
 module.exports.tensorArange = nativeBinding.tensorArange
 module.exports.tensorCat = nativeBinding.tensorCat
 module.exports.tensorFromF32 = nativeBinding.tensorFromF32

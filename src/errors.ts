@@ -1,6 +1,8 @@
 /** Stable error codes. Tests and callers match on `code`, never on message text. */
 export type ErrorCode =
+  /** Not a TL model name or alias, or the repo / revision does not exist on the hub. */
   | 'TL_UNKNOWN_MODEL'
+  /** A file the model needs is not in its folder, the HF cache (offline), or the hub repo. */
   | 'TL_MISSING_FILE'
   | 'TL_MISSING_WEIGHT'
   | 'TL_SHAPE_MISMATCH'
@@ -14,7 +16,10 @@ export type ErrorCode =
   | 'TL_TOKENIZER'
   | 'TL_HOOK'
   | 'TL_ABORTED'
+  /** The hub could not be reached, timed out, or answered unexpectedly (names the URL). */
   | 'TL_NETWORK'
+  /** The hub refused access (HTTP 401/403, gated or private repo): set `HF_TOKEN` or the `token` option. */
+  | 'TL_AUTH'
   | 'TL_INTERNAL'
 
 export class TransformerLensError extends Error {

@@ -4,14 +4,11 @@
  */
 import { TransformerLensError } from './errors'
 import { FactoredMatrix } from './factored-matrix'
+import type { HookedTransformer } from './model/hooked-transformer'
+import { param } from './model/weights'
 import { Tensor } from './tensor'
 
 export type SingularVectorType = 'OV' | 'w_in' | 'w_out'
-
-export interface SVDInterpreterModel {
-  readonly cfg: { n_layers: number; n_heads: number; d_vocab: number }
-  stateDict(): Map<string, Tensor>
-}
 
 export interface GetSingularVectorsOptions {
   /** How many singular vectors, largest singular value first (TL's default 10). */
@@ -27,10 +24,10 @@ function invalid(message: string): TransformerLensError {
 }
 
 export class SVDInterpreter {
-  readonly model: SVDInterpreterModel
-  readonly cfg: SVDInterpreterModel['cfg']
+  readonly model: HookedTransformer
+  readonly cfg: HookedTransformer['cfg']
 
-  constructor(model: SVDInterpreterModel) {
+  constructor(model: HookedTransformer) {
     this.model = model
     this.cfg = model.cfg
   }
@@ -64,12 +61,15 @@ export class SVDInterpreter {
     }
     if (!Number.isInteger(n) || n < 1) throw invalid(`numVectors must be a positive integer, got ${n}`)
 
-    const sd = this.model.stateDict()
     const temps: Tensor[] = []
     const keep = (t: Tensor) => (temps.push(t), t)
+    const optional = (key: string): Tensor | null => {
+      const t = param(this.model, key)
+      return t === null ? null : keep(t)
+    }
     const weight = (key: string): Tensor => {
-      const t = sd.get(key)
-      if (!t) throw new TransformerLensError('TL_MISSING_WEIGHT', `weight '${key}' is not in the model's state dict`)
+      const t = optional(key)
+      if (t === null) throw new TransformerLensError('TL_MISSING_WEIGHT', `weight '${key}' is not in the model's state dict`)
       return t
     }
     try {
@@ -88,7 +88,7 @@ export class SVDInterpreter {
         let matrix: Tensor
         if (vectorType === 'w_in') {
           matrix = keep(weight(`blocks.${layerIndex}.mlp.W_in`).T)
-          const ln2 = sd.get(`blocks.${layerIndex}.ln2.w`)
+          const ln2 = optional(`blocks.${layerIndex}.ln2.w`)
           if (ln2) matrix = keep(matrix.mul(ln2)) // LayerNorm not folded: scale its input dims
         } else {
           matrix = weight(`blocks.${layerIndex}.mlp.W_out`)
@@ -107,7 +107,6 @@ export class SVDInterpreter {
       return keep(logits.T).unsqueeze(1)
     } finally {
       for (const t of temps) t.dispose()
-      for (const t of sd.values()) t.dispose()
     }
   }
 }

@@ -6,9 +6,13 @@ import { HookRegistry } from '../hooks/registry'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import * as circuits from './circuits'
-import { resolveModel } from './loading'
+import { ensureModel } from './loading'
 import { ForwardOptions, LoadOptions, opt } from './options'
 import { TokenizerView } from './tokenizer'
+import * as weights from './weights'
+import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
+import { withAbort } from './abort'
+import { generate, GenerateChunk, GenerateOptions, generateStream, GenerationHost } from './generate'
 
 const CACHE = 1
 const CALL_JS = 2
@@ -32,11 +36,19 @@ export type NamesFilter = string | readonly string[] | ((name: string) => boolea
 export interface RunWithCacheOptions extends ForwardOptions {
   namesFilter?: NamesFilter
   removeBatchDim?: boolean
+  /** Backward activations (TL: `incl_bwd`): not supported, `true` throws TL_UNSUPPORTED. */
+  inclBwd?: boolean
 }
 
 export interface RunWithHooksOptions extends ForwardOptions {
   fwdHooks?: FwdHook[]
   resetHooksEnd?: boolean
+}
+
+interface HookPlan {
+  flags: number[]
+  dispatch: ((id: number, t: binding.NativeTensor) => binding.NativeTensor | undefined) | null
+  hookError: () => unknown
 }
 
 type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
@@ -77,11 +89,14 @@ export class HookedTransformer {
     return JSON.parse(n.configJson())
   }
 
-  /** Loads a model from the HF cache or a folder and processes its weights as TL does. */
+  /**
+   * Loads a model from a folder or the HF cache (downloading it from the hub into the cache when
+   * missing, unless `localFilesOnly` / `HF_HUB_OFFLINE`) and processes its weights as TL does.
+   */
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
     const device = opt(options, 'device', 'cpu')
     if (device !== 'cpu') throw new TransformerLensError('TL_UNSUPPORTED', `device '${device}' is not available in this build (cpu only)`)
-    const { dir, officialName } = resolveModel(modelName, { revision: opt(options, 'revision', undefined), cacheDir: opt(options, 'cacheDir', undefined) })
+    const { dir, officialName } = await ensureModel(modelName, options)
     const n = await nativeAsync(() =>
       binding.loadModel({
         dir,
@@ -210,6 +225,35 @@ export class HookedTransformer {
     } else {
       x = this.#tokens(input, o)
     }
+    const plan = this.#plan(extraHooks, cacheFilter)
+    const args = {
+      returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
+      lossPerToken: opt(o, 'lossPerToken', false),
+      startAtLayer: startAtLayer ?? undefined,
+      stopAtLayer: stopAtLayer ?? undefined,
+    }
+    const kv = opt<HookedTransformerKeyValueCache | undefined>(o, 'pastKvCache', undefined)
+    const mask = this.#attentionMask(x, o, kv, startAtLayer)
+    const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
+    if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the run was aborted before it started')
+    let run: binding.NativeRun
+    if (plan.dispatch) {
+      try {
+        run = n.forwardWithHooks(x.native, args, plan.flags, plan.dispatch, mask?.native, kv ? nativeKv(kv) : undefined)
+      } catch (e) {
+        throw plan.hookError() ?? fromNative(e)
+      }
+    } else {
+      run = await withAbort(signal, (abort) => nativeAsync(() => n.forward(x.native, args, plan.flags, abort, mask?.native, kv ? nativeKv(kv) : undefined)))
+    }
+    return { run, returnType, stopAtLayer }
+  }
+
+  /**
+   * The per-run hook plan: flags per hook id (cache / call JS) and, when JS hooks are
+   * registered, the dispatcher the native forward calls on the JS thread.
+   */
+  #plan(extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null): HookPlan {
     const perId = this.#registry.compile(this.#names, this.#index, extraHooks)
     const flags = new Array<number>(this.#names.length).fill(0)
     let anyJs = false
@@ -220,51 +264,47 @@ export class HookedTransformer {
       }
     })
     if (cacheFilter) this.#names.forEach((name, id) => (flags[id] |= cacheFilter(name) ? CACHE : 0))
-    const args = {
-      returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
-      lossPerToken: opt(o, 'lossPerToken', false),
-      startAtLayer: startAtLayer ?? undefined,
-      stopAtLayer: stopAtLayer ?? undefined,
-    }
-    const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
-    if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the run was aborted before it started')
-    let run: binding.NativeRun
-    if (anyJs) {
-      let hookError: unknown = undefined
-      const points = this.#points
-      const dispatch = (id: number, t: binding.NativeTensor): binding.NativeTensor | undefined => {
-        let cur = wrapT(t)
-        let changed = false
-        try {
-          for (const fn of perId[id]) {
-            const r = fn(cur, points[id])
-            if (r === undefined || r === null) continue
-            if (!(r instanceof Tensor)) throw new TransformerLensError('TL_HOOK', `hook on '${this.#names[id]}' returned something that is not a Tensor`)
-            cur = r
-            changed = true
-          }
-        } catch (e) {
-          hookError = e
-          throw e
+    if (!anyJs) return { flags, dispatch: null, hookError: () => undefined }
+    let hookError: unknown = undefined
+    const points = this.#points
+    const dispatch = (id: number, t: binding.NativeTensor): binding.NativeTensor | undefined => {
+      let cur = wrapT(t)
+      let changed = false
+      try {
+        for (const fn of perId[id]) {
+          const r = fn(cur, points[id])
+          if (r === undefined || r === null) continue
+          if (!(r instanceof Tensor)) throw new TransformerLensError('TL_HOOK', `hook on '${this.#names[id]}' returned something that is not a Tensor`)
+          cur = r
+          changed = true
         }
-        return changed ? cur.native : undefined
-      }
-      try {
-        run = n.forwardWithHooks(x.native, args, flags, dispatch)
       } catch (e) {
-        throw hookError ?? fromNative(e)
+        hookError = e
+        throw e
       }
-    } else {
-      const abort = signal ? new binding.NativeAbort() : undefined
-      const onAbort = () => abort?.abort()
-      signal?.addEventListener('abort', onAbort, { once: true })
-      try {
-        run = await nativeAsync(() => n.forward(x.native, args, flags, abort))
-      } finally {
-        signal?.removeEventListener('abort', onAbort)
-      }
+      return changed ? cur.native : undefined
     }
-    return { run, returnType, stopAtLayer }
+    return { flags, dispatch, hookError: () => hookError }
+  }
+
+  /**
+   * TL's rule for when a run needs an explicit attention mask: left padding, a given mask, or
+   * a KV cache. Without a given mask it is computed from the tokens (TL's `get_attention_mask`).
+   */
+  #attentionMask(x: Tensor, o: ForwardOptions | undefined, kv: HookedTransformerKeyValueCache | undefined, startAtLayer: number | undefined): Tensor | undefined {
+    const given = opt<Tensor | undefined>(o, 'attentionMask', undefined)
+    if (given !== undefined && given !== null) return given
+    const paddingSide = opt(o, 'paddingSide', this.tokenizer?.paddingSide ?? 'right')
+    if (paddingSide !== 'left' && kv === undefined) return undefined
+    if (startAtLayer !== undefined && startAtLayer !== null) {
+      if (kv !== undefined) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'with startAtLayer and a KV cache, pass attentionMask explicitly (TL does not compute it from a residual stream)')
+      return undefined
+    }
+    if (this.tokenizer === null) {
+      if (kv !== undefined) return undefined
+      throw new TransformerLensError('TL_TOKENIZER', 'cannot compute an attention mask without a tokenizer: pass attentionMask')
+    }
+    return this.tokenizer.attentionMask(x, opt(o, 'prependBos', this.#cfg.default_prepend_bos), paddingSide === 'left')
   }
 
   #result(run: binding.NativeRun, returnType: ForwardOptions['returnType'], stopAtLayer: number | undefined): ForwardResult {
@@ -281,7 +321,7 @@ export class HookedTransformer {
     const ids = run.cacheIds()
     const dict = new Map<string, Tensor>()
     ids.forEach((id, i) => dict.set(this.#names[id], wrapT(run.takeCached(i)!)))
-    return new ActivationCache(dict, this.#cfg.n_layers)
+    return new ActivationCache(dict, this)
   }
 
   /**
@@ -299,6 +339,7 @@ export class HookedTransformer {
 
   /** TL's `run_with_cache`: `[output, cache]`; `namesFilter` picks what is kept. */
   async runWithCache(input: Input, options: RunWithCacheOptions = {}): Promise<[Tensor, ActivationCache]> {
+    if (opt(options, 'inclBwd', false)) throw new TransformerLensError('TL_UNSUPPORTED', 'backward activations (inclBwd) are not supported: this library runs forward passes only')
     const filter = filterFn(opt<NamesFilter>(options, 'namesFilter', undefined))
     const { run, returnType, stopAtLayer } = await this.#run(input, options, [], filter)
     const out = this.#result(run, returnType, stopAtLayer)
@@ -316,6 +357,42 @@ export class HookedTransformer {
     } finally {
       if (opt(options, 'resetHooksEnd', true)) this.resetHooks()
     }
+  }
+
+  // ---- generation ----
+
+  #host(): GenerationHost {
+    return {
+      native: this.#native,
+      tokenizer: this.tokenizer,
+      defaultPrependBos: this.#cfg.default_prepend_bos,
+      toTokens: (input, o) => this.toTokens(input, o),
+      plan: () => this.#plan([], null),
+    }
+  }
+
+  /**
+   * TL's `generate`: samples (or, with `doSample: false`, takes the argmax of) `maxNewTokens`
+   * tokens, decoding through the KV cache in Rust. Padded batches are masked at every step, so
+   * each row continues exactly as its prompt alone would. Registered hooks fire at every step.
+   */
+  async generate(input: string, options?: GenerateOptions & { returnType?: 'input' | 'str' }): Promise<string>
+  async generate(input: string[], options?: GenerateOptions & { returnType?: 'input' | 'str' }): Promise<string | string[]>
+  async generate(input: string | string[] | Tensor, options: GenerateOptions & { returnType: 'tokens' }): Promise<Tensor>
+  async generate(input: Tensor, options?: GenerateOptions & { returnType?: 'input' | 'tokens' }): Promise<Tensor>
+  async generate(input?: string | string[] | Tensor, options?: GenerateOptions): Promise<string | string[] | Tensor>
+  async generate(input: string | string[] | Tensor = '', options: GenerateOptions = {}): Promise<string | string[] | Tensor> {
+    return generate(this.#host(), input, options)
+  }
+
+  /** `generate` as an async iterator of steps: each row's new token and text piece. */
+  generateStream(input: string | string[] | Tensor, options: GenerateOptions = {}): AsyncGenerator<GenerateChunk, void, void> {
+    return generateStream(this.#host(), input, options)
+  }
+
+  /** An empty KV cache for this model (TL's `HookedTransformerKeyValueCache.init_cache`). */
+  initKvCache(batchSize = 1): HookedTransformerKeyValueCache {
+    return wrapKv(native(() => this.#native.initKvCache(batchSize)))
   }
 
   // ---- weights and flags ----
@@ -342,8 +419,105 @@ export class HookedTransformer {
     this.#setFlag('use_attn_in', v)
   }
 
+  // ---- weight properties (TL's W_Q ... W_U, stacked over layers; see ./weights.ts) ----
+  // Each getter returns a new Tensor the caller owns (no copy of the weights).
+
+  /** `[d_model, d_vocab]` */
+  get W_U(): Tensor {
+    return weights.W_U(this)
+  }
+  /** `[d_vocab]` */
+  get b_U(): Tensor {
+    return weights.b_U(this)
+  }
+  /** `[d_vocab, d_model]` */
+  get W_E(): Tensor {
+    return weights.W_E(this)
+  }
+  /** `[n_ctx, d_model]` (absolute positional embeddings only) */
+  get W_pos(): Tensor {
+    return weights.W_pos(this)
+  }
+  /** `[d_vocab + n_ctx, d_model]`: W_E and W_pos concatenated. */
+  get W_E_pos(): Tensor {
+    return weights.W_E_pos(this)
+  }
+  /** `[n_layers, n_heads, d_model, d_head]` */
+  get W_Q(): Tensor {
+    return weights.W_Q(this)
+  }
+  /** `[n_layers, n_heads, d_model, d_head]` */
+  get W_K(): Tensor {
+    return weights.W_K(this)
+  }
+  /** `[n_layers, n_heads, d_model, d_head]` */
+  get W_V(): Tensor {
+    return weights.W_V(this)
+  }
+  /** `[n_layers, n_heads, d_head, d_model]` */
+  get W_O(): Tensor {
+    return weights.W_O(this)
+  }
+  /** `[n_layers, d_model, d_mlp]` */
+  get W_in(): Tensor {
+    return weights.W_in(this)
+  }
+  /** `[n_layers, d_model, d_mlp]` for gated MLPs, else null. */
+  get W_gate(): Tensor | null {
+    return weights.W_gate(this)
+  }
+  /** `[n_layers, d_mlp, d_model]` */
+  get W_out(): Tensor {
+    return weights.W_out(this)
+  }
+  /** `[n_layers, n_heads, d_head]` */
+  get b_Q(): Tensor {
+    return weights.b_Q(this)
+  }
+  /** `[n_layers, n_heads, d_head]` */
+  get b_K(): Tensor {
+    return weights.b_K(this)
+  }
+  /** `[n_layers, n_heads, d_head]` */
+  get b_V(): Tensor {
+    return weights.b_V(this)
+  }
+  /** `[n_layers, d_model]` */
+  get b_O(): Tensor {
+    return weights.b_O(this)
+  }
+  /** `[n_layers, d_mlp]` */
+  get b_in(): Tensor {
+    return weights.b_in(this)
+  }
+  /** `[n_layers, d_model]` */
+  get b_out(): Tensor {
+    return weights.b_out(this)
+  }
+  /** TL's `all_head_labels()`: `['L0H0', 'L0H1', ...]`. */
+  allHeadLabels(): string[] {
+    return weights.allHeadLabels(this)
+  }
+  /**
+   * TL's `accumulated_bias(layer, mlp_input, include_mlp_biases)`: `[d_model]`. Options as an
+   * object (`{ mlpInput, includeMlpBiases }`) or TL's positional booleans.
+   */
+  accumulatedBias(layer: number, options?: weights.AccumulatedBiasOptions | boolean, includeMlpBiases?: boolean): Tensor {
+    const o = typeof options === 'boolean' ? { mlpInput: options, includeMlpBiases: includeMlpBiases ?? true } : options
+    return weights.accumulatedBias(this, layer, o)
+  }
+  /** TL's `tokens_to_residual_directions`: `[d_model]` for one token, else `[...tokens.shape, d_model]`. */
+  tokensToResidualDirections(tokens: weights.TokensArg): Tensor {
+    return weights.tokensToResidualDirections(this, tokens)
+  }
+  /** TL's `to_single_token`: the id of a string that is exactly one token. */
+  toSingleToken(s: string): number {
+    return weights.toSingleToken(this, s)
+  }
+
   /** Frees the weights now. Using the model afterwards throws TL_DISPOSED. */
   dispose(): void {
+    weights.releaseWeights(this)
     this.#n?.dispose()
     this.#n = null
   }

@@ -4,6 +4,8 @@ import * as path from 'node:path'
 import { TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
+import { DownloadOptions, downloadModel, isCompleteSnapshot } from './download'
+import { opt } from './options'
 
 export interface ResolvedModel {
   /** Folder holding config.json, model.safetensors, tokenizer.json, ... */
@@ -12,32 +14,81 @@ export interface ResolvedModel {
   officialName: string
 }
 
+export interface EnsureModelOptions extends DownloadOptions {
+  /** Never download: use the cache only (also `HF_HUB_OFFLINE=1`). TL/transformers: `local_files_only`. */
+  localFilesOnly?: boolean
+}
+
+/** huggingface_hub's truthy env values. */
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.toLowerCase())
 }
 
-/**
- * A model name (official name or alias, case-insensitive) or a local folder → the folder to
- * load from: the HF hub cache (`HF_HUB_CACHE`, `HF_HOME/hub`, `~/.cache/huggingface/hub`).
- */
-export function resolveModel(name: string, opts: { revision?: string; cacheDir?: string } = {}): ResolvedModel {
-  if (fs.existsSync(path.join(name, 'config.json'))) {
-    return { dir: path.resolve(name), officialName: name }
-  }
-  const officialName = getOfficialModelName(name)
-  const cacheDir = opts.cacheDir ?? binding.hubCacheDir()
-  const revision = opts.revision ?? 'main'
-  let dir: string | null
+/** `HF_HUB_OFFLINE` (or transformers' `TRANSFORMERS_OFFLINE`) is set. */
+function offlineEnv(): boolean {
+  return truthy(process.env.HF_HUB_OFFLINE) || truthy(process.env.TRANSFORMERS_OFFLINE)
+}
+
+function localFolder(name: string): ResolvedModel | null {
+  return fs.existsSync(path.join(name, 'config.json')) ? { dir: path.resolve(name), officialName: name } : null
+}
+
+function findSnapshot(cacheDir: string, officialName: string, revision: string): string | null {
   try {
-    dir = binding.findSnapshot(cacheDir, officialName, revision)
+    return binding.findSnapshot(cacheDir, officialName, revision)
   } catch (e) {
     throw new TransformerLensError('TL_IO', `cannot read the HF cache at ${cacheDir}: ${(e as Error).message}`)
   }
+}
+
+function notCached(officialName: string, revision: string, cacheDir: string, why: string): TransformerLensError {
+  return new TransformerLensError('TL_MISSING_FILE', `'${officialName}' (revision ${revision}) is not in the HF cache at ${cacheDir} and ${why}`)
+}
+
+/**
+ * A model name (official name or alias, case-insensitive) or a local folder → the folder to
+ * load from, found in the HF hub cache (`HF_HUB_CACHE`, `HF_HOME/hub`, `~/.cache/huggingface/hub`).
+ * Never touches the network: see `ensureModel` for downloading.
+ */
+export function resolveModel(name: string, opts: { revision?: string; cacheDir?: string } = {}): ResolvedModel {
+  const local = localFolder(name)
+  if (local) return local
+  const officialName = getOfficialModelName(name)
+  const cacheDir = opts.cacheDir ?? binding.hubCacheDir()
+  const revision = opts.revision ?? 'main'
+  const dir = findSnapshot(cacheDir, officialName, revision)
   if (dir !== null) return { dir, officialName }
-  const offline = truthy(process.env.HF_HUB_OFFLINE)
-  throw new TransformerLensError(
-    'TL_MISSING_FILE',
-    `'${officialName}' (revision ${revision}) is not in the HF cache at ${cacheDir}` +
-      (offline ? ' and HF_HUB_OFFLINE is set' : '; downloading from the hub is not implemented yet: fetch it with huggingface-cli first'),
-  )
+  throw notCached(officialName, revision, cacheDir, 'resolveModel does not download (use ensureModel)')
+}
+
+/**
+ * `resolveModel`, downloading the model from the hub (`HF_ENDPOINT`) into the HF cache when the
+ * cache lacks it or holds it partly, unless `HF_HUB_OFFLINE` is set or `localFilesOnly` is
+ * given (then a model missing from the cache is `TL_MISSING_FILE`). Options may use
+ * camelCase or snake_case names (`local_files_only`, `cache_dir`).
+ */
+export async function ensureModel(name: string, opts: EnsureModelOptions = {}): Promise<ResolvedModel> {
+  const local = localFolder(name)
+  if (local) return local
+  const officialName = getOfficialModelName(name)
+  const cacheDir = opt<string | undefined>(opts, 'cacheDir', undefined) ?? binding.hubCacheDir()
+  const revision = opt(opts, 'revision', 'main')
+  const dir = findSnapshot(cacheDir, officialName, revision)
+  if (dir !== null && isCompleteSnapshot(dir)) return { dir, officialName }
+  const localOnly = opt(opts, 'localFilesOnly', false)
+  if (localOnly || offlineEnv()) {
+    // A partial snapshot loads as far as it goes, and the loader names the missing file.
+    if (dir !== null) return { dir, officialName }
+    throw notCached(officialName, revision, cacheDir, localOnly ? 'localFilesOnly is set' : 'HF_HUB_OFFLINE is set')
+  }
+  const snapshot = await downloadModel(officialName, {
+    revision,
+    cacheDir,
+    endpoint: opt(opts, 'endpoint', undefined),
+    token: opt(opts, 'token', undefined),
+    signal: opt(opts, 'signal', undefined),
+    timeoutMs: opt(opts, 'timeoutMs', undefined),
+    onProgress: opt(opts, 'onProgress', undefined),
+  })
+  return { dir: snapshot, officialName }
 }

@@ -1,3 +1,7 @@
+import type { Tensor } from '../tensor'
+import type { DownloadProgress } from './hub-client'
+import type { HookedTransformerKeyValueCache } from './kv-cache'
+
 /** Reads an option by its camelCase name or TL's snake_case name. */
 export function opt<T>(o: object | undefined, camel: string, fallback: T): T {
   if (!o) return fallback
@@ -25,6 +29,13 @@ export interface ForwardOptions {
   stopAtLayer?: number
   /** Tokens for the loss when the input is a residual stream (with startAtLayer). */
   tokens?: unknown
+  /**
+   * `[batch, pos]` 1 for real tokens, 0 for padding. Computed from the tokens (TL's
+   * `get_attention_mask`) when padding is on the left or a KV cache is given. TL: `attention_mask`.
+   */
+  attentionMask?: Tensor
+  /** Keys and values of earlier positions; this run appends to it unless frozen. TL: `past_kv_cache`. */
+  pastKvCache?: HookedTransformerKeyValueCache
   /** Cancels the run between blocks. */
   signal?: AbortSignal
 }
@@ -38,9 +49,21 @@ export interface LoadOptions {
   dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'
   defaultPrependBos?: boolean
   firstNLayers?: number
-  /** Branch, tag or commit in the HF cache (default 'main'). */
+  /** Branch, tag or commit on the hub and in the HF cache (default 'main'). */
   revision?: string
-  /** Overrides the HF hub cache folder. */
+  /** Overrides the HF hub cache folder (default `HF_HUB_CACHE`, else `HF_HOME/hub`). TL: `cache_dir`. */
   cacheDir?: string
+  /** Never download; use the HF cache only (as `HF_HUB_OFFLINE=1`). TL/transformers: `local_files_only`. */
+  localFilesOnly?: boolean
+  /** Hub to download from (default `HF_ENDPOINT`, else `https://huggingface.co`). */
+  endpoint?: string
+  /** Hub access token for gated/private repos (default `HF_TOKEN`, else `HF_HOME/token`); `false` sends none. */
+  token?: string | false
+  /** Called while a file downloads (about every 100 ms, and when it completes). */
+  onProgress?: (p: DownloadProgress) => void
+  /** Cancels a download in progress (`TL_ABORTED`). */
+  signal?: AbortSignal
+  /** Download timeout in ms: per metadata request, and the longest silence while a file streams (default 10 s). */
+  timeoutMs?: number
   device?: 'cpu'
 }

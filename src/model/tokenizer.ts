@@ -1,5 +1,6 @@
 import { native } from '../errors'
 import * as binding from '../native/binding'
+import { Tensor, wrapT } from '../tensor'
 
 /** Read-only facts about a model's tokenizer (ids and TL's BOS/padding conventions). */
 export class TokenizerView {
@@ -26,6 +27,15 @@ export class TokenizerView {
 
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     return native(() => this.#n.encode(text, options.addSpecialTokens ?? true))
+  }
+
+  /**
+   * TL's `utils.get_attention_mask(tokenizer, tokens, prepend_bos)` with this tokenizer's
+   * padding side (or `paddingLeft`): 1 for real tokens, 0 for leading (left) or trailing
+   * (right) pad tokens; with BOS == pad and `prependBos`, the BOS is kept.
+   */
+  attentionMask(tokens: Tensor, prependBos: boolean, paddingLeft: boolean = this.paddingSide === 'left'): Tensor {
+    return wrapT(native(() => this.#n.attentionMask(tokens.native, prependBos, paddingLeft)))
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {

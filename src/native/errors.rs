@@ -46,3 +46,12 @@ pub fn guard<T>(f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
 pub fn invalid(msg: impl Into<String>) -> napi::Error {
     to_napi(Error::invalid(msg))
 }
+
+/// Locks state shared with pool tasks without waiting: busy is an error naming `what`.
+pub fn try_lock<'a, T>(m: &'a std::sync::Mutex<T>, busy: &str) -> napi::Result<std::sync::MutexGuard<'a, T>> {
+    match m.try_lock() {
+        Ok(g) => Ok(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(to_napi(Error::new(ErrorCode::InvalidArgument, busy.to_string()))),
+    }
+}

@@ -3,7 +3,9 @@
 #![deny(clippy::all)]
 
 mod errors;
+mod generate;
 mod hub;
+mod kv;
 mod model;
 mod run;
 mod tensor;

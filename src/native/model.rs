@@ -8,6 +8,8 @@ use napi_derive::napi;
 use tl_engine::candle_core::{Device, Tensor};
 use tl_engine::load::model::{load_from_dir, LoadOptions};
 use tl_engine::load::tokenizer::Tokenizer;
+use tl_engine::model::kv_cache::KvCache;
+use tl_engine::model::mask::attention_mask_from_tokens;
 use tl_engine::model::state_dict::state_dict;
 use tl_engine::model::transformer::{ForwardInput, HookedModel};
 use tl_engine::process::ProcessOptions;
@@ -15,6 +17,7 @@ use tl_engine::tensor::ops;
 use tl_engine::{Error, ErrorCode};
 
 use crate::errors::{guard, to_napi, IntoNapi};
+use crate::kv::{lock_kv, NativeKvCache, SharedKv};
 use crate::run::{options, ForwardArgs, NativeRun, PlanSink};
 use crate::tensor::{wrap, NativeTensor};
 
@@ -78,10 +81,30 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
     })
 }
 
+/// The hook dispatcher on the JS thread: `hook(id, tensor)` returns a replacement NativeTensor
+/// or nothing.
+pub fn js_caller<'a>(
+    env: &'a Env,
+    hook: &'a Function<'a, FnArgs<(u32, NativeTensor)>, Unknown<'a>>,
+) -> impl FnMut(u32, &Tensor) -> tl_engine::Result<Option<Tensor>> + 'a {
+    move |id: u32, t: &Tensor| {
+        let arg = wrap(env, t.clone()).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+        let ret = hook.call(FnArgs::from((id, arg))).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+        let ty = ret.get_type().map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+        if matches!(ty, ValueType::Undefined | ValueType::Null) {
+            return Ok(None);
+        }
+        let inst = unsafe { ClassInstance::<NativeTensor>::from_napi_value(env.raw(), ret.raw()) }
+            .map_err(|_| Error::new(ErrorCode::Hook, "a hook must return a Tensor or nothing"))?;
+        let t = inst.tensor().map_err(|e| Error::new(ErrorCode::Disposed, e.reason.clone()))?.clone();
+        Ok(Some(t))
+    }
+}
+
 /// Cancels a run between blocks.
 #[napi]
 pub struct NativeAbort {
-    flag: Arc<AtomicBool>,
+    pub(crate) flag: Arc<AtomicBool>,
 }
 
 #[napi]
@@ -107,7 +130,28 @@ pub struct ForwardTask {
     input: Tensor,
     args: ForwardArgs,
     flags: Vec<u8>,
-    abort: Option<Arc<AtomicBool>>,
+    extras: RunExtras,
+}
+
+/// What a run reads besides its input: padding mask, KV cache, abort flag.
+#[derive(Default, Clone)]
+pub struct RunExtras {
+    pub mask: Option<Tensor>,
+    pub kv: Option<SharedKv>,
+    pub abort: Option<Arc<AtomicBool>>,
+}
+
+impl RunExtras {
+    pub fn new(mask: Option<&NativeTensor>, kv: Option<&NativeKvCache>, abort: Option<&NativeAbort>) -> Result<Self> {
+        Ok(RunExtras {
+            mask: match mask {
+                Some(m) => Some(m.tensor()?.clone()),
+                None => None,
+            },
+            kv: kv.map(|k| k.shared()),
+            abort: abort.map(|a| a.flag.clone()),
+        })
+    }
 }
 
 fn run_forward<'a>(
@@ -115,15 +159,22 @@ fn run_forward<'a>(
     input: &Tensor,
     args: &ForwardArgs,
     flags: &'a [u8],
-    abort: Option<&AtomicBool>,
+    extras: &RunExtras,
     js: Option<&'a mut dyn FnMut(u32, &Tensor) -> tl_engine::Result<Option<Tensor>>>,
 ) -> Result<NativeRun> {
     let mut opts = options(args)?;
-    opts.abort = abort;
+    opts.abort = extras.abort.as_deref();
+    opts.attention_mask = extras.mask.clone();
     let input = if opts.start_at_layer.is_some() { ForwardInput::Residual(input.clone()) } else { ForwardInput::Tokens(input.clone()) };
     let mut sink = PlanSink::new(flags);
     sink.js = js;
-    let out = model.forward(input, &opts, &mut sink).napi()?;
+    let out = match &extras.kv {
+        Some(kv) => {
+            let mut guard = lock_kv(kv)?;
+            model.forward_kv(input, &opts, Some(&mut guard), &mut sink).napi()?
+        }
+        None => model.forward(input, &opts, &mut sink).napi()?,
+    };
     let cache = std::mem::take(&mut sink.cache);
     Ok(NativeRun::new(out, cache))
 }
@@ -133,7 +184,7 @@ impl Task for ForwardTask {
     type JsValue = NativeRun;
 
     fn compute(&mut self) -> Result<NativeRun> {
-        guard(|| run_forward(&self.model, &self.input, &self.args, &self.flags, self.abort.as_deref(), None))
+        guard(|| run_forward(&self.model, &self.input, &self.args, &self.flags, &self.extras, None))
     }
 
     fn resolve(&mut self, _env: Env, out: NativeRun) -> Result<NativeRun> {
@@ -153,10 +204,10 @@ fn disposed() -> napi::Error {
 }
 
 impl NativeModel {
-    fn m(&self) -> Result<&Arc<HookedModel>> {
+    pub(crate) fn m(&self) -> Result<&Arc<HookedModel>> {
         self.model.as_ref().ok_or_else(disposed)
     }
-    fn tok(&self) -> Result<&Arc<Tokenizer>> {
+    pub(crate) fn tok(&self) -> Result<&Arc<Tokenizer>> {
         self.m()?;
         self.tokenizer
             .as_ref()
@@ -190,7 +241,15 @@ impl NativeModel {
     }
 
     #[napi(ts_return_type = "Promise<NativeRun>")]
-    pub fn forward(&self, input: &NativeTensor, args: ForwardArgs, flags: Vec<u8>, abort: Option<&NativeAbort>) -> Result<AsyncTask<ForwardTask>> {
+    pub fn forward(
+        &self,
+        input: &NativeTensor,
+        args: ForwardArgs,
+        flags: Vec<u8>,
+        abort: Option<&NativeAbort>,
+        attention_mask: Option<&NativeTensor>,
+        kv_cache: Option<&NativeKvCache>,
+    ) -> Result<AsyncTask<ForwardTask>> {
         guard(|| {
             options(&args)?;
             Ok(AsyncTask::new(ForwardTask {
@@ -198,7 +257,7 @@ impl NativeModel {
                 input: input.tensor()?.clone(),
                 args,
                 flags,
-                abort: abort.map(|a| a.flag.clone()),
+                extras: RunExtras::new(attention_mask, kv_cache, abort)?,
             }))
         })
     }
@@ -213,23 +272,43 @@ impl NativeModel {
         args: ForwardArgs,
         flags: Vec<u8>,
         hook: Function<FnArgs<(u32, NativeTensor)>, Unknown>,
+        attention_mask: Option<&NativeTensor>,
+        kv_cache: Option<&NativeKvCache>,
     ) -> Result<NativeRun> {
         guard(|| {
+            let extras = RunExtras::new(attention_mask, kv_cache, None)?;
             let model = self.m()?.clone();
             let input = input.tensor()?.clone();
-            let mut call = |id: u32, t: &Tensor| -> tl_engine::Result<Option<Tensor>> {
-                let arg = wrap(&env, t.clone()).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
-                let ret = hook.call(FnArgs::from((id, arg))).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
-                let ty = ret.get_type().map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
-                if matches!(ty, ValueType::Undefined | ValueType::Null) {
-                    return Ok(None);
+            let mut call = js_caller(&env, &hook);
+            run_forward(&model, &input, &args, &flags, &extras, Some(&mut call))
+        })
+    }
+
+    /// TL's `HookedTransformerKeyValueCache.init_cache` for this model.
+    #[napi]
+    pub fn init_kv_cache(&self, batch_size: u32) -> Result<NativeKvCache> {
+        guard(|| {
+            let m = self.m()?;
+            let c = m.cfg();
+            let kv = KvCache::new(c.n_layers, batch_size as usize, c.n_heads, c.d_head, m.dtype(), &m.device).napi()?;
+            Ok(NativeKvCache::new(kv))
+        })
+    }
+
+    /// TL's `utils.get_attention_mask` with this model's tokenizer (pad and BOS ids).
+    #[napi]
+    pub fn attention_mask(&self, env: Env, tokens: &NativeTensor, prepend_bos: bool, padding_left: bool) -> Result<NativeTensor> {
+        guard(|| {
+            let t = tokens.tensor()?;
+            let t = if t.rank() == 1 { t.unsqueeze(0).napi()? } else { t.clone() };
+            let mask = match &self.tokenizer {
+                Some(tok) => {
+                    let pad = tok.pad_token_id.map(|x| x as i64).unwrap_or(-1);
+                    attention_mask_from_tokens(&t, pad, tok.bos_token_id.map(|x| x as i64), padding_left, prepend_bos).napi()?
                 }
-                let inst = unsafe { ClassInstance::<NativeTensor>::from_napi_value(env.raw(), ret.raw()) }
-                    .map_err(|_| Error::new(ErrorCode::Hook, "a hook must return a Tensor or nothing"))?;
-                let t = inst.tensor().map_err(|e| Error::new(ErrorCode::Disposed, e.reason.clone()))?.clone();
-                Ok(Some(t))
+                None => Tensor::ones(t.dims2().napi()?, tl_engine::candle_core::DType::I64, t.device()).napi()?,
             };
-            run_forward(&model, &input, &args, &flags, None, Some(&mut call))
+            wrap(&env, mask)
         })
     }
 

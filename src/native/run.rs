@@ -38,8 +38,7 @@ pub fn options(a: &ForwardArgs) -> Result<ForwardOptions<'static>> {
         loss_per_token: a.loss_per_token.unwrap_or(false),
         start_at_layer: a.start_at_layer,
         stop_at_layer: a.stop_at_layer,
-        tokens: None,
-        abort: None,
+        ..Default::default()
     })
 }
 

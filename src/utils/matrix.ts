@@ -1,22 +1,7 @@
-/** TL's `utils.get_corner` and `utils.composition_scores`. */
+/** TL's `utils.composition_scores` (its `get_corner` is in ./tensor-utils). */
 import { TransformerLensError } from '../errors'
 import { FactoredMatrix } from '../factored-matrix'
-import { IndexEntry, Tensor } from '../tensor'
-
-/**
- * The top-left corner, `n` long in every dim: `t[:n, :n, ..., :n]` for a Tensor, and that
- * corner of the product (`AB`) for a FactoredMatrix.
- */
-export function getCorner(x: Tensor | FactoredMatrix, n = 3): Tensor {
-  const idx = new Array<IndexEntry>(x.ndim).fill([0, n])
-  if (x instanceof FactoredMatrix) {
-    const corner = x.get(...idx)
-    const out = corner.AB
-    corner.dispose()
-    return out
-  }
-  return x.get(...idx)
-}
+import { Tensor } from '../tensor'
 
 /**
  * Composition score of `left` (writing, e.g. an OV circuit) into `right` (reading, e.g. a QK or

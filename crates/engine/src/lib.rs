@@ -2,6 +2,7 @@
 //! No napi here: the Node addon (root crate) is a thin binding over this crate.
 
 pub mod error;
+pub mod generate;
 pub mod families;
 pub mod load;
 pub mod model;

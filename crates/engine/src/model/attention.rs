@@ -5,6 +5,8 @@ use candle_core::{DType, Tensor, D};
 use crate::error::Result;
 use crate::model::config::Config;
 use crate::model::hooks::{BlockHook, Taps};
+use crate::model::kv_cache::KvEntry;
+use crate::model::mask::MaskPlan;
 use crate::model::weights::BlockWeights;
 
 /// The attention inputs: one normalized stream shared by Q, K and V, or one per head
@@ -36,20 +38,13 @@ fn project_per_head(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: us
     Ok(y)
 }
 
-/// Additive causal mask `[q_len, k_len]`: 0 where key <= query (offset by past keys), -inf elsewhere.
-pub fn causal_mask(q_len: usize, k_len: usize, dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
-    let offset = k_len - q_len;
-    let data: Vec<f32> = (0..q_len)
-        .flat_map(|i| (0..k_len).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
-    Ok(Tensor::from_vec(data, (q_len, k_len), dev)?.to_dtype(dtype)?)
-}
-
 pub fn forward(
     cfg: &Config,
     layer: usize,
     w: &BlockWeights,
     input: AttnInput,
+    plan: &MaskPlan,
+    kv: Option<&mut KvEntry>,
     taps: &mut Taps,
 ) -> Result<Tensor> {
     let (h, dh) = (cfg.n_heads, cfg.d_head);
@@ -69,32 +64,43 @@ pub fn forward(
     let k = taps.block(layer, BlockHook::K, k)?;
     let v = taps.block(layer, BlockHook::V, v)?;
     let (b, p, _, _) = q.dims4()?;
-    let k_len = k.dim(1)?;
     let dtype = v.dtype();
-    let (q, k) = if matches!(dtype, DType::F32 | DType::F64) {
-        (q, k)
-    } else {
-        (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?)
+    // [b, h, k, dh]: the new positions alone, or appended to the cached past.
+    let (k_all, v_all) = match kv {
+        Some(entry) => entry.append(&k, &v)?,
+        None => (k.transpose(1, 2)?.contiguous()?, v.transpose(1, 2)?.contiguous()?),
     };
-
-    let q_ = q.transpose(1, 2)?.contiguous()?; // [b, h, q, dh]
-    let k_ = k.permute((0, 2, 3, 1))?.contiguous()?; // [b, h, dh, k]
-    let mut scores = (q_.matmul(&k_)? / cfg.attn_scale_for_layer(layer))?;
+    let k_len = k_all.dim(2)?;
+    if k_len != plan.past + p {
+        return Err(crate::error::Error::invalid(format!(
+            "layer {layer} sees {k_len} key positions but the run expects {} ({} cached + {p} new)",
+            plan.past + p,
+            plan.past
+        )));
+    }
+    let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
+    let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+    let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, h, dh, k]
+    let mut scores = (q_.matmul(&k_t)? / cfg.attn_scale_for_layer(layer))?;
     if cfg.attn_scores_soft_cap > 0.0 {
         let c = cfg.attn_scores_soft_cap;
         scores = ((scores / c)?.tanh()? * c)?;
     }
     if cfg.attention_dir == "causal" {
-        let mask = causal_mask(p, k_len, scores.dtype(), scores.device())?;
-        scores = scores.broadcast_add(&mask)?;
+        if let Some(mask) = &plan.additive {
+            scores = scores.broadcast_add(mask)?;
+        }
     }
     let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
-    let pattern = candle_nn::ops::softmax_last_dim(&scores)?;
+    let mut pattern = candle_nn::ops::softmax_last_dim(&scores)?;
+    if let Some(live) = &plan.live_rows {
+        // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
+        pattern = live.broadcast_as(pattern.shape())?.where_cond(&pattern, &pattern.zeros_like()?)?;
+    }
     let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
     let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
 
-    let v_ = v.transpose(1, 2)?.contiguous()?; // [b, h, k, dh]
-    let z = pattern.matmul(&v_)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
+    let z = pattern.matmul(&v_all)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
     let z = taps.block(layer, BlockHook::Z, z)?;
 
     let d = cfg.d_model;

@@ -5,6 +5,8 @@ use candle_core::Tensor;
 use crate::error::Result;
 use crate::model::attention::{self, AttnInput};
 use crate::model::hooks::{BlockHook, Taps};
+use crate::model::kv_cache::KvEntry;
+use crate::model::mask::MaskPlan;
 use crate::model::norm::{self, NormHooks};
 use crate::model::transformer::Arch;
 use crate::model::weights::BlockWeights;
@@ -14,7 +16,15 @@ fn repeat_heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
     Ok(x.unsqueeze(2)?.broadcast_as((b, p, n_heads, d))?.contiguous()?)
 }
 
-pub fn forward(arch: &Arch, layer: usize, w: &BlockWeights, resid_pre: Tensor, taps: &mut Taps) -> Result<Tensor> {
+pub fn forward(
+    arch: &Arch,
+    layer: usize,
+    w: &BlockWeights,
+    resid_pre: Tensor,
+    plan: &MaskPlan,
+    kv: Option<&mut KvEntry>,
+    taps: &mut Taps,
+) -> Result<Tensor> {
     let cfg = &arch.cfg;
     let resid_pre = taps.block(layer, BlockHook::ResidPre, resid_pre)?;
     let ln1 = NormHooks {
@@ -39,7 +49,7 @@ pub fn forward(arch: &Arch, layer: usize, w: &BlockWeights, resid_pre: Tensor, t
     } else {
         AttnInput::Shared(ln(&resid_pre, taps)?)
     };
-    let attn_out = attention::forward(cfg, layer, w, input, taps)?;
+    let attn_out = attention::forward(cfg, layer, w, input, plan, kv, taps)?;
     let attn_out = taps.block(layer, BlockHook::AttnOut, attn_out)?;
 
     let Some(mlp_w) = &w.mlp else {

@@ -3,6 +3,8 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod hooks;
+pub mod kv_cache;
+pub mod mask;
 pub mod loss;
 pub mod mlp;
 pub mod norm;

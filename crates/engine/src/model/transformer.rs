@@ -8,6 +8,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::activation::Activation;
 use crate::model::config::Config;
 use crate::model::hooks::{HookSink, HookTable, Taps, TopHook};
+use crate::model::kv_cache::KvCache;
+use crate::model::mask::MaskPlan;
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::weights::ModelWeights;
 use crate::model::{block, loss};
@@ -62,6 +64,11 @@ pub struct ForwardOptions<'a> {
     pub stop_at_layer: Option<i64>,
     /// Tokens for the loss when the input is a residual stream.
     pub tokens: Option<Tensor>,
+    /// `[batch, pos]` 1 for real tokens, 0 for padding (the new positions only; with a KV
+    /// cache it is appended to the cache's mask). None: no padding.
+    pub attention_mask: Option<Tensor>,
+    /// Unembed only one position per row (`[batch, 1, vocab]` logits): what decoding needs.
+    pub logits_at: Option<Vec<usize>>,
     pub abort: Option<&'a AtomicBool>,
 }
 
@@ -73,6 +80,8 @@ impl Default for ForwardOptions<'_> {
             start_at_layer: None,
             stop_at_layer: None,
             tokens: None,
+            attention_mask: None,
+            logits_at: None,
             abort: None,
         }
     }
@@ -159,28 +168,83 @@ impl HookedModel {
     }
 
     /// Tokens → first residual stream (`input_to_embed` + `get_residual`).
-    fn embed(&self, tokens: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+    fn embed(&self, tokens: &Tensor, plan: &MaskPlan, taps: &mut Taps) -> Result<Tensor> {
         let (b, p) = tokens.dims2()?;
+        let d = self.cfg().d_model;
         let tokens = taps.top(TopHook::Tokens, tokens.clone())?;
-        let embed = self.weights.w_e.index_select(&tokens.flatten_all()?, 0)?.reshape((b, p, self.cfg().d_model))?;
+        let embed = self.weights.w_e.index_select(&tokens.flatten_all()?, 0)?.reshape((b, p, d))?;
         let embed = taps.top(TopHook::Embed, embed)?;
-        match &self.weights.w_pos {
-            Some(w_pos) => {
-                let pos = w_pos.narrow(0, 0, p)?.unsqueeze(0)?.broadcast_as((b, p, self.cfg().d_model))?.contiguous()?;
-                let pos = taps.top(TopHook::PosEmbed, pos)?;
-                Ok((embed + pos)?)
+        let Some(w_pos) = &self.weights.w_pos else { return Ok(embed) };
+        let n_ctx = self.cfg().n_ctx;
+        let pos = match (&plan.positions, &plan.pos_keep) {
+            (Some(ids), Some(keep)) => {
+                let max = ids.max_all()?.to_scalar::<i64>()?;
+                if max as usize >= n_ctx {
+                    return Err(Error::shape(format!("position {max} is past the model's n_ctx {n_ctx}")));
+                }
+                let pos = w_pos.index_select(&ids.flatten_all()?, 0)?.reshape((b, p, d))?;
+                pos.broadcast_mul(keep)?
             }
-            None => Ok(embed),
-        }
+            _ => {
+                if plan.past + p > n_ctx {
+                    return Err(Error::shape(format!(
+                        "{} cached + {p} new positions exceed the model's n_ctx {n_ctx}",
+                        plan.past
+                    )));
+                }
+                w_pos.narrow(0, plan.past, p)?.unsqueeze(0)?.broadcast_as((b, p, d))?.contiguous()?
+            }
+        };
+        let pos = taps.top(TopHook::PosEmbed, pos)?;
+        Ok((embed + pos)?)
     }
 
     pub fn forward(&self, input: ForwardInput, opts: &ForwardOptions, sink: &mut dyn HookSink) -> Result<ForwardOutput> {
+        self.forward_kv(input, opts, None, sink)
+    }
+
+    /// The padding plan of one run: the new positions' mask joined to the cache's.
+    fn mask_plan(&self, b: usize, q: usize, opts: &ForwardOptions, kv: Option<&mut KvCache>) -> Result<(MaskPlan, Option<Tensor>)> {
+        let dev = &self.device;
+        if let Some(m) = &opts.attention_mask {
+            if m.dims() != [b, q] {
+                return Err(Error::shape(format!("the attention mask {:?} does not match the input [{b}, {q}]", m.dims())));
+            }
+        }
+        let causal = self.cfg().attention_dir == "causal";
+        let (past, full) = match kv {
+            Some(kv) => {
+                kv.check_consistent()?;
+                if kv.batch != b {
+                    return Err(Error::shape(format!("the KV cache has batch size {} but the input has {b}", kv.batch)));
+                }
+                let past = kv.past_len();
+                let new = match &opts.attention_mask {
+                    Some(m) => m.clone(),
+                    None => Tensor::ones((b, q), DType::I64, dev)?,
+                };
+                (past, Some(kv.append_attention_mask(&new)?))
+            }
+            None => (0, opts.attention_mask.clone()),
+        };
+        let plan = MaskPlan::new(b, q, past, full.as_ref(), causal, self.dtype(), dev)?;
+        let loss_mask = match full {
+            Some(f) => Some(f.narrow(1, past, q)?),
+            None => None,
+        };
+        Ok((plan, loss_mask))
+    }
+
+    /// TL's `forward` with an optional `past_kv_cache`.
+    pub fn forward_kv(&self, input: ForwardInput, opts: &ForwardOptions, mut kv: Option<&mut KvCache>, sink: &mut dyn HookSink) -> Result<ForwardOutput> {
         let mut taps = Taps { table: &self.hooks, sink };
         let n = self.cfg().n_layers;
-        let (mut residual, tokens) = match (input, opts.start_at_layer) {
+        let (mut residual, tokens, plan, loss_mask) = match (input, opts.start_at_layer) {
             (ForwardInput::Tokens(t), None) => {
                 let t = self.check_tokens(&t)?;
-                (self.embed(&t, &mut taps)?, Some(t))
+                let (b, q) = t.dims2()?;
+                let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
+                (self.embed(&t, &plan, &mut taps)?, Some(t), plan, loss_mask)
             }
             (ForwardInput::Residual(r), Some(_)) => {
                 if r.rank() != 3 || r.dim(2)? != self.cfg().d_model {
@@ -194,7 +258,9 @@ impl HookedModel {
                     Some(t) => Some(self.check_tokens(t)?),
                     None => None,
                 };
-                (r.to_dtype(self.dtype())?, t)
+                let (b, q, _) = r.dims3()?;
+                let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
+                (r.to_dtype(self.dtype())?, t, plan, loss_mask)
             }
             (ForwardInput::Tokens(_), Some(_)) => return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens")),
             (ForwardInput::Residual(_), None) => return Err(Error::invalid("a residual-stream input needs start_at_layer")),
@@ -205,7 +271,8 @@ impl HookedModel {
             if opts.abort.map(|a| a.load(Ordering::Relaxed)).unwrap_or(false) {
                 return Err(Error::new(ErrorCode::Aborted, "the forward pass was aborted"));
             }
-            residual = block::forward(&self.arch, layer, &self.weights.blocks[layer], residual, &mut taps)?;
+            let entry = kv.as_deref_mut().map(|c| &mut c.entries[layer]);
+            residual = block::forward(&self.arch, layer, &self.weights.blocks[layer], residual, &plan, entry, &mut taps)?;
         }
         if opts.stop_at_layer.is_some() {
             return Ok(ForwardOutput { residual: Some(residual), ..Default::default() });
@@ -218,11 +285,23 @@ impl HookedModel {
         if opts.return_type == ReturnType::None {
             return Ok(ForwardOutput::default());
         }
+        let residual = match &opts.logits_at {
+            Some(at) => {
+                let (b, p, d) = residual.dims3()?;
+                if at.len() != b || at.iter().any(|&i| i >= p) {
+                    return Err(Error::invalid(format!("logits_at {at:?} does not fit [{b}, {p}]")));
+                }
+                let idx: Vec<u32> = at.iter().enumerate().map(|(r, &i)| (r * p + i) as u32).collect();
+                let idx = Tensor::from_vec(idx, b, residual.device())?;
+                residual.reshape((b * p, d))?.index_select(&idx, 0)?.reshape((b, 1, d))?
+            }
+            None => residual,
+        };
         let logits = self.unembed(&residual)?;
         let loss = match opts.return_type {
             ReturnType::Loss | ReturnType::Both => {
                 let t = tokens.ok_or_else(|| Error::invalid("tokens must be given for return_type 'loss' or 'both'"))?;
-                Some(loss::lm_cross_entropy(&logits, &t, opts.loss_per_token)?)
+                Some(loss::lm_cross_entropy(&logits, &t, loss_mask.as_ref(), opts.loss_per_token)?)
             }
             _ => None,
         };

@@ -1,0 +1,186 @@
+/**
+ * Downloads a model repo's files into the HF hub cache, in huggingface_hub's layout, so Python's
+ * `huggingface_hub` / `transformers` reuse them and we reuse theirs:
+ *
+ *     models--{org}--{name}/blobs/{etag}                 the bytes
+ *     models--{org}--{name}/snapshots/{commit}/{file}    -> ../../blobs/{etag} (a copy where symlinks fail)
+ *     models--{org}--{name}/refs/{revision}              the commit, for a branch or tag
+ *     models--{org}--{name}/.no_exist/{commit}/{file}    an optional file the repo lacks
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import { TransformerLensError } from '../errors'
+import * as binding from '../native/binding'
+import { AbsentFile, DownloadProgress, FileMeta, HubClient, HubClientOptions } from './hub-client'
+
+export type { DownloadProgress } from './hub-client'
+
+export interface DownloadOptions extends HubClientOptions {
+  /** Branch, tag or commit (default 'main'). */
+  revision?: string
+  /** The HF hub cache folder (default `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`). */
+  cacheDir?: string
+  /** Called while bytes arrive (about every 100 ms per file, and once when a file is complete). */
+  onProgress?: (p: DownloadProgress) => void
+}
+
+const CONFIG = 'config.json'
+const WEIGHTS = 'model.safetensors'
+const WEIGHTS_INDEX = 'model.safetensors.index.json'
+/** Fetched when the repo has them. */
+const OPTIONAL_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']
+const COMMIT = /^[0-9a-f]{40}$/
+
+/** Blob downloads in flight in this process, so concurrent loads of one model share them. */
+const inFlight = new Map<string, Promise<void>>()
+
+/** `org/name` → `models--org--name`. */
+export function repoFolderName(repoId: string): string {
+  return ['models', ...repoId.split('/')].join('--')
+}
+
+/** The shard files a `model.safetensors.index.json` names, sorted and checked to stay inside the snapshot. */
+function shardNames(indexFile: string): string[] {
+  let map: unknown
+  try {
+    map = JSON.parse(fs.readFileSync(indexFile, 'utf8')).weight_map
+  } catch (e) {
+    throw new TransformerLensError('TL_CORRUPT_FILE', `${indexFile} is not valid JSON: ${(e as Error).message}`)
+  }
+  if (map === null || typeof map !== 'object') throw new TransformerLensError('TL_CORRUPT_FILE', `${indexFile} has no weight_map`)
+  const names = [...new Set(Object.values(map as Record<string, unknown>))].sort()
+  for (const n of names) {
+    if (typeof n !== 'string' || path.isAbsolute(n) || n.split(/[\\/]/).includes('..')) {
+      throw new TransformerLensError('TL_CORRUPT_FILE', `${indexFile} names an unusable shard file ${JSON.stringify(n)}`)
+    }
+  }
+  return names as string[]
+}
+
+/**
+ * Whether a snapshot folder has what loading needs: config.json and the weights
+ * (model.safetensors, or the index and every shard it names).
+ */
+export function isCompleteSnapshot(dir: string): boolean {
+  const has = (f: string) => fs.existsSync(path.join(dir, f))
+  if (!has(CONFIG)) return false
+  if (has(WEIGHTS)) return true
+  if (!has(WEIGHTS_INDEX)) return false
+  try {
+    return shardNames(path.join(dir, WEIGHTS_INDEX)).every(has)
+  } catch {
+    return false
+  }
+}
+
+/** `snapshots/{commit}/{file}` → `../../blobs/{etag}`, replaced atomically; a copy where symlinks fail. */
+function linkPointer(blob: string, pointer: string): void {
+  fs.mkdirSync(path.dirname(pointer), { recursive: true })
+  const tmp = `${pointer}.${process.pid}.tmp`
+  fs.rmSync(tmp, { force: true })
+  try {
+    fs.symlinkSync(path.relative(path.dirname(pointer), blob), tmp)
+  } catch {
+    fs.copyFileSync(blob, tmp)
+  }
+  fs.renameSync(tmp, pointer)
+}
+
+/** One repo's folder in the cache, at one commit. */
+class RepoCache {
+  readonly root: string
+  constructor(cacheDir: string, repoId: string) {
+    this.root = path.join(cacheDir, repoFolderName(repoId))
+  }
+  pointer(commit: string, file: string): string {
+    return path.join(this.root, 'snapshots', commit, ...file.split('/'))
+  }
+  noExist(commit: string, file: string): string {
+    return path.join(this.root, '.no_exist', commit, ...file.split('/'))
+  }
+  blob(etag: string): string {
+    return path.join(this.root, 'blobs', etag)
+  }
+  /** `refs/{revision}` ← commit, written only when it changes (the cache may be read-only). */
+  writeRef(revision: string, commit: string): void {
+    if (revision === commit) return
+    const ref = path.join(this.root, 'refs', ...revision.split('/'))
+    if (fs.existsSync(ref) && fs.readFileSync(ref, 'utf8') === commit) return
+    fs.mkdirSync(path.dirname(ref), { recursive: true })
+    fs.writeFileSync(ref, commit)
+  }
+  markAbsent(file: AbsentFile): void {
+    if (file.commit === null || !COMMIT.test(file.commit)) return
+    const p = this.noExist(file.commit, file.filename)
+    fs.mkdirSync(path.dirname(p), { recursive: true })
+    fs.closeSync(fs.openSync(p, 'a'))
+  }
+}
+
+/**
+ * Downloads what loading `repoId` needs into the HF cache and returns its snapshot folder:
+ * config.json, the safetensors weights (single file or index + shards) and the tokenizer files
+ * the repo has. Files already cached are not fetched again.
+ */
+export async function downloadModel(repoId: string, opts: DownloadOptions = {}): Promise<string> {
+  const hub = new HubClient(repoId, opts)
+  const cache = new RepoCache(opts.cacheDir ?? binding.hubCacheDir(), repoId)
+  const revision = opts.revision ?? 'main'
+
+  // config.json pins the commit; every other file is asked for at that commit.
+  const config = await hub.metadata(revision, CONFIG)
+  if ('absent' in config) {
+    throw new TransformerLensError('TL_MISSING_FILE', `'${repoId}' (revision ${revision}) on ${hub.endpoint} has no config.json`)
+  }
+  const commit = config.commit
+  fs.mkdirSync(cache.root, { recursive: true })
+  cache.writeRef(revision, commit)
+
+  /** A file at the commit: skipped without a request when the snapshot already has it or knows it is absent. */
+  const fetchFile = async (file: string, required: boolean): Promise<boolean> => {
+    if (fs.existsSync(cache.pointer(commit, file))) return true
+    if (!required && fs.existsSync(cache.noExist(commit, file))) return false
+    const meta = await hub.metadata(commit, file)
+    if ('absent' in meta) {
+      if (required) throw new TransformerLensError('TL_MISSING_FILE', `'${file}' is missing from '${repoId}' at ${commit} on ${hub.endpoint}`)
+      cache.markAbsent(meta)
+      return false
+    }
+    await store(hub, cache, meta, opts.onProgress)
+    return true
+  }
+
+  for (const file of OPTIONAL_FILES) await fetchFile(file, false)
+  if (!(await fetchFile(WEIGHTS, false))) {
+    if (!(await fetchFile(WEIGHTS_INDEX, false))) {
+      const bin = await hub.metadata(commit, 'pytorch_model.bin')
+      if (!('absent' in bin)) {
+        throw new TransformerLensError(
+          'TL_UNSUPPORTED',
+          `'${repoId}' (revision ${revision}) only has pytorch_model.bin weights; transformer-lens reads safetensors (model.safetensors or a sharded index)`,
+        )
+      }
+      throw new TransformerLensError('TL_MISSING_FILE', `'${repoId}' (revision ${revision}) has no model.safetensors or model.safetensors.index.json`)
+    }
+    for (const shard of shardNames(cache.pointer(commit, WEIGHTS_INDEX))) await fetchFile(shard, true)
+  }
+  // Last: a snapshot with config.json and its weights is complete (see isCompleteSnapshot).
+  await store(hub, cache, config, opts.onProgress)
+  return path.join(cache.root, 'snapshots', commit)
+}
+
+/** Downloads a file's blob unless present (once per process at a time), then points the snapshot at it. */
+async function store(hub: HubClient, cache: RepoCache, meta: FileMeta, onProgress?: (p: DownloadProgress) => void): Promise<void> {
+  const blob = cache.blob(meta.etag)
+  if (!fs.existsSync(blob)) {
+    let pending = inFlight.get(blob)
+    if (pending === undefined) {
+      fs.mkdirSync(path.dirname(blob), { recursive: true })
+      pending = hub.download(meta, blob, onProgress).finally(() => inFlight.delete(blob))
+      inFlight.set(blob, pending)
+    }
+    await pending
+  }
+  linkPointer(blob, cache.pointer(meta.commit, meta.filename))
+}

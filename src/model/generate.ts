@@ -1,0 +1,223 @@
+import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
+import * as binding from '../native/binding'
+import { Tensor, wrapT } from '../tensor'
+import { withAbort } from './abort'
+import { opt } from './options'
+import type { TokenizerView } from './tokenizer'
+
+/** TL's `generate` options (snake_case names accepted too). */
+export interface GenerateOptions {
+  /** Default 10. TL: `max_new_tokens`. */
+  maxNewTokens?: number
+  /** Stop a row at an end token; finished rows are padded with it. Default true. */
+  stopAtEos?: boolean
+  /** End token(s); default the tokenizer's EOS. */
+  eosTokenId?: number | number[]
+  /** Sample (default true) or take the argmax. */
+  doSample?: boolean
+  topK?: number
+  topP?: number
+  /** Default 1; 0 is greedy. */
+  temperature?: number
+  /** Subtracts `freqPenalty × count` from each token's logit. */
+  freqPenalty?: number
+  /** Decode through the KV cache (default true). TL: `use_past_kv_cache`. */
+  useKvCache?: boolean
+  prependBos?: boolean
+  paddingSide?: 'left' | 'right'
+  /** 'input' (default: same kind as the input), 'str' or 'tokens'. */
+  returnType?: 'input' | 'str' | 'tokens'
+  /** Seeds the sampler: the same seed gives the same tokens. */
+  seed?: number | bigint
+  /** `[batch, pos]` padding mask for a token prompt (default: TL's rule from pad tokens). */
+  attentionMask?: Tensor
+  /** Stops the generation between steps (and between blocks). */
+  signal?: AbortSignal
+  /** Called after each step with the number of new tokens so far. */
+  onProgress?: (p: { step: number; total: number }) => void
+  /** Accepted for TL compatibility; progress goes to `onProgress`. */
+  verbose?: boolean
+}
+
+/** One step of `generateStream`: a token per row, and the text each row gained. */
+export interface GenerateChunk {
+  step: number
+  tokens: number[]
+  text: string[]
+  /** Rows that have produced an end token. */
+  finished: boolean[]
+}
+
+/** @internal What generation needs from the model. */
+export interface GenerationHost {
+  native: binding.NativeModel
+  tokenizer: TokenizerView | null
+  defaultPrependBos: boolean
+  toTokens(input: string | string[], o: { prependBos?: boolean; paddingSide?: 'left' | 'right' }): Tensor
+  /** The hook plan of a step: flags and, with JS hooks, the dispatcher. */
+  plan(): { flags: number[]; dispatch: ((id: number, t: binding.NativeTensor) => binding.NativeTensor | undefined) | null; hookError: () => unknown }
+}
+
+interface Prepared {
+  gen: binding.NativeGeneration
+  inputKind: 'str' | 'tokens'
+  returnType: 'str' | 'tokens'
+  promptLen: number
+  batch: number
+  maxNew: number
+  stopTokens: number[]
+}
+
+function prepare(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions): Prepared {
+  const maxNew = opt(o, 'maxNewTokens', 10)
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', `maxNewTokens must be a non-negative integer, got ${maxNew}`)
+  let tokens: Tensor
+  let mask: Tensor | undefined = opt<Tensor | undefined>(o, 'attentionMask', undefined)
+  let inputKind: 'str' | 'tokens'
+  const prependBos = opt(o, 'prependBos', host.defaultPrependBos)
+  const paddingSide = opt<'left' | 'right' | undefined>(o, 'paddingSide', undefined)
+  if (typeof input === 'string' || Array.isArray(input)) {
+    if (host.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', 'this model has no tokenizer: pass a token Tensor')
+    inputKind = 'str'
+    tokens = host.toTokens(input, { prependBos, paddingSide })
+  } else if (input instanceof Tensor) {
+    if (input.dtype.startsWith('float') || input.dtype === 'bfloat16') {
+      throw new TransformerLensError('TL_UNSUPPORTED', 'generate from embeddings is not supported: pass tokens or text')
+    }
+    inputKind = 'tokens'
+    tokens = input.ndim === 1 ? input.reshape([1, input.shape[0]]) : input
+  } else {
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', 'input must be a string, an array of strings or a Tensor of tokens')
+  }
+  if (tokens.ndim !== 2) throw new TransformerLensError('TL_SHAPE_MISMATCH', `generate takes [batch, pos] tokens, got shape [${tokens.shape}]`)
+  const [batch, promptLen] = tokens.shape
+  // A padded batch gets its mask from TL's rule; a single row has no padding.
+  if (mask === undefined && batch > 1 && host.tokenizer !== null) {
+    const side = paddingSide ?? host.tokenizer.paddingSide
+    mask = host.tokenizer.attentionMask(tokens, prependBos, side === 'left')
+  }
+  const stopAtEos = opt(o, 'stopAtEos', true)
+  let stopTokens: number[] = []
+  let eosPad = 0
+  if (stopAtEos) {
+    const eos = opt<number | number[] | undefined>(o, 'eosTokenId', undefined)
+    const tokEos = host.tokenizer?.eosTokenId ?? null
+    if (eos === undefined || eos === null) {
+      if (tokEos === null) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'stopAtEos needs an eosTokenId: the model has no tokenizer EOS')
+      stopTokens = [tokEos]
+      eosPad = tokEos
+    } else if (typeof eos === 'number') {
+      stopTokens = [eos]
+      eosPad = eos
+    } else {
+      if (eos.length === 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'eosTokenId must not be an empty list')
+      stopTokens = [...eos]
+      eosPad = tokEos ?? eos[0]
+    }
+  }
+  const rt = opt<'input' | 'str' | 'tokens'>(o, 'returnType', 'input')
+  if (!['input', 'str', 'tokens'].includes(rt)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `returnType must be 'input', 'str' or 'tokens', got '${rt}'`)
+  const returnType = rt === 'input' ? inputKind : rt
+  if (returnType === 'str' && host.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', "returnType 'str' needs a tokenizer")
+  const seed = opt<number | bigint | undefined>(o, 'seed', undefined)
+  if (seed !== undefined && (typeof seed === 'number' ? !Number.isSafeInteger(seed) || seed < 0 : seed < 0n)) {
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', `seed must be a non-negative integer, got ${seed}`)
+  }
+  const args: binding.GenerateArgs = {
+    maxNewTokens: maxNew,
+    stopTokens,
+    eosPad,
+    doSample: opt(o, 'doSample', true),
+    temperature: opt(o, 'temperature', 1.0),
+    topK: opt<number | undefined>(o, 'topK', undefined) ?? undefined,
+    topP: opt<number | undefined>(o, 'topP', undefined) ?? undefined,
+    freqPenalty: opt(o, 'freqPenalty', 0.0),
+    useKvCache: opt(o, 'useKvCache', opt(o, 'usePastKvCache', true)),
+    seed: seed === undefined ? undefined : String(seed),
+  }
+  const gen = native(() => host.native.startGeneration(tokens.native, mask?.native, args))
+  return { gen, inputKind, returnType, promptLen, batch, maxNew, stopTokens }
+}
+
+/** One or more steps; JS hooks run step by step on the JS thread. */
+async function advance(host: GenerationHost, p: Prepared, steps: number, signal: AbortSignal | undefined): Promise<number[]> {
+  const plan = host.plan()
+  if (plan.dispatch === null) {
+    return withAbort(signal, (abort) => nativeAsync(() => p.gen.step(steps, plan.flags, abort)))
+  }
+  const out: number[] = []
+  for (let i = 0; i < steps; i++) {
+    if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the generation was aborted')
+    let got: number[]
+    try {
+      got = p.gen.stepWithHooks(plan.flags, plan.dispatch)
+    } catch (e) {
+      throw plan.hookError() ?? fromNative(e)
+    }
+    if (got.length === 0) break
+    out.push(...got)
+    // Let timers and I/O run between steps.
+    await new Promise<void>((r) => setImmediate(r))
+  }
+  return out
+}
+
+function finish(host: GenerationHost, p: Prepared): string | string[] | Tensor {
+  const tokens = wrapT(native(() => p.gen.outputTokens()))
+  if (p.returnType === 'tokens') return tokens
+  const rows = tokens.toList() as number[][]
+  const texts = rows.map((r) => native(() => host.native.decode(r, true)))
+  return texts.length === 1 ? texts[0] : texts
+}
+
+/** TL's `generate`; the decode loop runs in Rust. */
+export async function generate(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions = {}): Promise<string | string[] | Tensor> {
+  const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
+  if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the generation was aborted before it started')
+  const p = prepare(host, input, o)
+  const onProgress = opt<GenerateOptions['onProgress']>(o, 'onProgress', undefined)
+  if (!onProgress) {
+    await advance(host, p, p.maxNew, signal)
+  } else {
+    // Progress in chunks: one pool task per chunk, not per token.
+    const chunk = Math.max(1, Math.ceil(p.maxNew / 20))
+    while (!native(() => p.gen.isDone())) {
+      const got = await advance(host, p, chunk, signal)
+      onProgress({ step: native(() => p.gen.produced()), total: p.maxNew })
+      if (got.length === 0) break
+    }
+  }
+  return finish(host, p)
+}
+
+/**
+ * Streams a generation: yields after every step with each row's new token and the text it
+ * added (held back while a multi-byte character is incomplete). Breaking out of the loop stops
+ * the generation.
+ */
+export async function* generateStream(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions = {}): AsyncGenerator<GenerateChunk, void, void> {
+  const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
+  if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the generation was aborted before it started')
+  const p = prepare(host, input, o)
+  const newTokens: number[][] = Array.from({ length: p.batch }, () => [])
+  const emitted: string[] = new Array(p.batch).fill('')
+  const finished: boolean[] = new Array(p.batch).fill(false)
+  for (let step = 1; ; step++) {
+    const got = await advance(host, p, 1, signal)
+    if (got.length === 0) return
+    const last = native(() => p.gen.isDone())
+    const text = got.map((t, r) => {
+      if (finished[r]) return ''
+      newTokens[r].push(t)
+      if (p.stopTokens.includes(t)) finished[r] = true
+      if (host.tokenizer === null) return ''
+      const full = native(() => host.native.decode(newTokens[r], true))
+      // Hold back an incomplete multi-byte character until a later token completes it.
+      if (full.endsWith('\uFFFD') && !finished[r] && !last) return ''
+      const piece = full.startsWith(emitted[r]) ? full.slice(emitted[r].length) : full
+      emitted[r] = full
+      return piece
+    })
+    yield { step, tokens: got, text, finished: [...finished] }
+  }
+}
