@@ -119,6 +119,12 @@ export declare class NativeTensor {
   sliceAssign(spec: Array<IndexSpec>, value: NativeTensor): NativeTensor
   indexSelect(dim: number, indices: NativeTensor): NativeTensor
   gather(dim: number, indices: NativeTensor): NativeTensor
+  /** torch's `broadcast_to`: a view with size-1 (or missing leading) dims expanded. */
+  broadcastTo(shape: Array<number>): NativeTensor
+  /** Thin SVD `[U, S, V]` (V, not Vh) of a batch of matrices; see `tl_engine::tensor::linalg`. */
+  svd(): Array<NativeTensor>
+  /** Eigenvalues `[real, imag]` of a batch of square matrices. */
+  eigenvalues(): Array<NativeTensor>
   toDtype(dtype: string): NativeTensor
   cloneTensor(): NativeTensor
   whereCond(onTrue: NativeTensor, onFalse: NativeTensor): NativeTensor

@@ -320,6 +320,38 @@ export class Tensor {
     return wrapT(native(() => this.native.squeeze(dim)))
   }
 
+  /** torch's `broadcast_to` / `expand`: size-1 and missing leading dims stretched to `shape`. */
+  broadcastTo(shape: readonly number[]): Tensor {
+    return wrapT(native(() => this.native.broadcastTo([...shape])))
+  }
+
+  // ---- linear algebra ----
+
+  /**
+   * Thin SVD of a matrix or a batch `[..., m, n]`: `this = U · diag(S) · Vᵀ` with `U: [..., m, k]`,
+   * `S: [..., k]` (non-negative, non-increasing), `V: [..., n, k]`, `k = min(m, n)`.
+   *
+   * `V` is V itself, not Vᴴ: it equals `torch.svd(t).V` and the transpose of the `Vh` of
+   * `torch.linalg.svd(t, full_matrices=False)`. Each singular pair is unique only up to sign;
+   * here the entry of largest magnitude in each column of `U` is positive (torch makes no such
+   * promise, so compare with torch up to sign). Float32 or float64; computed in float64 (faer)
+   * and returned in the input dtype. NaN or infinite input is a `TL_INVALID_ARGUMENT` error.
+   */
+  svd(): { U: Tensor; S: Tensor; V: Tensor } {
+    const [U, S, V] = native(() => this.native.svd())
+    return { U: wrapT(U), S: wrapT(S), V: wrapT(V) }
+  }
+  /**
+   * Eigenvalues of a square matrix or a batch `[..., n, n]` (as `torch.linalg.eig(t).eigenvalues`),
+   * as real and imaginary parts `[..., n]`. A real matrix's complex eigenvalues come in
+   * conjugate pairs; the order is not sorted (nor is torch's). Non-square input is
+   * `TL_SHAPE_MISMATCH`.
+   */
+  eigenvalues(): { real: Tensor; imag: Tensor } {
+    const [real, imag] = native(() => this.native.eigenvalues())
+    return { real: wrapT(real), imag: wrapT(imag) }
+  }
+
   // ---- indexing ----
 
   /** TL-style indexing over leading dims: `t.get(0, null, [1, 3])` ≙ `t[0, :, 1:3]`. */

@@ -1,9 +1,11 @@
 import { ActivationCache } from '../cache/activation-cache'
+import { FactoredMatrix } from '../factored-matrix'
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
 import { FwdHook, HookFn, HookPoint, HookTarget } from '../hooks/hook-point'
 import { HookRegistry } from '../hooks/registry'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
+import * as circuits from './circuits'
 import { ensureModel } from './loading'
 import { ForwardOptions, LoadOptions, opt } from './options'
 import { TokenizerView } from './tokenizer'
@@ -521,5 +523,20 @@ export class HookedTransformer {
   }
   [Symbol.dispose](): void {
     this.dispose()
+  }
+
+  // ---- circuits (src/model/circuits.ts) ----
+
+  /** TL's `QK`: `FactoredMatrix(W_Q, W_Kᵀ)` over every layer and head, `[n_layers, n_heads, d_model, d_model]`. */
+  get QK(): FactoredMatrix {
+    return circuits.QK(this)
+  }
+  /** TL's `OV`: `FactoredMatrix(W_V, W_O)` over every layer and head, `[n_layers, n_heads, d_model, d_model]`. */
+  get OV(): FactoredMatrix {
+    return circuits.OV(this)
+  }
+  /** TL's `all_composition_scores(mode)`: `[n_layers, n_heads, n_layers, n_heads]`, zero unless the second head is in a later layer. */
+  allCompositionScores(mode: circuits.CompositionMode): Tensor {
+    return circuits.allCompositionScores(this, mode)
   }
 }

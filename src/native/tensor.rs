@@ -4,7 +4,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tl_engine::candle_core::{DType, Device, Tensor};
-use tl_engine::tensor::{index, ops};
+use tl_engine::tensor::{index, linalg, ops};
 use tl_engine::{Error, ErrorCode};
 
 use crate::errors::{guard, invalid, to_napi, IntoNapi};
@@ -335,6 +335,33 @@ impl NativeTensor {
             let d = ops::dim(t, dim).napi()?;
             let idx = indices.tensor()?.to_dtype(DType::I64).napi()?.contiguous().napi()?;
             wrap(&env, t.contiguous().napi()?.gather(&idx, d).napi()?)
+        })
+    }
+
+    /// torch's `broadcast_to`: a view with size-1 (or missing leading) dims expanded.
+    #[napi]
+    pub fn broadcast_to(&self, env: Env, shape: Vec<i64>) -> Result<NativeTensor> {
+        guard(|| {
+            let dims = shape_of(&shape, shape.iter().product::<i64>().max(0) as usize)?;
+            wrap(&env, self.tensor()?.broadcast_as(dims).napi()?)
+        })
+    }
+
+    /// Thin SVD `[U, S, V]` (V, not Vh) of a batch of matrices; see `tl_engine::tensor::linalg`.
+    #[napi]
+    pub fn svd(&self, env: Env) -> Result<Vec<NativeTensor>> {
+        guard(|| {
+            let d = linalg::svd(self.tensor()?).napi()?;
+            Ok(vec![wrap(&env, d.u)?, wrap(&env, d.s)?, wrap(&env, d.v)?])
+        })
+    }
+
+    /// Eigenvalues `[real, imag]` of a batch of square matrices.
+    #[napi]
+    pub fn eigenvalues(&self, env: Env) -> Result<Vec<NativeTensor>> {
+        guard(|| {
+            let e = linalg::eigenvalues(self.tensor()?).napi()?;
+            Ok(vec![wrap(&env, e.real)?, wrap(&env, e.imag)?])
         })
     }
 

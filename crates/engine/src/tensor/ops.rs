@@ -57,8 +57,10 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let mut out = if a2.rank() == 2 && b2.rank() == 2 {
         a2.contiguous()?.matmul(&b2.contiguous()?)?
-    } else {
+    } else if a2.rank().max(b2.rank()) <= 4 {
         a2.contiguous()?.broadcast_matmul(&b2.contiguous()?)?
+    } else {
+        many_batch_dims_matmul(&a2, &b2)?
     };
     if b1 {
         out = out.squeeze(D::Minus1)?;
@@ -67,6 +69,19 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         out = out.squeeze(out.rank() - if b1 { 1 } else { 2 })?;
     }
     Ok(out)
+}
+
+/// candle's CPU matmul takes at most two batch dims: broadcast the batch dims, fold them into
+/// one, multiply, and unfold.
+fn many_batch_dims_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let batch = candle_core::Shape::from(&a.dims()[..ra - 2]).broadcast_shape_binary_op(&candle_core::Shape::from(&b.dims()[..rb - 2]), "matmul")?;
+    let n_batch = batch.elem_count();
+    let (m, k, n) = (a.dim(ra - 2)?, a.dim(ra - 1)?, b.dim(rb - 1)?);
+    let with = |tail: &[usize]| -> Vec<usize> { batch.dims().iter().chain(tail).copied().collect() };
+    let a3 = a.broadcast_as(with(&[m, k]))?.contiguous()?.reshape((n_batch, m, k))?;
+    let b3 = b.broadcast_as(with(&[k, n]))?.contiguous()?.reshape((n_batch, k, n))?;
+    Ok(a3.matmul(&b3)?.reshape(with(&[m, n]))?)
 }
 
 pub fn scalar(op: &str, a: &Tensor, v: f64) -> Result<Tensor> {
@@ -235,5 +250,23 @@ pub fn dtype_name(d: DType) -> &'static str {
         DType::U32 => "uint32",
         DType::U8 => "uint8",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn matmul_with_more_than_two_batch_dims_broadcasts() {
+        let a = Tensor::arange(0f32, 24.0, &Device::Cpu).unwrap().reshape((2, 1, 3, 1, 2, 2)).unwrap();
+        let b = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((1, 2, 1, 3, 2, 1)).unwrap();
+        let out = matmul(&a, &b).unwrap();
+        assert_eq!(out.dims(), &[2, 2, 3, 3, 2, 1]);
+        // Element [1, 1, 2, 0] = a[1, 0, 2, 0] @ b[0, 1, 0, 0].
+        let want = a.get(1).unwrap().get(0).unwrap().get(2).unwrap().get(0).unwrap().matmul(&b.get(0).unwrap().get(1).unwrap().get(0).unwrap().get(0).unwrap()).unwrap();
+        let got = out.get(1).unwrap().get(1).unwrap().get(2).unwrap().get(0).unwrap();
+        assert_eq!(got.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
     }
 }
