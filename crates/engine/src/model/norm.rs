@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::{Error, Result};
-use crate::kernels::layer_norm::layer_norm_fused;
+use crate::kernels::layer_norm::{center_and_scale, layer_norm_fused};
 use crate::model::hooks::Taps;
 use crate::model::weights::NormWeights;
 
@@ -65,11 +65,15 @@ pub fn apply(
     }
     let in_dtype = x.dtype();
     let x = if matches!(in_dtype, DType::F32 | DType::F64) { x.clone() } else { x.to_dtype(DType::F32)? };
-    let centered = match kind {
-        NormKind::LN | NormKind::LNPre => x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?,
-        _ => x,
+    let ln = matches!(kind, NormKind::LN | NormKind::LNPre);
+    let (centered, scale) = match if ln { center_and_scale(&x, eps)? } else { None } {
+        Some(cs) => cs,
+        None => {
+            let centered = if ln { x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)? } else { x };
+            let scale = (centered.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
+            (centered, scale)
+        }
     };
-    let scale = (centered.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
     let scale = taps.fire(hooks.scale, scale)?;
     let mut y = centered.broadcast_div(&scale)?;
     if let (true, Some(wt)) = (kind.has_weight(), &w.w) {
