@@ -228,3 +228,19 @@ test('a frozen KV cache is read but not extended', async (t) => {
   const full = await m.forward(Tensor.cat([tokens, next], 1))
   assertClose(t, a, { shape: a.shape, data: full.get(null, [n, n + next.shape[1]]).toArray() } as Golden, LOGITS_TOL, 'frozen.vs_full')
 })
+
+test('an AbortSignal stops a forward that runs JS hooks', async (t) => {
+  const m = await HookedTransformer.fromPretrained('gpt2')
+  const ac = new AbortController()
+  const seen: string[] = []
+  const run = m.runWithHooks('Hello world', {
+    fwdHooks: [[() => true, (_x: Tensor, h: { name: string }) => {
+      seen.push(h.name)
+      if (h.name === 'blocks.0.hook_resid_post') ac.abort()
+    }]],
+    signal: ac.signal,
+  } as any)
+  await t.throwsAsync(run, { code: 'TL_ABORTED' } as any)
+  t.is(seen[seen.length - 1], 'blocks.0.hook_resid_post')
+  t.false(seen.includes('blocks.1.hook_resid_pre'))
+})

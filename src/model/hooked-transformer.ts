@@ -238,10 +238,19 @@ export class HookedTransformer {
     if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the run was aborted before it started')
     let run: binding.NativeRun
     if (plan.dispatch) {
+      // On the JS thread the signal can only flip from inside a hook: check it at every tap.
+      const inner = plan.dispatch
+      let aborted: TransformerLensError | undefined
+      const dispatch = signal
+        ? (id: number, t: binding.NativeTensor) => {
+            if (signal.aborted) throw (aborted = new TransformerLensError('TL_ABORTED', 'the forward pass was aborted'))
+            return inner(id, t)
+          }
+        : inner
       try {
-        run = n.forwardWithHooks(x.native, args, plan.flags, plan.dispatch, mask?.native, kv ? nativeKv(kv) : undefined)
+        run = n.forwardWithHooks(x.native, args, plan.flags, dispatch, mask?.native, kv ? nativeKv(kv) : undefined)
       } catch (e) {
-        throw plan.hookError() ?? fromNative(e)
+        throw aborted ?? plan.hookError() ?? fromNative(e)
       }
     } else {
       run = await withAbort(signal, (abort) => nativeAsync(() => n.forward(x.native, args, plan.flags, abort, mask?.native, kv ? nativeKv(kv) : undefined)))
