@@ -4,7 +4,7 @@
  */
 import test from 'ava'
 
-import { HookedTransformer, Tensor, TransformerLensError } from '../src/index'
+import { HookedTransformer, Tensor, testPrompt, TransformerLensError } from '../src/index'
 import { assertClose } from './helpers/compare'
 import { golden, MODELS, useFixtureHub } from './helpers/fixtures'
 import type { Golden } from './helpers/safetensors'
@@ -243,4 +243,26 @@ test('an AbortSignal stops a forward that runs JS hooks', async (t) => {
   await t.throwsAsync(run, { code: 'TL_ABORTED' } as any)
   t.is(seen[seen.length - 1], 'blocks.0.hook_resid_post')
   t.false(seen.includes('blocks.1.hook_resid_pre'))
+})
+
+test('testPrompt prints what TL prints and returns the ranks', async (t) => {
+  const g = golden('gpt2', 'generation')
+  const m = await load('gpt2')
+  for (const [key, answer] of [['test_prompt', 'jumps over'], ['test_prompt_multi', ['jumps', 'runs', 'the']]] as const) {
+    const lines: string[] = []
+    const ranks = await testPrompt('The quick brown fox', answer as string | string[], m, { topK: 5, print: (l) => lines.push(l) })
+    t.is(lines.join('\n') + '\n', g.json[key])
+    t.truthy(ranks.length)
+  }
+})
+
+test('getTokenPosition and toSingleStrToken follow TL', async (t) => {
+  const m = await load('gpt2')
+  const prompt = 'The fox and the fox'
+  const fox = m.toSingleToken(' fox')
+  t.is(m.toSingleStrToken(fox), ' fox')
+  const strs = m.toStrTokens(prompt)
+  t.is(m.getTokenPosition(' fox', prompt), strs.indexOf(' fox'))
+  t.is(m.getTokenPosition(fox, m.toTokens(prompt), { mode: 'last' }), strs.lastIndexOf(' fox'))
+  t.throws(() => m.getTokenPosition(' dog', prompt), { code: 'TL_INVALID_ARGUMENT' } as any)
 })

@@ -14,6 +14,8 @@ and writes __test__/fixtures/golden/{slug}/generation.{json,safetensors} per mod
   gen.*       greedy generate (do_sample=False) with and without the KV cache, with
               stop_at_eos on an id the greedy run produces, and with a list of eos ids
 """
+import contextlib
+import io
 import sys
 
 import make_fixtures as mf  # sets the offline HF environment before transformers loads
@@ -89,6 +91,13 @@ def golden_generation(model_id):
     t["gen0.eos_list"] = tl_generate(model, PROMPTS[0], eos_token_id=eos_list)
     meta["gen0_str"] = model.generate(PROMPTS[0], max_new_tokens=NEW, do_sample=False, stop_at_eos=False, verbose=False)
     meta["gen_tokens_input"] = tl_generate(model, t["single2.tokens"], stop_at_eos=False).tolist()
+
+    # test_prompt's printed report (rich prints plain text when stdout is not a terminal).
+    for key, answer in [("test_prompt", "jumps over"), ("test_prompt_multi", ["jumps", "runs", "the"])]:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            utils.test_prompt("The quick brown fox", answer, model, top_k=5)
+        meta[key] = buf.getvalue()
 
     out = mf.GOLDEN / mf.slug(model_id)
     out.mkdir(parents=True, exist_ok=True)

@@ -520,6 +520,35 @@ export class HookedTransformer {
     return weights.tokensToResidualDirections(this, tokens)
   }
   /** TL's `to_single_token`: the id of a string that is exactly one token. */
+  /** TL's `to_single_str_token`: the string of one token id. */
+  toSingleStrToken(token: number): string {
+    const s = this.toStrTokens(Tensor.from(BigInt64Array.from([BigInt(token)]), [1]))
+    if (s.length !== 1) throw new TransformerLensError('TL_INVALID_ARGUMENT', `token ${token} does not decode to one token`)
+    return s[0]
+  }
+
+  /**
+   * TL's `get_token_position`: where `singleToken` (a string of one token, an id, or a 0-d
+   * Tensor) occurs in `input` (a string or one row of tokens), first or last.
+   */
+  getTokenPosition(singleToken: string | number | Tensor, input: string | Tensor, options: { mode?: 'first' | 'last'; prependBos?: boolean; paddingSide?: 'left' | 'right' } = {}): number {
+    let tokens = typeof input === 'string' ? this.toTokens(input, options) : input
+    if (tokens.ndim === 2) {
+      if (tokens.shape[0] !== 1) throw new TransformerLensError('TL_SHAPE_MISMATCH', `getTokenPosition takes one sequence, got shape [${tokens.shape}]`)
+      tokens = tokens.get(0)
+    }
+    const id = typeof singleToken === 'string' ? this.toSingleToken(singleToken) : typeof singleToken === 'number' ? singleToken : singleToken.item()
+    const hits = tokens.eq(id).float()
+    if (hits.sum().item() === 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'The token does not occur in the prompt')
+    const mode = opt(options, 'mode', 'first')
+    const n = tokens.shape[0]
+    const pos = Tensor.arange(0, n).float()
+    // Misses move past the end for 'first' and to 0 for 'last'.
+    if (mode === 'first') return pos.add(hits.neg().add(1).mul(n)).min().item()
+    if (mode === 'last') return pos.mul(hits).max().item()
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', `mode must be 'first' or 'last', got '${mode}'`)
+  }
+
   toSingleToken(s: string): number {
     return weights.toSingleToken(this, s)
   }
