@@ -64,11 +64,18 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
         cfg.n_layers = n.min(cfg.n_layers);
     }
     cfg.finalize()?;
+    let trace = std::env::var_os("TL_TRACE_LOAD").is_some();
+    let t0 = std::time::Instant::now();
     let wf = WeightFile::open(&files, opts.dtype, &opts.device)?;
     let mut weights = (fam.convert)(&cfg, &wf)?;
     drop(wf);
+    let t1 = std::time::Instant::now();
     process::process(&mut cfg, &mut weights, opts.process)?;
+    let t2 = std::time::Instant::now();
     let tokenizer = load_tokenizer(&files)?;
+    if trace {
+        eprintln!("[tl load] weights {:?}, processing {:?}, tokenizer {:?}", t1 - t0, t2 - t1, t2.elapsed());
+    }
     if let Some(t) = &tokenizer {
         cfg.tokenizer_prepends_bos = Some(t.prepends_bos);
     }

@@ -1,6 +1,8 @@
 //! TL's weight processing (`load_and_process_state_dict`), on the compute layout.
 //! Each step is the same arithmetic as TL's, written for fused/2-D weights.
 
+mod unembed;
+
 use candle_core::{Tensor, D};
 
 use crate::error::Result;
@@ -42,12 +44,13 @@ fn fold_into(norm: &NormWeights, w_read: &Tensor, b_read: &Tensor, fold_bias: bo
 }
 
 /// Fold LayerNorm (or RMSNorm: no bias folding, no centering) into the next weights.
-/// The config's normalization type becomes the `Pre` variant.
-pub fn fold_layer_norm(cfg: &mut Config, w: &mut ModelWeights) -> Result<()> {
+/// The config's normalization type becomes the `Pre` variant. With `center_unembed`, W_U's
+/// rows are centred in the same pass when the fused kernel applies; returns whether they were.
+pub fn fold_layer_norm(cfg: &mut Config, w: &mut ModelWeights, center_unembed: bool) -> Result<bool> {
     let (fold_biases, center) = match cfg.normalization_type.as_deref() {
         Some("LN") | Some("LNPre") => (true, true),
         Some("RMS") | Some("RMSPre") => (false, false),
-        _ => return Ok(()),
+        _ => return Ok(false),
     };
     for blk in &mut w.blocks {
         let (wq, bq) = fold_into(&blk.ln1, &blk.w_qkv, &blk.b_qkv, fold_biases, center)?;
@@ -62,12 +65,24 @@ pub fn fold_layer_norm(cfg: &mut Config, w: &mut ModelWeights) -> Result<()> {
         }
     }
     let fold_final_bias = fold_biases && !cfg.final_rms;
-    let (wu, bu) = fold_into(&w.ln_final, &w.w_u, &w.b_u, fold_final_bias, center)?;
-    w.w_u = wu;
-    w.b_u = bu;
+    let mut rows_centered = false;
+    match unembed::fold_center_unembed(&w.w_u, w.ln_final.w.as_ref(), center, center_unembed)? {
+        Some(wu) => {
+            if let (true, Some(nb)) = (fold_final_bias, &w.ln_final.b) {
+                w.b_u = (&w.b_u + nb.unsqueeze(0)?.matmul(&w.w_u)?.squeeze(0)?)?;
+            }
+            w.w_u = wu;
+            rows_centered = center_unembed;
+        }
+        None => {
+            let (wu, bu) = fold_into(&w.ln_final, &w.w_u, &w.b_u, fold_final_bias, center)?;
+            w.w_u = wu;
+            w.b_u = bu;
+        }
+    }
     w.ln_final = NormWeights::default();
     cfg.normalization_type = Some(if fold_biases { "LNPre" } else { "RMSPre" }.into());
-    Ok(())
+    Ok(rows_centered)
 }
 
 fn center_last(t: &Tensor) -> Result<Tensor> {
@@ -93,8 +108,11 @@ pub fn center_writing_weights(cfg: &Config, w: &mut ModelWeights) -> Result<()> 
     Ok(())
 }
 
-pub fn center_unembed(w: &mut ModelWeights) -> Result<()> {
-    w.w_u = center_last(&w.w_u)?;
+/// `w_u_done`: W_U's rows were already centred (by the fused fold); only b_U is left.
+pub fn center_unembed(w: &mut ModelWeights, w_u_done: bool) -> Result<()> {
+    if !w_u_done {
+        w.w_u = center_last(&w.w_u)?;
+    }
     w.b_u = center_last(&w.b_u)?;
     Ok(())
 }
@@ -127,14 +145,15 @@ pub fn process(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOptions) -> 
     if opts.fold_ln && cfg.num_experts.map(|e| e > 1).unwrap_or(false) {
         opts.fold_ln = false;
     }
+    let mut w_u_centered = false;
     if opts.fold_ln {
-        fold_layer_norm(cfg, w)?;
+        w_u_centered = fold_layer_norm(cfg, w, opts.center_unembed)?;
     }
     if opts.center_writing_weights && matches!(cfg.normalization_type.as_deref(), Some("LN") | Some("LNPre")) && !cfg.final_rms {
         center_writing_weights(cfg, w)?;
     }
     if opts.center_unembed {
-        center_unembed(w)?;
+        center_unembed(w, w_u_centered)?;
     }
     if opts.fold_value_biases {
         fold_value_biases(cfg, w)?;
