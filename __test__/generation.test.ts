@@ -266,3 +266,26 @@ test('getTokenPosition and toSingleStrToken follow TL', async (t) => {
   t.is(m.getTokenPosition(fox, m.toTokens(prompt), { mode: 'last' }), strs.lastIndexOf(' fox'))
   t.throws(() => m.getTokenPosition(' dog', prompt), { code: 'TL_INVALID_ARGUMENT' } as any)
 })
+
+test('generateWithCache: one cache per step, each matching runWithCache on the full sequence', async (t) => {
+  const m = await HookedTransformer.fromPretrained('gpt2')
+  const names = ['blocks.1.hook_resid_post', 'blocks.0.attn.hook_pattern']
+  const [out, caches] = (await m.generateWithCache('Hello world', { maxNewTokens: 3, doSample: false, stopAtEos: false, returnType: 'tokens', namesFilter: names })) as [Tensor, any[]]
+  t.is(caches.length, 3)
+  const p = m.toTokens('Hello world').shape[1]
+  t.deepEqual(caches.map((c) => c.get(names[0]).shape), [[1, p, 32], [1, 1, 32], [1, 1, 32]])
+  t.deepEqual([...caches[1].keys()], names.slice().reverse())
+  // The full sequence minus its last token, in one run, gives the same activations.
+  const full = out.get(null, [0, p + 2])
+  const [, ref] = await m.runWithCache(full, { namesFilter: names })
+  const resid = ref.get(names[0])
+  assertClose(t, caches[0].get(names[0]), { shape: [1, p, 32], data: resid.get(null, [0, p]).toArray() } as Golden, 1e-4, 'gen.cache.step0')
+  for (let s = 1; s < 3; s++) {
+    assertClose(t, caches[s].get(names[0]), { shape: [1, 1, 32], data: resid.get(null, [p + s - 1, p + s]).toArray() } as Golden, 1e-4, `gen.cache.step${s}`)
+    const pat = caches[s].get(names[1]) // [1, heads, 1, p + s]
+    const refPat = ref.get(names[1]).get(null, null, [p + s - 1, p + s], [0, p + s])
+    assertClose(t, pat, { shape: refPat.shape, data: refPat.toArray() } as Golden, 1e-5, `gen.pattern.step${s}`)
+  }
+  // Without a filter nothing extra is kept by plain generate.
+  t.deepEqual(await m.generate('Hello world', { maxNewTokens: 3, doSample: false, stopAtEos: false, returnType: 'tokens' }).then((x) => (x as Tensor).toList()), out.toList())
+})

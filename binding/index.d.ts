@@ -20,6 +20,11 @@ export declare class NativeGeneration {
   step(steps: number, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<Array<number>>
   /** One decode step on the JS thread, calling `hook(id, tensor)` at flagged hook points. */
   stepWithHooks(flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): Array<number>
+  /**
+   * The activations cached at each step so far (one run per step, oldest first); taking
+   * them empties the list.
+   */
+  takeCaptured(): Array<NativeRun>
   isDone(): boolean
   produced(): number
   /** `[batch, prompt + generated]` int64. */

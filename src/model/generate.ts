@@ -4,6 +4,7 @@ import { Tensor, wrapT } from '../tensor'
 import { withAbort } from './abort'
 import { opt } from './options'
 import type { TokenizerView } from './tokenizer'
+import type { ActivationCache } from '../cache/activation-cache'
 
 /** TL's `generate` options (snake_case names accepted too). */
 export interface GenerateOptions {
@@ -54,8 +55,10 @@ export interface GenerationHost {
   tokenizer: TokenizerView | null
   defaultPrependBos: boolean
   toTokens(input: string | string[], o: { prependBos?: boolean; paddingSide?: 'left' | 'right' }): Tensor
-  /** The hook plan of a step: flags and, with JS hooks, the dispatcher. */
-  plan(): { flags: number[]; dispatch: ((id: number, t: binding.NativeTensor) => binding.NativeTensor | undefined) | null; hookError: () => unknown }
+  /** The hook plan of a step: flags (caching what `cacheFilter` picks) and, with JS hooks, the dispatcher. */
+  plan(cacheFilter: ((name: string) => boolean) | null): { flags: number[]; dispatch: ((id: number, t: binding.NativeTensor) => binding.NativeTensor | undefined) | null; hookError: () => unknown }
+  /** Wraps one captured step as an ActivationCache. */
+  cacheOf(run: binding.NativeRun): ActivationCache
 }
 
 interface Prepared {
@@ -140,8 +143,8 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
 }
 
 /** One or more steps; JS hooks run step by step on the JS thread. */
-async function advance(host: GenerationHost, p: Prepared, steps: number, signal: AbortSignal | undefined): Promise<number[]> {
-  const plan = host.plan()
+async function advance(host: GenerationHost, p: Prepared, steps: number, signal: AbortSignal | undefined, cacheFilter: ((n: string) => boolean) | null = null): Promise<number[]> {
+  const plan = host.plan(cacheFilter)
   if (plan.dispatch === null) {
     return withAbort(signal, (abort) => nativeAsync(() => p.gen.step(steps, plan.flags, abort)))
   }
@@ -171,23 +174,57 @@ function finish(host: GenerationHost, p: Prepared): string | string[] | Tensor {
 }
 
 /** TL's `generate`; the decode loop runs in Rust. */
-export async function generate(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions = {}): Promise<string | string[] | Tensor> {
+async function runAll(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions, cacheFilter: ((n: string) => boolean) | null): Promise<Prepared> {
   const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
   if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the generation was aborted before it started')
   const p = prepare(host, input, o)
   const onProgress = opt<GenerateOptions['onProgress']>(o, 'onProgress', undefined)
   if (!onProgress) {
-    await advance(host, p, p.maxNew, signal)
+    await advance(host, p, p.maxNew, signal, cacheFilter)
   } else {
     // Progress in chunks: one pool task per chunk, not per token.
     const chunk = Math.max(1, Math.ceil(p.maxNew / 20))
     while (!native(() => p.gen.isDone())) {
-      const got = await advance(host, p, chunk, signal)
+      const got = await advance(host, p, chunk, signal, cacheFilter)
       onProgress({ step: native(() => p.gen.produced()), total: p.maxNew })
       if (got.length === 0) break
     }
   }
-  return finish(host, p)
+  return p
+}
+
+/** TL's `generate`; the decode loop runs in Rust. */
+export async function generate(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions = {}): Promise<string | string[] | Tensor> {
+  return finish(host, await runAll(host, input, o, null))
+}
+
+/**
+ * `generate` that also caches activations at every step, as `runWithCache` does for one run:
+ * one ActivationCache per step (the first covers the prompt, each later one only the new
+ * position, since earlier positions come from the KV cache).
+ */
+export async function generateWithCache(
+  host: GenerationHost,
+  input: string | string[] | Tensor,
+  o: GenerateOptions & { namesFilter?: NamesFilter } = {},
+): Promise<[string | string[] | Tensor, ActivationCache[]]> {
+  const p = await runAll(host, input, o, namesFilterFn(opt<NamesFilter>(o, 'namesFilter', undefined)))
+  const caches = native(() => p.gen.takeCaptured()).map((run) => host.cacheOf(run))
+  return [finish(host, p), caches]
+}
+
+export type NamesFilter = string | readonly string[] | ((name: string) => boolean) | null | undefined
+
+/** A names filter (a name, a list, a predicate; none = everything) as a predicate. */
+export function namesFilterFn(f: NamesFilter): (name: string) => boolean {
+  if (f == null) return () => true
+  if (typeof f === 'string') return (n) => n === f
+  if (typeof f === 'function') return f
+  if (Array.isArray(f)) {
+    const s = new Set(f)
+    return (n) => s.has(n)
+  }
+  throw new TransformerLensError('TL_INVALID_ARGUMENT', 'namesFilter must be a name, a list of names or a predicate')
 }
 
 /**

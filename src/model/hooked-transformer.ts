@@ -12,7 +12,7 @@ import { TokenizerView } from './tokenizer'
 import * as weights from './weights'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
-import { generate, GenerateChunk, GenerateOptions, generateStream, GenerationHost } from './generate'
+import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 
 const CACHE = 1
 const CALL_JS = 2
@@ -31,7 +31,7 @@ export type HookedTransformerConfig = Record<string, unknown> & {
   default_prepend_bos: boolean
 }
 
-export type NamesFilter = string | readonly string[] | ((name: string) => boolean) | null | undefined
+export type { NamesFilter }
 
 export interface RunWithCacheOptions extends ForwardOptions {
   namesFilter?: NamesFilter
@@ -53,16 +53,6 @@ interface HookPlan {
 
 type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
 
-function filterFn(f: NamesFilter): (name: string) => boolean {
-  if (f == null) return () => true
-  if (typeof f === 'string') return (n) => n === f
-  if (typeof f === 'function') return f
-  if (Array.isArray(f)) {
-    const s = new Set(f)
-    return (n) => s.has(n)
-  }
-  throw new TransformerLensError('TL_INVALID_ARGUMENT', 'namesFilter must be a name, a list of names or a predicate')
-}
 
 /** A transformer with a hook point at every TL activation, running in Rust. */
 export class HookedTransformer {
@@ -349,7 +339,7 @@ export class HookedTransformer {
   /** TL's `run_with_cache`: `[output, cache]`; `namesFilter` picks what is kept. */
   async runWithCache(input: Input, options: RunWithCacheOptions = {}): Promise<[Tensor, ActivationCache]> {
     if (opt(options, 'inclBwd', false)) throw new TransformerLensError('TL_UNSUPPORTED', 'backward activations (inclBwd) are not supported: this library runs forward passes only')
-    const filter = filterFn(opt<NamesFilter>(options, 'namesFilter', undefined))
+    const filter = namesFilterFn(opt<NamesFilter>(options, 'namesFilter', undefined))
     const { run, returnType, stopAtLayer } = await this.#run(input, options, [], filter)
     const out = this.#result(run, returnType, stopAtLayer)
     const cache = this.#cache(run)
@@ -376,7 +366,8 @@ export class HookedTransformer {
       tokenizer: this.tokenizer,
       defaultPrependBos: this.#cfg.default_prepend_bos,
       toTokens: (input, o) => this.toTokens(input, o),
-      plan: () => this.#plan([], null),
+      plan: (cacheFilter) => this.#plan([], cacheFilter),
+      cacheOf: (run) => this.#cache(run),
     }
   }
 
@@ -392,6 +383,15 @@ export class HookedTransformer {
   async generate(input?: string | string[] | Tensor, options?: GenerateOptions): Promise<string | string[] | Tensor>
   async generate(input: string | string[] | Tensor = '', options: GenerateOptions = {}): Promise<string | string[] | Tensor> {
     return generate(this.#host(), input, options)
+  }
+
+  /**
+   * `generate` that also caches activations (`namesFilter` as in `runWithCache`) at every step:
+   * `[output, caches]` with one ActivationCache per step. The first covers the prompt; each
+   * later one holds only the new position (earlier ones come from the KV cache).
+   */
+  async generateWithCache(input: string | string[] | Tensor, options: GenerateOptions & { namesFilter?: NamesFilter } = {}): Promise<[string | string[] | Tensor, ActivationCache[]]> {
+    return generateWithCache(this.#host(), input, options)
   }
 
   /** `generate` as an async iterator of steps: each row's new token and text piece. */

@@ -14,7 +14,8 @@ use tl_engine::model::transformer::HookedModel;
 
 use crate::errors::{guard, invalid, try_lock, IntoNapi};
 use crate::model::{js_caller, NativeAbort, NativeModel};
-use crate::run::PlanSink;
+use crate::run::{NativeRun, PlanSink};
+use tl_engine::model::transformer::ForwardOutput;
 use crate::tensor::{wrap, NativeTensor};
 
 #[napi(object)]
@@ -49,10 +50,32 @@ fn lock(g: &Shared) -> Result<std::sync::MutexGuard<'_, Generation>> {
     try_lock(g, "this generation is already stepping: await the previous step")
 }
 
+/// Activations cached at each step (hook id, tensor), when the plan asks for any.
+type Captured = Arc<Mutex<Vec<Vec<(u32, Tensor)>>>>;
+
 #[napi]
 pub struct NativeGeneration {
     model: Arc<HookedModel>,
     inner: Shared,
+    captured: Captured,
+}
+
+/// One step with a fresh sink; what it cached is kept for `takeCaptured`.
+fn step_once<'a>(
+    g: &mut Generation,
+    model: &HookedModel,
+    flags: &'a [u8],
+    js: Option<&'a mut dyn FnMut(u32, &Tensor) -> tl_engine::Result<Option<Tensor>>>,
+    abort: Option<&AtomicBool>,
+    captured: &Captured,
+) -> Result<Option<Vec<i64>>> {
+    let mut sink = PlanSink::new(flags);
+    sink.js = js;
+    let out = g.step(model, &mut sink, abort).napi()?;
+    if out.is_some() && !sink.cache.is_empty() {
+        captured.lock().unwrap_or_else(|p| p.into_inner()).push(std::mem::take(&mut sink.cache));
+    }
+    Ok(out)
 }
 
 pub struct StepTask {
@@ -61,6 +84,7 @@ pub struct StepTask {
     steps: u32,
     flags: Vec<u8>,
     abort: Option<Arc<AtomicBool>>,
+    captured: Captured,
 }
 
 impl Task for StepTask {
@@ -71,10 +95,9 @@ impl Task for StepTask {
     fn compute(&mut self) -> Result<Vec<i64>> {
         guard(|| {
             let mut g = lock(&self.inner)?;
-            let mut sink = PlanSink::new(&self.flags);
             let mut out = Vec::new();
             for _ in 0..self.steps {
-                match g.step(&self.model, &mut sink, self.abort.as_deref()).napi()? {
+                match step_once(&mut g, &self.model, &self.flags, None, self.abort.as_deref(), &self.captured)? {
                     Some(t) => out.extend(t),
                     None => break,
                 }
@@ -109,7 +132,7 @@ impl NativeModel {
                 None => None,
             };
             let g = Generation::new(&model, prompt.tensor()?, mask.as_ref(), opts).napi()?;
-            Ok(NativeGeneration { model, inner: Arc::new(Mutex::new(g)) })
+            Ok(NativeGeneration { model, inner: Arc::new(Mutex::new(g)), captured: Arc::new(Mutex::new(Vec::new())) })
         })
     }
 }
@@ -125,6 +148,7 @@ impl NativeGeneration {
             steps,
             flags,
             abort: abort.map(|a| a.flag.clone()),
+            captured: self.captured.clone(),
         })
     }
 
@@ -134,10 +158,16 @@ impl NativeGeneration {
         guard(|| {
             let mut g = lock(&self.inner)?;
             let mut call = js_caller(&env, &hook);
-            let mut sink = PlanSink::new(&flags);
-            sink.js = Some(&mut call);
-            Ok(g.step(&self.model, &mut sink, None).napi()?.unwrap_or_default())
+            Ok(step_once(&mut g, &self.model, &flags, Some(&mut call), None, &self.captured)?.unwrap_or_default())
         })
+    }
+
+    /// The activations cached at each step so far (one run per step, oldest first); taking
+    /// them empties the list.
+    #[napi]
+    pub fn take_captured(&self) -> Vec<NativeRun> {
+        let steps = std::mem::take(&mut *self.captured.lock().unwrap_or_else(|p| p.into_inner()));
+        steps.into_iter().map(|c| NativeRun::new(ForwardOutput::default(), c)).collect()
     }
 
     #[napi]
