@@ -15,9 +15,13 @@ const snapshot = () => {
   return path.join(repo, 'snapshots', rev)
 }
 
-/** A copy of the gpt2 fixture folder with `edit` applied. */
+const copies: string[] = []
+test.after.always(() => copies.forEach((d) => fs.rmSync(d, { recursive: true, force: true })))
+
+/** A copy of the gpt2 fixture folder with `edit` applied (removed after the tests). */
 function brokenCopy(edit: (dir: string) => void): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-broken-'))
+  copies.push(dir)
   for (const f of fs.readdirSync(snapshot())) fs.copyFileSync(path.join(snapshot(), f), path.join(dir, f))
   edit(dir)
   return dir
