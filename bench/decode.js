@@ -4,30 +4,21 @@
 // batch 1 and 8, this library vs Python TL's generate, plus what memory bandwidth allows at
 // batch 1 (every weight read once per token). Needs the checkpoint `npm run bench` makes.
 
-const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
-const ROOT = path.resolve(__dirname, '..')
-const HUB = path.resolve(process.env.BENCH_HUB || path.join(__dirname, '.out', 'hub'))
-const DEFAULT_VENV = '/work/pyenv/venv/bin/python'
-const PYTHON = process.env.TL_PYTHON || (fs.existsSync(DEFAULT_VENV) ? DEFAULT_VENV : 'python3')
-const env = { ...process.env, HF_HUB_CACHE: HUB, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' }
-
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-  if (r.status !== 0) return null
-  const lines = r.stdout.trim().split('\n')
-  return JSON.parse(lines[lines.length - 1])
-}
+const { HUB, PYTHON, runBench } = require('./env')
 
 if (!fs.existsSync(path.join(HUB, 'models--gpt2'))) {
   console.error(`no checkpoint in ${HUB}: run \`npm run bench\` once first`)
   process.exit(1)
 }
-const ours = run('node', [path.join(__dirname, 'decode_js.js')])
-const tl = process.env.BENCH_SKIP_PYTHON ? null : run(PYTHON, [path.join(__dirname, 'decode_tl.py')])
-if (!ours) process.exit(1)
+const ours = runBench(process.execPath, [path.join(__dirname, 'decode_js.js')])
+const tl = process.env.BENCH_SKIP_PYTHON ? null : runBench(PYTHON, [path.join(__dirname, 'decode_tl.py')])
+if (ours.error) {
+  console.error(ours.error)
+  process.exit(1)
+}
 const gb = (x) => (x / 1e9).toFixed(1)
 console.log(`weights read per decode step: ${(ours.weight_bytes / 2 ** 20).toFixed(0)} MiB; memcpy bandwidth (read + write): ${gb(ours.copy_bandwidth)} GB/s`)
 console.log()

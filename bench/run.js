@@ -13,20 +13,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
-const ROOT = path.resolve(__dirname, '..')
-const HUB = path.resolve(process.env.BENCH_HUB || path.join(__dirname, '.out', 'hub'))
-const DEFAULT_VENV = '/work/pyenv/venv/bin/python'
-const PYTHON = process.env.TL_PYTHON || (fs.existsSync(DEFAULT_VENV) ? DEFAULT_VENV : 'python3')
+const { ROOT, HUB, PYTHON, env, runBench } = require('./env')
 const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
-
-const env = {
-  ...process.env,
-  HF_HUB_CACHE: HUB,
-  HF_HUB_OFFLINE: '1',
-  TRANSFORMERS_OFFLINE: '1',
-  HF_HUB_DISABLE_TELEMETRY: '1',
-  TOKENIZERS_PARALLELISM: 'false',
-}
 
 function checkpointReady() {
   try {
@@ -43,22 +31,6 @@ function pythonHas(modules) {
   return r.status === 0
 }
 
-// Runs a bench script; stderr (progress) streams through, the last stdout line is its JSON.
-function runBench(cmd, args) {
-  const t0 = Date.now()
-  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 })
-  const secs = ((Date.now() - t0) / 1000).toFixed(0)
-  if (r.error) return { error: `${cmd}: ${r.error.message}` }
-  if (r.status !== 0) return { error: `${path.basename(args[0])} exited with ${r.status ?? r.signal} after ${secs}s` }
-  const lines = (r.stdout || '').trim().split('\n')
-  try {
-    const out = JSON.parse(lines[lines.length - 1])
-    out.wall_s = +secs
-    return out
-  } catch {
-    return { error: `${path.basename(args[0])} printed no JSON result` }
-  }
-}
 
 function machine() {
   let cpu = os.cpus()[0]?.model || 'unknown'

@@ -150,14 +150,8 @@ export interface GenerateArgs {
   maxNewTokens: number
   stopTokens: Array<number>
   eosPad: number
-  doSample: boolean
-  temperature: number
-  topK?: number
-  topP?: number
-  freqPenalty: number
   useKvCache: boolean
-  /** A u64 seed as a decimal string (JS numbers lose bits past 2^53). */
-  seed?: string
+  sample: SampleArgs
 }
 
 /** The HF hub cache folder this process reads (`HF_HUB_CACHE`, `HF_HOME/hub`, or the default). */
@@ -190,11 +184,22 @@ export interface NamedTensor {
   tensor: NativeTensor
 }
 
+/** How tokens are drawn from logits (TL's `sample_logits` arguments). */
+export interface SampleArgs {
+  doSample: boolean
+  temperature: number
+  topK?: number
+  topP?: number
+  freqPenalty: number
+  /** A u64 seed as a decimal string (JS numbers lose bits past 2^53). */
+  seed?: string
+}
+
 /**
  * TL's `utils.sample_logits` on `[batch, vocab]` logits; `tokens [batch, n]` for the
  * frequency penalty.
  */
-export declare function sampleLogitsNative(logits: NativeTensor, tokens: NativeTensor | undefined | null, args: GenerateArgs): NativeTensor
+export declare function sampleLogitsNative(logits: NativeTensor, tokens: NativeTensor | undefined | null, args: SampleArgs): NativeTensor
 
 export declare function tensorArange(start: number, end: number, step: number, dtype: string): NativeTensor
 

@@ -150,9 +150,7 @@ export async function genericActivationPatch(
   options: GenericPatchOptions = {},
 ): Promise<Tensor | PatchResultWithIndex> {
   const { indexAxisNames, indexDf, returnIndexDf = false, onProgress, signal } = options
-  const tokens = corruptedTokens instanceof Tensor ? corruptedTokens : model.toTokens(corruptedTokens)
-  const ownTokens = tokens !== corruptedTokens
-  try {
+  return withTokens(model, corruptedTokens, async (tokens) => {
     let rows: IndexRow[]
     let outShape: number[]
     if (indexDf == null) {
@@ -199,9 +197,7 @@ export async function genericActivationPatch(
     const result = Tensor.from(out, outShape)
     if (!returnIndexDf) return result
     return { result, indexDf: rows.map((r) => (Array.isArray(r) ? [...(r as number[])] : { ...(r as Record<string, number>) })) }
-  } finally {
-    if (ownTokens) tokens.dispose()
-  }
+  })
 }
 
 // ---- patch setters (TL's names, camelCase) ----
@@ -212,6 +208,17 @@ function setSlice(corrupted: Tensor, clean: Tensor, idx: (number | null)[]): Ten
     return corrupted.sliceAssign(idx, src)
   } finally {
     src.dispose()
+  }
+}
+
+/** Runs `fn` on the corrupted tokens, tokenizing text first (and freeing those tokens after). */
+async function withTokens<T>(model: HookedTransformer, corrupted: CorruptedTokens, fn: (tokens: Tensor) => Promise<T>): Promise<T> {
+  if (corrupted instanceof Tensor) return fn(corrupted)
+  const tokens = model.toTokens(corrupted)
+  try {
+    return await fn(tokens)
+  } finally {
+    tokens.dispose()
   }
 }
 
@@ -345,8 +352,7 @@ export async function getActPatchAttnHeadByPosEvery(
   metric: PatchingMetric,
   options: PatchEveryOptions = {},
 ): Promise<Tensor> {
-  const tokens = corruptedTokens instanceof Tensor ? corruptedTokens : model.toTokens(corruptedTokens)
-  try {
+  return withTokens(model, corruptedTokens, async (tokens) => {
     const fns = [getActPatchAttnHeadOutByPos, getActPatchAttnHeadQByPos, getActPatchAttnHeadKByPos, getActPatchAttnHeadVByPos]
     const parts = fns.map((f) => (o: PatchEveryOptions) => f(model, tokens, cleanCache, metric, o))
     parts.push(async (o: PatchEveryOptions) => {
@@ -359,9 +365,7 @@ export async function getActPatchAttnHeadByPosEvery(
     })
     const n = model.cfg.n_layers * model.cfg.n_heads * tokens.shape[tokens.ndim - 1]
     return await every(parts, parts.map(() => n), options)
-  } finally {
-    if (tokens !== corruptedTokens) tokens.dispose()
-  }
+  })
 }
 
 /** TL's `get_act_patch_block_every`: resid_pre, attn_out, mlp_out stacked: `[3, n_layers, pos]`. */
@@ -372,8 +376,7 @@ export async function getActPatchBlockEvery(
   metric: PatchingMetric,
   options: PatchEveryOptions = {},
 ): Promise<Tensor> {
-  const tokens = corruptedTokens instanceof Tensor ? corruptedTokens : model.toTokens(corruptedTokens)
-  try {
+  return withTokens(model, corruptedTokens, async (tokens) => {
     const fns = [getActPatchResidPre, getActPatchAttnOut, getActPatchMlpOut]
     const n = model.cfg.n_layers * tokens.shape[tokens.ndim - 1]
     return await every(
@@ -381,7 +384,5 @@ export async function getActPatchBlockEvery(
       fns.map(() => n),
       options,
     )
-  } finally {
-    if (tokens !== corruptedTokens) tokens.dispose()
-  }
+  })
 }

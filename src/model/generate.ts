@@ -1,6 +1,7 @@
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
+import { sampleArgs } from '../utils/sample-logits'
 import { withAbort } from './abort'
 import { opt } from './options'
 import type { TokenizerView } from './tokenizer'
@@ -122,22 +123,14 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
   if (!['input', 'str', 'tokens'].includes(rt)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `returnType must be 'input', 'str' or 'tokens', got '${rt}'`)
   const returnType = rt === 'input' ? inputKind : rt
   if (returnType === 'str' && host.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', "returnType 'str' needs a tokenizer")
-  const seed = opt<number | bigint | undefined>(o, 'seed', undefined)
-  if (seed !== undefined && (typeof seed === 'number' ? !Number.isSafeInteger(seed) || seed < 0 : seed < 0n)) {
-    throw new TransformerLensError('TL_INVALID_ARGUMENT', `seed must be a non-negative integer, got ${seed}`)
-  }
   const args: binding.GenerateArgs = {
     maxNewTokens: maxNew,
     stopTokens,
     eosPad,
-    doSample: opt(o, 'doSample', true),
-    temperature: opt(o, 'temperature', 1.0),
-    topK: opt<number | undefined>(o, 'topK', undefined) ?? undefined,
-    topP: opt<number | undefined>(o, 'topP', undefined) ?? undefined,
-    freqPenalty: opt(o, 'freqPenalty', 0.0),
     useKvCache: opt(o, 'useKvCache', opt(o, 'usePastKvCache', true)),
-    seed: seed === undefined ? undefined : String(seed),
+    sample: sampleArgs(o, opt(o, 'doSample', true)),
   }
+
   const gen = native(() => host.native.startGeneration(tokens.native, mask?.native, args))
   return { gen, inputKind, returnType, promptLen, batch, maxNew, stopTokens }
 }

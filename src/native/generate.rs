@@ -18,22 +18,28 @@ use crate::run::{NativeRun, PlanSink};
 use tl_engine::model::transformer::ForwardOutput;
 use crate::tensor::{wrap, NativeTensor};
 
+/// How tokens are drawn from logits (TL's `sample_logits` arguments).
 #[napi(object)]
-pub struct GenerateArgs {
-    pub max_new_tokens: u32,
-    pub stop_tokens: Vec<i64>,
-    pub eos_pad: i64,
+pub struct SampleArgs {
     pub do_sample: bool,
     pub temperature: f64,
     pub top_k: Option<u32>,
     pub top_p: Option<f64>,
     pub freq_penalty: f64,
-    pub use_kv_cache: bool,
     /// A u64 seed as a decimal string (JS numbers lose bits past 2^53).
     pub seed: Option<String>,
 }
 
-fn sample_options(a: &GenerateArgs) -> SampleOptions {
+#[napi(object)]
+pub struct GenerateArgs {
+    pub max_new_tokens: u32,
+    pub stop_tokens: Vec<i64>,
+    pub eos_pad: i64,
+    pub use_kv_cache: bool,
+    pub sample: SampleArgs,
+}
+
+fn sample_options(a: &SampleArgs) -> SampleOptions {
     SampleOptions { temperature: a.temperature, top_k: a.top_k.map(|k| k as usize), top_p: a.top_p, freq_penalty: a.freq_penalty }
 }
 
@@ -122,10 +128,10 @@ impl NativeModel {
                 max_new_tokens: args.max_new_tokens as usize,
                 stop_tokens: args.stop_tokens.clone(),
                 eos_pad: args.eos_pad,
-                do_sample: args.do_sample,
-                sample: sample_options(&args),
+                do_sample: args.sample.do_sample,
+                sample: sample_options(&args.sample),
                 use_kv_cache: args.use_kv_cache,
-                seed: parse_seed(&args.seed)?,
+                seed: parse_seed(&args.sample.seed)?,
             };
             let mask = match attention_mask {
                 Some(m) => Some(m.tensor()?.clone()),
@@ -196,7 +202,7 @@ impl NativeGeneration {
 /// TL's `utils.sample_logits` on `[batch, vocab]` logits; `tokens [batch, n]` for the
 /// frequency penalty.
 #[napi]
-pub fn sample_logits_native(env: Env, logits: &NativeTensor, tokens: Option<&NativeTensor>, args: GenerateArgs) -> Result<NativeTensor> {
+pub fn sample_logits_native(env: Env, logits: &NativeTensor, tokens: Option<&NativeTensor>, args: SampleArgs) -> Result<NativeTensor> {
     guard(|| {
         let history: Option<Vec<Vec<i64>>> = match tokens {
             Some(t) => Some(t.tensor()?.to_dtype(tl_engine::candle_core::DType::I64).napi()?.to_vec2().napi()?),

@@ -16,25 +16,31 @@ export interface SampleLogitsOptions {
 }
 
 /**
+ * The native sampling arguments from TL-style options (camelCase or snake_case): temperature,
+ * top-k, top-p, frequency penalty and a seed (checked: a non-negative integer).
+ */
+export function sampleArgs(o: object, doSample: boolean): binding.SampleArgs {
+  const seed = opt<number | bigint | undefined>(o, 'seed', undefined)
+  if (seed !== undefined && (typeof seed === 'number' ? !Number.isSafeInteger(seed) || seed < 0 : seed < 0n)) {
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', `seed must be a non-negative integer, got ${seed}`)
+  }
+  return {
+    doSample,
+    temperature: opt(o, 'temperature', 1.0),
+    topK: opt<number | undefined>(o, 'topK', undefined) ?? undefined,
+    topP: opt<number | undefined>(o, 'topP', undefined) ?? undefined,
+    freqPenalty: opt(o, 'freqPenalty', 0.0),
+    seed: seed === undefined ? undefined : String(seed),
+  }
+}
+
+/**
  * TL's `utils.sample_logits`: `finalLogits [batch, d_vocab]` → `[batch]` int64 token ids, after
  * temperature, frequency penalty and top-k (or else top-p) filtering, as TL orders them.
  */
 export function sampleLogits(finalLogits: Tensor, options: SampleLogitsOptions = {}): Tensor {
-  const seed = opt<number | bigint | undefined>(options, 'seed', undefined)
-  const freqPenalty = opt(options, 'freqPenalty', 0)
+  const args = sampleArgs(options, true)
   const tokens = opt<Tensor | undefined>(options, 'tokens', undefined)
-  if (freqPenalty > 0 && !tokens) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'Must provide input_tokens (tokens) if applying a frequency penalty')
-  const args: binding.GenerateArgs = {
-    maxNewTokens: 0,
-    stopTokens: [],
-    eosPad: 0,
-    doSample: true,
-    temperature: opt(options, 'temperature', 1.0),
-    topK: opt<number | undefined>(options, 'topK', undefined) ?? undefined,
-    topP: opt<number | undefined>(options, 'topP', undefined) ?? undefined,
-    freqPenalty,
-    useKvCache: false,
-    seed: seed === undefined ? undefined : String(seed),
-  }
+  if (args.freqPenalty > 0 && !tokens) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'Must provide input_tokens (tokens) if applying a frequency penalty')
   return wrapT(native(() => binding.sampleLogitsNative(finalLogits.native, tokens?.native, args)))
 }

@@ -86,10 +86,9 @@ pub fn forward(
         let c = cfg.attn_scores_soft_cap;
         scores = ((scores / c)?.tanh()? * c)?;
     }
-    if cfg.attention_dir == "causal" {
-        if let Some(mask) = &plan.additive {
-            scores = scores.broadcast_add(mask)?;
-        }
+    // The plan holds a mask only for causal attention (TL ignores padding otherwise).
+    if let Some(mask) = &plan.additive {
+        scores = scores.broadcast_add(mask)?;
     }
     let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
     let mut pattern = candle_nn::ops::softmax_last_dim(&scores)?;

@@ -79,7 +79,9 @@ impl KvEntry {
             self.k = Some(grow(&self.k)?);
             self.v = Some(grow(&self.v)?);
         }
-        let (kb, vb) = (self.k.as_ref().unwrap(), self.v.as_ref().unwrap());
+        let (Some(kb), Some(vb)) = (&self.k, &self.v) else {
+            return Err(Error::invalid("the KV cache has no buffers after growing"));
+        };
         kb.slice_set(&kt, 2, self.len)?;
         vb.slice_set(&vt, 2, self.len)?;
         self.len = need;

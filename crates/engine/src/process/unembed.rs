@@ -9,7 +9,7 @@
 
 use candle_core::{DType, Storage, Tensor};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 
 /// The source in memory order: rows of length `c`, and whether a row is a vocab entry
 /// (transposed layout) or a d_model entry.
@@ -24,7 +24,7 @@ fn halves(n: usize) -> [std::ops::Range<usize>; 2] {
 }
 
 /// Pass 1: `rowsum[i]` = Σ_j s_i W[i, j] and `colsum[j]` = Σ_i s_i W[i, j], in f64.
-fn sums(src: &Src, scale: &[f32], d: usize, v: usize) -> (Vec<f64>, Vec<f64>) {
+fn sums(src: &Src, scale: &[f32], d: usize, v: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let part = |rows: std::ops::Range<usize>| -> (Vec<f64>, Vec<f64>) {
         let mut rowsum = vec![0f64; d];
         let mut colsum = vec![0f64; v];
@@ -53,12 +53,13 @@ fn sums(src: &Src, scale: &[f32], d: usize, v: usize) -> (Vec<f64>, Vec<f64>) {
     };
     let n_rows = src.data.len() / src.c;
     let [a, b] = halves(n_rows);
-    let ((r1, c1), (r2, c2)) = std::thread::scope(|s| {
+    let ((r1, c1), second) = std::thread::scope(|s| {
         let h = s.spawn(|| part(b));
-        (part(a), h.join().expect("unembed pass 1 panicked"))
+        (part(a), h.join())
     });
+    let (r2, c2) = second.map_err(|_| Error::new(ErrorCode::Internal, "W_U processing: a worker thread panicked"))?;
     let add = |x: Vec<f64>, y: Vec<f64>| x.iter().zip(&y).map(|(p, q)| p + q).collect::<Vec<f64>>();
-    (add(r1, r2), add(c1, c2))
+    Ok((add(r1, r2), add(c1, c2)))
 }
 
 /// `W'[i, j] = w_i W[i, j] − colmean_j` and, with `center_rows`, minus the mean of row i of
@@ -85,7 +86,7 @@ pub fn fold_center_unembed(w_u: &Tensor, ln_w: Option<&Tensor>, center_cols: boo
     let Some((start, end)) = layout.contiguous_offsets() else { return Ok(None) };
     let src = Src { data: &cpu.as_slice::<f32>()?[start..end], c: if transposed { d } else { v }, rows_are_vocab: transposed };
 
-    let (rowsum, colsum) = sums(&src, &scale, d, v);
+    let (rowsum, colsum) = sums(&src, &scale, d, v)?;
     let colmean: Vec<f32> = colsum.iter().map(|c| if center_cols { (c / d as f64) as f32 } else { 0.0 }).collect();
     let colmean_total: f64 = colmean.iter().map(|&c| c as f64).sum();
     let rowmean: Vec<f32> = rowsum.iter().map(|r| if center_rows { ((r - colmean_total) / v as f64) as f32 } else { 0.0 }).collect();
@@ -113,9 +114,11 @@ pub fn fold_center_unembed(w_u: &Tensor, ln_w: Option<&Tensor>, center_cols: boo
     let [a, b] = halves(n_rows);
     let (lo, hi) = out.split_at_mut(a.end * src.c);
     std::thread::scope(|s| {
-        s.spawn(|| write(b, hi));
+        let h = s.spawn(|| write(b, hi));
         write(a, lo);
-    });
+        h.join()
+    })
+    .map_err(|_| Error::new(ErrorCode::Internal, "W_U processing: a worker thread panicked"))?;
     drop(storage);
     let t = if transposed { Tensor::from_vec(out, (v, d), w_u.device())?.t()? } else { Tensor::from_vec(out, (d, v), w_u.device())? };
     Ok(Some(t))
