@@ -135,6 +135,8 @@ export declare class NativeTensor {
   whereCond(onTrue: NativeTensor, onFalse: NativeTensor): NativeTensor
 }
 
+export declare function backward(root: NativeTensor, dispatch: (arg0: number, arg1: number, arg2: number, arg3: NativeTensor) => unknown): void
+
 /** The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached. */
 export declare function findSnapshot(cacheDir: string, repoId: string, revision: string): string | null
 
@@ -144,6 +146,8 @@ export interface ForwardArgs {
   lossPerToken?: boolean
   startAtLayer?: number
   stopAtLayer?: number
+  /** Build the autograd graph; the id names the run in backward's dispatch calls. */
+  gradRun?: number
 }
 
 export interface GenerateArgs {
@@ -200,6 +204,9 @@ export interface SampleArgs {
  * frequency penalty.
  */
 export declare function sampleLogitsNative(logits: NativeTensor, tokens: NativeTensor | undefined | null, args: SampleArgs): NativeTensor
+
+/** Ids of gradient runs whose graphs are gone (their JS hooks can be forgotten). */
+export declare function takeFinishedGradRuns(): Array<number>
 
 export declare function tensorArange(start: number, end: number, step: number, dtype: string): NativeTensor
 

@@ -1,5 +1,6 @@
 import { native, TransformerLensError } from './errors'
 import * as binding from './native/binding'
+import { backward as backwardFrom } from './hooks/backward'
 
 type NativeTensor = binding.NativeTensor
 
@@ -104,6 +105,15 @@ export class Tensor {
   get ndim(): number {
     return this.shape.length
   }
+  /**
+   * Backpropagates from this scalar through the runs it was computed from (runs made while
+   * backward hooks were registered, or with `inclBwd`), firing their backward hooks (torch's
+   * `tensor.backward()`). Runs on the calling thread, like torch.
+   */
+  backward(): void {
+    backwardFrom(this)
+  }
+
   numel(): number {
     return this.shape.reduce((a, b) => a * b, 1)
   }

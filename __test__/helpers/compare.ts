@@ -8,13 +8,13 @@ import type { Golden } from './safetensors'
 
 const OUT = path.join(__dirname, '..', '.out')
 
-/** Max |a - b| over all elements; infinities must match exactly. */
+/** Max |a - b| over all elements; infinities and NaNs must match exactly. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0
   for (let i = 0; i < a.length; i++) {
     const x = a[i]
     const y = b[i]
-    if (x === y) continue
+    if (x === y || (Number.isNaN(x) && Number.isNaN(y))) continue
     if (!Number.isFinite(x) || !Number.isFinite(y)) return Infinity
     const d = Math.abs(x - y)
     if (d > m || Number.isNaN(d)) m = Number.isNaN(d) ? Infinity : d

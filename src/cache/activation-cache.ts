@@ -161,9 +161,13 @@ export class ActivationCache {
     return this
   }
 
-  /** TL's `toggle_autodiff`: nothing here records gradients, so only `false` (the default) is accepted. */
+  /**
+   * TL's `toggle_autodiff` switches torch's global autograd. Here there is no global switch to
+   * flip: a run builds an autograd graph only when it has backward hooks or `inclBwd`, and no
+   * other run ever does, so this accepts a boolean and changes nothing.
+   */
   toggleAutodiff(mode = false): void {
-    if (mode) throw new TransformerLensError('TL_UNSUPPORTED', 'autodiff (backward passes) is not supported')
+    if (typeof mode !== 'boolean') throw new TransformerLensError('TL_INVALID_ARGUMENT', 'toggleAutodiff takes a boolean')
   }
 
   // ---- residual stream (./residual.ts) ----

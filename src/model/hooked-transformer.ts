@@ -2,7 +2,8 @@ import { ActivationCache } from '../cache/activation-cache'
 import { FactoredMatrix } from '../factored-matrix'
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
 import { FwdHook, HookFn, HookPoint, HookTarget } from '../hooks/hook-point'
-import { HookRegistry } from '../hooks/registry'
+import { HookDir, HookRegistry } from '../hooks/registry'
+import { gradEntries, GradRecord, registerGradRun } from '../hooks/backward'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import * as circuits from './circuits'
@@ -16,6 +17,7 @@ import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithC
 
 const CACHE = 1
 const CALL_JS = 2
+const GRAD = 4
 
 export type Input = string | string[] | Tensor
 /** TL's `HookedTransformerConfig`, with TL's snake_case field names. */
@@ -36,12 +38,17 @@ export type { NamesFilter }
 export interface RunWithCacheOptions extends ForwardOptions {
   namesFilter?: NamesFilter
   removeBatchDim?: boolean
-  /** Backward activations (TL: `incl_bwd`): not supported, `true` throws TL_UNSUPPORTED. */
+  /**
+   * TL's `incl_bwd`: backpropagate from the output (which must be a scalar: pass
+   * `returnType: 'loss'`) and also cache the gradient of every kept activation as `{name}_grad`.
+   */
   inclBwd?: boolean
 }
 
 export interface RunWithHooksOptions extends ForwardOptions {
   fwdHooks?: FwdHook[]
+  /** Backward hooks: they fire when `backward()` is called on a scalar computed from the output. */
+  bwdHooks?: FwdHook[]
   resetHooksEnd?: boolean
 }
 
@@ -49,6 +56,14 @@ interface HookPlan {
   flags: number[]
   dispatch: ((id: number, t: binding.NativeTensor) => binding.NativeTensor | undefined) | null
   hookError: () => unknown
+  /** The gradient run id, when the run taps gradients. */
+  gradRun?: number
+}
+
+/** What a run taps in the backward pass: extra backward hooks, and gradients to record. */
+interface GradPlan {
+  bwdHooks?: readonly FwdHook[]
+  record?: { filter: (name: string) => boolean; into: GradRecord[] }
 }
 
 type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
@@ -180,20 +195,28 @@ export class HookedTransformer {
   // ---- hooks ----
 
   /** TL's `add_hook`: a name or a name filter, and a hook function. */
-  addHook(name: HookTarget, hook: HookFn, options: { dir?: 'fwd' | 'bwd'; isPermanent?: boolean; prepend?: boolean } = {}): void {
-    if (opt(options, 'dir', 'fwd') !== 'fwd') throw new TransformerLensError('TL_UNSUPPORTED', 'backward hooks are not supported yet')
+  /**
+   * TL's `add_hook`: a name or a name filter, and a hook function. A backward hook (`dir: 'bwd'`)
+   * receives the gradient of the hook point's output when `backward()` is called on a scalar
+   * computed from a later run's output; it may return a replacement gradient.
+   */
+  addHook(name: HookTarget, hook: HookFn, options: { dir?: HookDir; isPermanent?: boolean; prepend?: boolean } = {}): void {
     if (typeof name === 'string' && !this.#index.has(name)) throw new TransformerLensError('TL_UNKNOWN_HOOK', `unknown hook name '${name}'`)
-    this.#registry.add(name, hook, { permanent: opt(options, 'isPermanent', false), prepend: opt(options, 'prepend', false) })
+    this.#registry.add(name, hook, { dir: opt(options, 'dir', 'fwd'), permanent: opt(options, 'isPermanent', false), prepend: opt(options, 'prepend', false) })
   }
 
-  /** TL's `reset_hooks`: removes temporary hooks (and permanent ones with `includingPermanent`). */
-  resetHooks(options: { includingPermanent?: boolean } = {}): void {
-    this.#registry.reset(opt(options, 'includingPermanent', false))
+  /**
+   * TL's `reset_hooks`: removes temporary hooks (and permanent ones with `includingPermanent`),
+   * of both directions or of `direction` alone.
+   */
+  resetHooks(options: { includingPermanent?: boolean; direction?: HookDir | 'both' } = {}): void {
+    this.#registry.reset(opt(options, 'includingPermanent', false), opt(options, 'direction', 'both'))
   }
 
   /** TL's `hooks()` context manager: hooks live for the duration of `fn`. */
-  async hooks<T>(options: { fwdHooks?: FwdHook[]; resetHooksEnd?: boolean }, fn: (model: this) => Promise<T> | T): Promise<T> {
+  async hooks<T>(options: { fwdHooks?: FwdHook[]; bwdHooks?: FwdHook[]; resetHooksEnd?: boolean }, fn: (model: this) => Promise<T> | T): Promise<T> {
     for (const [t, h] of opt<FwdHook[]>(options, 'fwdHooks', [])) this.addHook(t, h)
+    for (const [t, h] of opt<FwdHook[]>(options, 'bwdHooks', [])) this.addHook(t, h, { dir: 'bwd' })
     try {
       return await fn(this)
     } finally {
@@ -203,7 +226,7 @@ export class HookedTransformer {
 
   // ---- running ----
 
-  async #run(input: Input, o: ForwardOptions | undefined, extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null) {
+  async #run(input: Input, o: ForwardOptions | undefined, extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null, grad: GradPlan = {}) {
     const n = this.#native
     const returnType = opt<ForwardOptions['returnType']>(o, 'returnType', 'logits')
     const startAtLayer = opt<number | undefined>(o, 'startAtLayer', undefined)
@@ -215,12 +238,13 @@ export class HookedTransformer {
     } else {
       x = this.#tokens(input, o)
     }
-    const plan = this.#plan(extraHooks, cacheFilter)
+    const plan = this.#plan(extraHooks, cacheFilter, grad)
     const args = {
       returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
       lossPerToken: opt(o, 'lossPerToken', false),
       startAtLayer: startAtLayer ?? undefined,
       stopAtLayer: stopAtLayer ?? undefined,
+      gradRun: plan.gradRun,
     }
     const kv = opt<HookedTransformerKeyValueCache | undefined>(o, 'pastKvCache', undefined)
     const mask = this.#attentionMask(x, o, kv, startAtLayer)
@@ -252,7 +276,7 @@ export class HookedTransformer {
    * The per-run hook plan: flags per hook id (cache / call JS) and, when JS hooks are
    * registered, the dispatcher the native forward calls on the JS thread.
    */
-  #plan(extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null): HookPlan {
+  #plan(extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null, grad: GradPlan | null = null): HookPlan {
     const perId = this.#registry.compile(this.#names, this.#index, extraHooks)
     const flags = new Array<number>(this.#names.length).fill(0)
     let anyJs = false
@@ -263,7 +287,8 @@ export class HookedTransformer {
       }
     })
     if (cacheFilter) this.#names.forEach((name, id) => (flags[id] |= cacheFilter(name) ? CACHE : 0))
-    if (!anyJs) return { flags, dispatch: null, hookError: () => undefined }
+    const gradRun = grad ? this.#gradPlan(grad, flags) : undefined
+    if (!anyJs) return { flags, dispatch: null, hookError: () => undefined, gradRun }
     let hookError: unknown = undefined
     const points = this.#points
     const dispatch = (id: number, t: binding.NativeTensor): binding.NativeTensor | undefined => {
@@ -283,7 +308,27 @@ export class HookedTransformer {
       }
       return changed ? cur.native : undefined
     }
-    return { flags, dispatch, hookError: () => hookError }
+    return { flags, dispatch, hookError: () => hookError, gradRun }
+  }
+
+  /**
+   * Flags the hook points whose gradients the run taps (registered and extra backward hooks,
+   * recorded gradients) and registers the run's backward hooks. Undefined when nothing is tapped.
+   */
+  #gradPlan(grad: GradPlan, flags: number[]): number | undefined {
+    const perId = this.#registry.compile(this.#names, this.#index, grad.bwdHooks ?? [], 'bwd')
+    const ids = new Set<number>()
+    if (grad.record) this.#names.forEach((name, id) => grad.record!.filter(name) && ids.add(id))
+    let any = ids.size > 0
+    perId.forEach((fns, id) => {
+      if (fns.length > 0 || ids.has(id)) {
+        flags[id] |= GRAD
+        any = true
+      }
+    })
+    if (!any) return undefined
+    const record = grad.record ? { ids, into: grad.record.into } : undefined
+    return registerGradRun({ perId, points: this.#points, record })
   }
 
   /**
@@ -316,10 +361,12 @@ export class HookedTransformer {
     return wrapT(logits!)
   }
 
-  #cache(run: binding.NativeRun): ActivationCache {
+  /** The run's cached activations, then `extra` entries (gradients). */
+  #cache(run: binding.NativeRun, extra?: ReadonlyMap<string, Tensor>): ActivationCache {
     const ids = run.cacheIds()
     const dict = new Map<string, Tensor>()
     ids.forEach((id, i) => dict.set(this.#names[id], wrapT(run.takeCached(i)!)))
+    for (const [k, v] of extra ?? []) dict.set(k, v)
     return new ActivationCache(dict, this)
   }
 
@@ -332,17 +379,26 @@ export class HookedTransformer {
   async forward(input: Input, options: ForwardOptions & { returnType: 'both' }): Promise<{ logits: Tensor; loss: Tensor }>
   async forward(input: Input, options?: ForwardOptions): Promise<ForwardResult>
   async forward(input: Input, options?: ForwardOptions): Promise<ForwardResult> {
-    const { run, returnType, stopAtLayer } = await this.#run(input, options, [], null)
+    const { run, returnType, stopAtLayer } = await this.#run(input, options, [], null, {})
     return this.#result(run, returnType, stopAtLayer)
   }
 
   /** TL's `run_with_cache`: `[output, cache]`; `namesFilter` picks what is kept. */
   async runWithCache(input: Input, options: RunWithCacheOptions = {}): Promise<[Tensor, ActivationCache]> {
-    if (opt(options, 'inclBwd', false)) throw new TransformerLensError('TL_UNSUPPORTED', 'backward activations (inclBwd) are not supported: this library runs forward passes only')
     const filter = namesFilterFn(opt<NamesFilter>(options, 'namesFilter', undefined))
-    const { run, returnType, stopAtLayer } = await this.#run(input, options, [], filter)
+    const inclBwd = opt(options, 'inclBwd', false)
+    const grads: GradRecord[] = []
+    const { run, returnType, stopAtLayer } = await this.#run(input, options, [], filter, inclBwd ? { record: { filter, into: grads } } : {})
     const out = this.#result(run, returnType, stopAtLayer)
-    const cache = this.#cache(run)
+    let gradCache: Map<string, Tensor> | undefined
+    if (inclBwd) {
+      if (!(out instanceof Tensor) || out.numel() !== 1) {
+        throw new TransformerLensError('TL_INVALID_ARGUMENT', "inclBwd backpropagates from the output, which must be a scalar: pass returnType: 'loss'")
+      }
+      out.backward()
+      gradCache = gradEntries(grads, this.#names)
+    }
+    const cache = this.#cache(run, gradCache)
     if (opt(options, 'removeBatchDim', false)) cache.removeBatchDim()
     return [out as Tensor, cache]
   }
@@ -350,8 +406,9 @@ export class HookedTransformer {
   /** TL's `run_with_hooks`: temporary hooks for one run. */
   async runWithHooks(input: Input, options: RunWithHooksOptions = {}): Promise<ForwardResult> {
     const hooks = opt<FwdHook[]>(options, 'fwdHooks', [])
+    const bwdHooks = opt<FwdHook[]>(options, 'bwdHooks', [])
     try {
-      const { run, returnType, stopAtLayer } = await this.#run(input, options, hooks, null)
+      const { run, returnType, stopAtLayer } = await this.#run(input, options, hooks, null, { bwdHooks })
       return this.#result(run, returnType, stopAtLayer)
     } finally {
       if (opt(options, 'resetHooksEnd', true)) this.resetHooks()

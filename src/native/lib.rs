@@ -4,6 +4,7 @@
 
 mod errors;
 mod generate;
+mod grad;
 mod hub;
 mod kv;
 mod model;

@@ -90,15 +90,20 @@ pub fn js_caller<'a>(
     move |id: u32, t: &Tensor| {
         let arg = wrap(env, t.clone()).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
         let ret = hook.call(FnArgs::from((id, arg))).map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
-        let ty = ret.get_type().map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
-        if matches!(ty, ValueType::Undefined | ValueType::Null) {
-            return Ok(None);
-        }
-        let inst = unsafe { ClassInstance::<NativeTensor>::from_napi_value(env.raw(), ret.raw()) }
-            .map_err(|_| Error::new(ErrorCode::Hook, "a hook must return a Tensor or nothing"))?;
-        let t = inst.tensor().map_err(|e| Error::new(ErrorCode::Disposed, e.reason.clone()))?.clone();
-        Ok(Some(t))
+        returned_tensor(env, ret)
     }
+}
+
+/// A hook's return value: a NativeTensor (a replacement) or undefined/null (none).
+pub fn returned_tensor(env: &Env, ret: Unknown) -> tl_engine::Result<Option<Tensor>> {
+    let ty = ret.get_type().map_err(|e| Error::new(ErrorCode::Hook, e.reason.clone()))?;
+    if matches!(ty, ValueType::Undefined | ValueType::Null) {
+        return Ok(None);
+    }
+    let inst = unsafe { ClassInstance::<NativeTensor>::from_napi_value(env.raw(), ret.raw()) }
+        .map_err(|_| Error::new(ErrorCode::Hook, "a hook must return a Tensor or nothing"))?;
+    let t = inst.tensor().map_err(|e| Error::new(ErrorCode::Disposed, e.reason.clone()))?.clone();
+    Ok(Some(t))
 }
 
 /// Cancels a run between blocks.

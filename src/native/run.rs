@@ -15,6 +15,8 @@ use crate::tensor::{wrap, NativeTensor};
 
 pub const CACHE: u8 = 1;
 pub const CALL_JS: u8 = 2;
+/// Tap the gradient here (runs with `gradRun`).
+pub const GRAD: u8 = 4;
 
 #[napi(object)]
 pub struct ForwardArgs {
@@ -23,6 +25,8 @@ pub struct ForwardArgs {
     pub loss_per_token: Option<bool>,
     pub start_at_layer: Option<i64>,
     pub stop_at_layer: Option<i64>,
+    /// Build the autograd graph; the id names the run in backward's dispatch calls.
+    pub grad_run: Option<u32>,
 }
 
 pub fn options(a: &ForwardArgs) -> Result<ForwardOptions<'static>> {
@@ -38,6 +42,7 @@ pub fn options(a: &ForwardArgs) -> Result<ForwardOptions<'static>> {
         loss_per_token: a.loss_per_token.unwrap_or(false),
         start_at_layer: a.start_at_layer,
         stop_at_layer: a.stop_at_layer,
+        grad_run: a.grad_run,
         ..Default::default()
     })
 }
@@ -62,6 +67,10 @@ impl HookSink for PlanSink<'_> {
         self.flags.get(id).map(|&f| f != 0).unwrap_or(false)
     }
 
+    fn wants_grad(&self, id: usize) -> bool {
+        self.flags.get(id).map(|&f| f & GRAD != 0).unwrap_or(false)
+    }
+
     fn fire(&mut self, id: usize, t: &Tensor) -> TlResult<Option<Tensor>> {
         let f = self.flags[id];
         let mut replaced = None;
@@ -71,7 +80,8 @@ impl HookSink for PlanSink<'_> {
             }
         }
         if f & CACHE != 0 {
-            let v = replaced.clone().unwrap_or_else(|| t.clone());
+            // As TL's caching hook: the value, not its place in an autograd graph.
+            let v = replaced.as_ref().unwrap_or(t).detach();
             match self.pos.get(&(id as u32)) {
                 Some(&i) => self.cache[i].1 = v,
                 None => {

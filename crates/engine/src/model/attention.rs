@@ -13,6 +13,8 @@ use crate::model::weights::BlockWeights;
 /// (`[batch, pos, n_heads, d_model]`) per projection when TL's split-input flags are on.
 pub enum AttnInput {
     Shared(Tensor),
+    /// One `[batch, pos, d_model]` stream per projection (TL's three ln1 calls).
+    Separate { q: Tensor, k: Tensor, v: Tensor },
     PerHead { q: Tensor, k: Tensor, v: Tensor },
 }
 
@@ -54,6 +56,11 @@ pub fn forward(
             project_shared(x, w, 1, h, dh)?,
             project_shared(x, w, 2, h, dh)?,
         ),
+        AttnInput::Separate { q, k, v } => (
+            project_shared(q, w, 0, h, dh)?,
+            project_shared(k, w, 1, h, dh)?,
+            project_shared(v, w, 2, h, dh)?,
+        ),
         AttnInput::PerHead { q, k, v } => (
             project_per_head(q, w, 0, h, dh)?,
             project_per_head(k, w, 1, h, dh)?,
@@ -88,10 +95,19 @@ pub fn forward(
     }
     // The plan holds a mask only for causal attention (TL ignores padding otherwise).
     if let Some(mask) = &plan.additive {
-        scores = scores.broadcast_add(mask)?;
+        scores = if taps.grad_mode() {
+            // As TL's torch.where: masked scores pass no gradient on (an addition would carry
+            // the NaN gradients of fully masked rows back into Q and K).
+            let keep = mask.eq(0.0)?.broadcast_as(scores.shape())?;
+            let ignore = Tensor::new(f32::NEG_INFINITY, scores.device())?.to_dtype(scores.dtype())?.broadcast_as(scores.shape())?;
+            keep.where_cond(&scores, &ignore)?
+        } else {
+            scores.broadcast_add(mask)?
+        };
     }
     let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
-    let mut pattern = candle_nn::ops::softmax_last_dim(&scores)?;
+    // The fused softmax has no backward: a gradient run takes the differentiable one.
+    let mut pattern = if taps.grad_mode() { candle_nn::ops::softmax(&scores, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
     if let Some(live) = &plan.live_rows {
         // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
         pattern = live.broadcast_as(pattern.shape())?.where_cond(&pattern, &pattern.zeros_like()?)?;

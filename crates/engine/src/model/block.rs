@@ -46,6 +46,13 @@ pub fn forward(
         let k = ln(&k_in, taps)?;
         let v = ln(&v_in, taps)?;
         AttnInput::PerHead { q, k, v }
+    } else if taps.active(ln1.scale) || taps.active(ln1.normalized) {
+        // TL normalises the one input three times (for Q, K and V), so ln1's hooks fire three
+        // times and each use has its own gradient: the same here whenever they are watched.
+        let q = ln(&resid_pre, taps)?;
+        let k = ln(&resid_pre, taps)?;
+        let v = ln(&resid_pre, taps)?;
+        AttnInput::Separate { q, k, v }
     } else {
         AttnInput::Shared(ln(&resid_pre, taps)?)
     };

@@ -3,10 +3,13 @@
 //! The forward calls `taps.fire(id, tensor)` at every hook point. An id the run's plan does
 //! not mention costs one bounds-checked load of a bool.
 
+use std::sync::Arc;
+
 use candle_core::Tensor;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::config::Config;
+use crate::model::grad::GradRun;
 
 /// The hook points of one transformer block, in TL's firing order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +188,10 @@ pub trait HookSink {
     fn wants(&self, id: usize) -> bool;
     /// Called with the activation; returns a replacement or `None` to keep it.
     fn fire(&mut self, id: usize, t: &Tensor) -> Result<Option<Tensor>>;
+    /// `true` when the run should tap this hook point's gradient (runs with a [`GradRun`]).
+    fn wants_grad(&self, _id: usize) -> bool {
+        false
+    }
 }
 
 /// A sink that wants nothing: a plain forward.
@@ -198,13 +205,25 @@ impl HookSink for NoHooks {
     }
 }
 
-/// The forward's handle on the sink: checks replacements against the original.
+/// The forward's handle on the sink: checks replacements against the original, and taps
+/// gradients when the run has a [`GradRun`].
 pub struct Taps<'a> {
     pub table: &'a HookTable,
     pub sink: &'a mut dyn HookSink,
+    pub grad: Option<Arc<GradRun>>,
 }
 
 impl<'a> Taps<'a> {
+    pub fn new(table: &'a HookTable, sink: &'a mut dyn HookSink) -> Self {
+        Taps { table, sink, grad: None }
+    }
+
+    /// A run that builds the autograd graph: components take their differentiable paths.
+    #[inline]
+    pub fn grad_mode(&self) -> bool {
+        self.grad.is_some()
+    }
+
     #[inline]
     pub fn active(&self, id: Option<usize>) -> bool {
         matches!(id, Some(i) if self.sink.wants(i))
@@ -215,6 +234,14 @@ impl<'a> Taps<'a> {
         if !self.sink.wants(id) {
             return Ok(t);
         }
+        let out = self.fire_fwd(id, t)?;
+        match &self.grad {
+            Some(g) if self.sink.wants_grad(id) => g.tap(id, out),
+            _ => Ok(out),
+        }
+    }
+
+    fn fire_fwd(&mut self, id: usize, t: Tensor) -> Result<Tensor> {
         match self.sink.fire(id, &t)? {
             None => Ok(t),
             Some(r) => {

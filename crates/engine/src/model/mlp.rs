@@ -12,7 +12,7 @@ pub fn forward(layer: usize, w: &MlpWeights, act: Activation, x: &Tensor, taps: 
     let pre = x.reshape((b * p, d))?.matmul(&w.w_in)?.broadcast_add(&w.b_in)?;
     let d_mlp = pre.dim(1)?;
     let pre = taps.block(layer, BlockHook::MlpPre, pre.reshape((b, p, d_mlp))?)?;
-    let post = act.apply(&pre)?;
+    let post = act.apply(&pre, taps.grad_mode())?;
     let post = taps.block(layer, BlockHook::MlpPost, post)?;
     let out = post.reshape((b * p, d_mlp))?.matmul(&w.w_out)?.broadcast_add(&w.b_out)?;
     Ok(out.reshape((b, p, d))?)

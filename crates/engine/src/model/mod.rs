@@ -2,6 +2,7 @@ pub mod activation;
 pub mod attention;
 pub mod block;
 pub mod config;
+pub mod grad;
 pub mod hooks;
 pub mod kv_cache;
 pub mod mask;

@@ -55,7 +55,8 @@ pub fn apply(
     if kind == NormKind::None {
         return Ok(x.clone());
     }
-    if kind == NormKind::LN || kind == NormKind::LNPre {
+    let grad = taps.grad_mode();
+    if (kind == NormKind::LN || kind == NormKind::LNPre) && !grad {
         if !taps.active(hooks.scale) && !taps.active(hooks.normalized) {
             let (wt, b) = if kind == NormKind::LN { (w.w.as_ref(), w.b.as_ref()) } else { (None, None) };
             if let Some(y) = layer_norm_fused(x, eps, wt, b)? {
@@ -66,7 +67,8 @@ pub fn apply(
     let in_dtype = x.dtype();
     let x = if matches!(in_dtype, DType::F32 | DType::F64) { x.clone() } else { x.to_dtype(DType::F32)? };
     let ln = matches!(kind, NormKind::LN | NormKind::LNPre);
-    let (centered, scale) = match if ln { center_and_scale(&x, eps)? } else { None } {
+    // The fused kernels have no backward: a gradient run takes candle's differentiable ops.
+    let (centered, scale) = match if ln && !grad { center_and_scale(&x, eps)? } else { None } {
         Some(cs) => cs,
         None => {
             let centered = if ln { x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)? } else { x };

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::activation::Activation;
 use crate::model::config::Config;
+use crate::model::grad::GradRun;
 use crate::model::hooks::{HookSink, HookTable, Taps, TopHook};
 use crate::model::kv_cache::KvCache;
 use crate::model::mask::MaskPlan;
@@ -70,6 +71,9 @@ pub struct ForwardOptions<'a> {
     /// Unembed only one position per row (`[batch, 1, vocab]` logits): what decoding needs.
     pub logits_at: Option<Vec<usize>>,
     pub abort: Option<&'a AtomicBool>,
+    /// Build the autograd graph and tap gradients where the sink asks (`wants_grad`); the id
+    /// names the run in the [`crate::model::grad::GradEvent`]s of a later backward.
+    pub grad_run: Option<u32>,
 }
 
 impl Default for ForwardOptions<'_> {
@@ -83,6 +87,7 @@ impl Default for ForwardOptions<'_> {
             attention_mask: None,
             logits_at: None,
             abort: None,
+            grad_run: None,
         }
     }
 }
@@ -173,6 +178,10 @@ impl HookedModel {
         let d = self.cfg().d_model;
         let tokens = taps.top(TopHook::Tokens, tokens.clone())?;
         let embed = self.weights.w_e.index_select(&tokens.flatten_all()?, 0)?.reshape((b, p, d))?;
+        let embed = match &taps.grad {
+            Some(g) => g.root(&embed)?,
+            None => embed,
+        };
         let embed = taps.top(TopHook::Embed, embed)?;
         let Some(w_pos) = &self.weights.w_pos else { return Ok(embed) };
         let n_ctx = self.cfg().n_ctx;
@@ -194,6 +203,10 @@ impl HookedModel {
                 }
                 w_pos.narrow(0, plan.past, p)?.unsqueeze(0)?.broadcast_as((b, p, d))?.contiguous()?
             }
+        };
+        let pos = match &taps.grad {
+            Some(g) => g.root(&pos)?,
+            None => pos,
         };
         let pos = taps.top(TopHook::PosEmbed, pos)?;
         Ok((embed + pos)?)
@@ -237,7 +250,13 @@ impl HookedModel {
 
     /// TL's `forward` with an optional `past_kv_cache`.
     pub fn forward_kv(&self, input: ForwardInput, opts: &ForwardOptions, mut kv: Option<&mut KvCache>, sink: &mut dyn HookSink) -> Result<ForwardOutput> {
-        let mut taps = Taps { table: &self.hooks, sink };
+        let mut taps = Taps::new(&self.hooks, sink);
+        if let Some(id) = opts.grad_run {
+            if kv.is_some() {
+                return Err(Error::unsupported("gradients (backward hooks, inclBwd) through a run with a KV cache are not supported"));
+            }
+            taps.grad = Some(GradRun::new(id));
+        }
         let n = self.cfg().n_layers;
         let (mut residual, tokens, plan, loss_mask) = match (input, opts.start_at_layer) {
             (ForwardInput::Tokens(t), None) => {
@@ -260,7 +279,12 @@ impl HookedModel {
                 };
                 let (b, q, _) = r.dims3()?;
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
-                (r.to_dtype(self.dtype())?, t, plan, loss_mask)
+                let r = r.to_dtype(self.dtype())?;
+                let r = match &taps.grad {
+                    Some(g) => g.root(&r)?,
+                    None => r,
+                };
+                (r, t, plan, loss_mask)
             }
             (ForwardInput::Tokens(_), Some(_)) => return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens")),
             (ForwardInput::Residual(_), None) => return Err(Error::invalid("a residual-stream input needs start_at_layer")),
