@@ -236,7 +236,8 @@ impl<'a> Taps<'a> {
         }
         let out = self.fire_fwd(id, t)?;
         match &self.grad {
-            Some(g) if self.sink.wants_grad(id) => g.tap(id, out),
+            // Integer activations (hook_tokens) have no gradient: their hooks never fire, as in torch.
+            Some(g) if self.sink.wants_grad(id) && out.dtype().is_float() => g.tap(id, out),
             _ => Ok(out),
         }
     }
