@@ -9,3 +9,4 @@ mod kv;
 mod model;
 mod run;
 mod tensor;
+mod tokenizer;
