@@ -84,6 +84,13 @@ export declare class NativeModel {
   tokenizerInfo(): string
   dispose(): void
   get disposed(): boolean
+  /** This model's tokenizer, to share with another model. */
+  tokenizerHandle(): NativeTokenizer
+  /**
+   * TL's `set_tokenizer`: uses `tokenizer` from now on, padding on the given side, and
+   * updates the config as TL does (`tokenizer_prepends_bos`, unset vocab sizes).
+   */
+  setTokenizer(tokenizer: NativeTokenizer, paddingLeft: boolean): void
 }
 
 /** What a run returns. Tensors are handed out once each (`take*`). */
@@ -135,6 +142,8 @@ export declare class NativeTensor {
   whereCond(onTrue: NativeTensor, onFalse: NativeTensor): NativeTensor
 }
 
+export declare class NativeTokenizer {}
+
 export declare function backward(root: NativeTensor, dispatch: (arg0: number, arg1: number, arg2: number, arg3: NativeTensor) => unknown): void
 
 /** The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached. */
@@ -183,6 +192,12 @@ export interface LoadArgs {
 
 export declare function loadModel(args: LoadArgs): Promise<NativeModel>
 
+/**
+ * A folder holding tokenizer.json (with tokenizer_config.json / special_tokens_map.json when
+ * present), or the path of a tokenizer JSON file.
+ */
+export declare function loadTokenizer(path: string): Promise<NativeTokenizer>
+
 export interface NamedTensor {
   name: string
   tensor: NativeTensor
@@ -223,3 +238,9 @@ export declare function tensorFromI64(data: BigInt64Array, shape: Array<number>)
 export declare function tensorFromU8(data: Uint8Array, shape: Array<number>): NativeTensor
 
 export declare function tensorFull(shape: Array<number>, value: number, dtype: string): NativeTensor
+
+/** Uniform on `[low, high)`; `seed` is a u64 as a decimal string. */
+export declare function tensorRand(shape: Array<number>, seed: string, low: number, high: number, dtype: string): NativeTensor
+
+/** Normal with `mean` and `std`; `seed` is a u64 as a decimal string. */
+export declare function tensorRandn(shape: Array<number>, seed: string, mean: number, std: number, dtype: string): NativeTensor

@@ -1,6 +1,7 @@
 import { native, TransformerLensError } from './errors'
 import * as binding from './native/binding'
 import { backward as backwardFrom } from './hooks/backward'
+import { RandnOptions, RandOptions, randomArgs } from './utils/random'
 
 type NativeTensor = binding.NativeTensor
 
@@ -402,6 +403,19 @@ export class Tensor {
   }
   toString(): string {
     return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape}], dtype=${this.dtype})`
+  }
+
+  // ---- seeded random tensors (drawn natively from xoshiro256**, see utils/random.ts) ----
+
+  /** Uniform on `[low, high)` (default `[0, 1)`). The same `seed` gives the same values on every platform. */
+  static rand(shape: readonly number[], options: RandOptions = {}): Tensor {
+    const a = randomArgs(shape, options)
+    return wrapT(native(() => binding.tensorRand(a.shape, a.seed, options.low ?? 0, options.high ?? 1, a.dtype)))
+  }
+  /** Normal with `mean` (default 0) and `std` (default 1). The same `seed` gives the same values on every platform. */
+  static randn(shape: readonly number[], options: RandnOptions = {}): Tensor {
+    const a = randomArgs(shape, options)
+    return wrapT(native(() => binding.tensorRandn(a.shape, a.seed, options.mean ?? 0, options.std ?? 1, a.dtype)))
   }
 }
 

@@ -29,7 +29,9 @@ const CONFIG = 'config.json'
 const WEIGHTS = 'model.safetensors'
 const WEIGHTS_INDEX = 'model.safetensors.index.json'
 /** Fetched when the repo has them. */
-const OPTIONAL_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']
+const TOKENIZER = 'tokenizer.json'
+const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json']
+const OPTIONAL_FILES = [TOKENIZER, ...TOKENIZER_EXTRAS, 'generation_config.json']
 const COMMIT = /^[0-9a-f]{40}$/
 
 /** Blob downloads in flight in this process, so concurrent loads of one model share them. */
@@ -118,27 +120,23 @@ class RepoCache {
   }
 }
 
-/**
- * Downloads what loading `repoId` needs into the HF cache and returns its snapshot folder:
- * config.json, the safetensors weights (single file or index + shards) and the tokenizer files
- * the repo has. Files already cached are not fetched again.
- */
-export async function downloadModel(repoId: string, opts: DownloadOptions = {}): Promise<string> {
+/** A hub client and the repo's cache folder, with `file`'s metadata at the revision pinning the commit (`refs/{revision}` written). */
+async function pinCommit(repoId: string, file: string, opts: DownloadOptions): Promise<{ hub: HubClient; cache: RepoCache; pin: FileMeta }> {
   const hub = new HubClient(repoId, opts)
   const cache = new RepoCache(opts.cacheDir ?? binding.hubCacheDir(), repoId)
   const revision = opts.revision ?? 'main'
-
-  // config.json pins the commit; every other file is asked for at that commit.
-  const config = await hub.metadata(revision, CONFIG)
-  if ('absent' in config) {
-    throw new TransformerLensError('TL_MISSING_FILE', `'${repoId}' (revision ${revision}) on ${hub.endpoint} has no config.json`)
+  const pin = await hub.metadata(revision, file)
+  if ('absent' in pin) {
+    throw new TransformerLensError('TL_MISSING_FILE', `'${repoId}' (revision ${revision}) on ${hub.endpoint} has no ${file}`)
   }
-  const commit = config.commit
   fs.mkdirSync(cache.root, { recursive: true })
-  cache.writeRef(revision, commit)
+  cache.writeRef(revision, pin.commit)
+  return { hub, cache, pin }
+}
 
-  /** A file at the commit: skipped without a request when the snapshot already has it or knows it is absent. */
-  const fetchFile = async (file: string, required: boolean): Promise<boolean> => {
+/** Fetches one file at `commit`; skipped without a request when the snapshot already has it or knows it is absent. */
+function fileFetcher(hub: HubClient, cache: RepoCache, repoId: string, commit: string, onProgress?: (p: DownloadProgress) => void) {
+  return async (file: string, required: boolean): Promise<boolean> => {
     if (fs.existsSync(cache.pointer(commit, file))) return true
     if (!required && fs.existsSync(cache.noExist(commit, file))) return false
     const meta = await hub.metadata(commit, file)
@@ -147,9 +145,22 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
       cache.markAbsent(meta)
       return false
     }
-    await store(hub, cache, meta, opts.onProgress)
+    await store(hub, cache, meta, onProgress)
     return true
   }
+}
+
+/**
+ * Downloads what loading `repoId` needs into the HF cache and returns its snapshot folder:
+ * config.json, the safetensors weights (single file or index + shards) and the tokenizer files
+ * the repo has. Files already cached are not fetched again.
+ */
+export async function downloadModel(repoId: string, opts: DownloadOptions = {}): Promise<string> {
+  // config.json pins the commit; every other file is asked for at that commit.
+  const { hub, cache, pin: config } = await pinCommit(repoId, CONFIG, opts)
+  const commit = config.commit
+  const revision = opts.revision ?? 'main'
+  const fetchFile = fileFetcher(hub, cache, repoId, commit, opts.onProgress)
 
   for (const file of OPTIONAL_FILES) await fetchFile(file, false)
   if (!(await fetchFile(WEIGHTS, false))) {
@@ -168,6 +179,20 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
   // Last: a snapshot with config.json and its weights is complete (see isCompleteSnapshot).
   await store(hub, cache, config, opts.onProgress)
   return path.join(cache.root, 'snapshots', commit)
+}
+
+/**
+ * Downloads only `repoId`'s tokenizer files into the HF cache (tokenizer.json, and
+ * tokenizer_config.json / special_tokens_map.json when the repo has them) and returns the
+ * snapshot folder: what `setTokenizer` needs. Files already cached are not fetched again.
+ */
+export async function downloadTokenizer(repoId: string, opts: DownloadOptions = {}): Promise<string> {
+  const { hub, cache, pin } = await pinCommit(repoId, TOKENIZER, opts)
+  const fetchFile = fileFetcher(hub, cache, repoId, pin.commit, opts.onProgress)
+  for (const file of TOKENIZER_EXTRAS) await fetchFile(file, false)
+  // Last: a snapshot with tokenizer.json has a usable tokenizer.
+  await store(hub, cache, pin, opts.onProgress)
+  return path.join(cache.root, 'snapshots', pin.commit)
 }
 
 /** Downloads a file's blob unless present (once per process at a time), then points the snapshot at it. */

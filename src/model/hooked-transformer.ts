@@ -10,6 +10,7 @@ import * as circuits from './circuits'
 import { ensureModel } from './loading'
 import { ForwardOptions, LoadOptions, opt } from './options'
 import { TokenizerView } from './tokenizer'
+import { nativeTokenizer, paddingLeftArg, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
 import * as weights from './weights'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
@@ -633,5 +634,25 @@ export class HookedTransformer {
   /** TL's `all_composition_scores(mode)`: `[n_layers, n_heads, n_layers, n_heads]`, zero unless the second head is in a later layer. */
   allCompositionScores(mode: circuits.CompositionMode): Tensor {
     return circuits.allCompositionScores(this, mode)
+  }
+
+  // ---- set_tokenizer (src/model/set-tokenizer.ts) ----
+
+  /**
+   * TL's `set_tokenizer(tokenizer, default_padding_side)`: from now on string input, `toTokens`,
+   * `toStrTokens`, `generate`, ... use this tokenizer (a model loaded without one gains one).
+   * `source` is a tokenizer folder or tokenizer.json path, a model name or hub id (HF cache, else
+   * downloaded unless `localFilesOnly` / `HF_HUB_OFFLINE`), or another model's `tokenizer`
+   * (shared). As TL: eos defaults to `<|endoftext|>`, pad and bos to eos, padding is on
+   * `defaultPaddingSide` ('right' unless given) and `cfg.tokenizer_prepends_bos` is updated.
+   * `model.tokenizer` is a new TokenizerView afterwards.
+   */
+  async setTokenizer(source: TokenizerSource, options: SetTokenizerOptions = {}): Promise<void> {
+    const paddingLeft = paddingLeftArg(options)
+    void this.#native // TL_DISPOSED before any download
+    const tok = await nativeTokenizer(source, options)
+    native(() => this.#native.setTokenizer(tok, paddingLeft))
+    ;(this as { tokenizer: TokenizerView | null }).tokenizer = new TokenizerView(this.#native)
+    this.#cfg = JSON.parse(this.#native.configJson())
   }
 }

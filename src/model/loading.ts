@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import { TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
-import { DownloadOptions, downloadModel, isCompleteSnapshot } from './download'
+import { DownloadOptions, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
 import { opt } from './options'
 
 export interface ResolvedModel {
@@ -61,6 +61,40 @@ export function resolveModel(name: string, opts: { revision?: string; cacheDir?:
   throw notCached(officialName, revision, cacheDir, 'resolveModel does not download (use ensureModel)')
 }
 
+/** Where and how a name is looked up in (and downloaded into) the HF cache. */
+interface CacheLookup {
+  officialName: string
+  cacheDir: string
+  revision: string
+  localOnly: boolean
+  download: DownloadOptions
+}
+
+function cacheLookup(officialName: string, opts: EnsureModelOptions): CacheLookup {
+  const cacheDir = opt<string | undefined>(opts, 'cacheDir', undefined) ?? binding.hubCacheDir()
+  const revision = opt(opts, 'revision', 'main')
+  return {
+    officialName,
+    cacheDir,
+    revision,
+    localOnly: opt(opts, 'localFilesOnly', false),
+    download: {
+      revision,
+      cacheDir,
+      endpoint: opt(opts, 'endpoint', undefined),
+      token: opt(opts, 'token', undefined),
+      signal: opt(opts, 'signal', undefined),
+      timeoutMs: opt(opts, 'timeoutMs', undefined),
+      onProgress: opt(opts, 'onProgress', undefined),
+    },
+  }
+}
+
+/** Offline (localFilesOnly / HF_HUB_OFFLINE) and not cached: `TL_MISSING_FILE`. */
+function offlineMiss(l: CacheLookup): TransformerLensError {
+  return notCached(l.officialName, l.revision, l.cacheDir, l.localOnly ? 'localFilesOnly is set' : 'HF_HUB_OFFLINE is set')
+}
+
 /**
  * `resolveModel`, downloading the model from the hub (`HF_ENDPOINT`) into the HF cache when the
  * cache lacks it or holds it partly, unless `HF_HUB_OFFLINE` is set or `localFilesOnly` is
@@ -70,25 +104,40 @@ export function resolveModel(name: string, opts: { revision?: string; cacheDir?:
 export async function ensureModel(name: string, opts: EnsureModelOptions = {}): Promise<ResolvedModel> {
   const local = localFolder(name)
   if (local) return local
-  const officialName = getOfficialModelName(name)
-  const cacheDir = opt<string | undefined>(opts, 'cacheDir', undefined) ?? binding.hubCacheDir()
-  const revision = opt(opts, 'revision', 'main')
-  const dir = findSnapshot(cacheDir, officialName, revision)
-  if (dir !== null && isCompleteSnapshot(dir)) return { dir, officialName }
-  const localOnly = opt(opts, 'localFilesOnly', false)
-  if (localOnly || offlineEnv()) {
+  const l = cacheLookup(getOfficialModelName(name), opts)
+  const dir = findSnapshot(l.cacheDir, l.officialName, l.revision)
+  if (dir !== null && isCompleteSnapshot(dir)) return { dir, officialName: l.officialName }
+  if (l.localOnly || offlineEnv()) {
     // A partial snapshot loads as far as it goes, and the loader names the missing file.
-    if (dir !== null) return { dir, officialName }
-    throw notCached(officialName, revision, cacheDir, localOnly ? 'localFilesOnly is set' : 'HF_HUB_OFFLINE is set')
+    if (dir !== null) return { dir, officialName: l.officialName }
+    throw offlineMiss(l)
   }
-  const snapshot = await downloadModel(officialName, {
-    revision,
-    cacheDir,
-    endpoint: opt(opts, 'endpoint', undefined),
-    token: opt(opts, 'token', undefined),
-    signal: opt(opts, 'signal', undefined),
-    timeoutMs: opt(opts, 'timeoutMs', undefined),
-    onProgress: opt(opts, 'onProgress', undefined),
-  })
-  return { dir: snapshot, officialName }
+  return { dir: await downloadModel(l.officialName, l.download), officialName: l.officialName }
+}
+
+/** A tokenizer's hub repo: TL's official name for a model name or alias, else a hub id (`org/name`) as given. */
+function tokenizerRepo(name: string): string {
+  try {
+    return getOfficialModelName(name)
+  } catch (e) {
+    if (name.includes('/')) return name
+    throw e
+  }
+}
+
+/**
+ * Where a tokenizer lives: an existing folder or tokenizer.json path as is; else a model name
+ * or hub id, found in the HF cache (a snapshot with tokenizer.json) or, unless offline
+ * (`localFilesOnly` / `HF_HUB_OFFLINE`), downloaded there (tokenizer files only).
+ */
+export async function ensureTokenizer(name: string, opts: EnsureModelOptions = {}): Promise<string> {
+  if (fs.existsSync(name)) return path.resolve(name)
+  if (path.isAbsolute(name) || name.startsWith('.') || name.endsWith('.json')) {
+    throw new TransformerLensError('TL_MISSING_FILE', `no tokenizer at ${name}: the path does not exist`)
+  }
+  const l = cacheLookup(tokenizerRepo(name), opts)
+  const dir = findSnapshot(l.cacheDir, l.officialName, l.revision)
+  if (dir !== null && fs.existsSync(path.join(dir, 'tokenizer.json'))) return dir
+  if (l.localOnly || offlineEnv()) throw offlineMiss(l)
+  return downloadTokenizer(l.officialName, l.download)
 }

@@ -2,6 +2,14 @@ import { native } from '../errors'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 
+/** The model each view reads from, so `setTokenizer` can share its tokenizer. */
+const owners = new WeakMap<TokenizerView, binding.NativeModel>()
+
+/** @internal The native model whose tokenizer `view` shows. */
+export function tokenizerOwner(view: TokenizerView): binding.NativeModel | undefined {
+  return owners.get(view)
+}
+
 /** Read-only facts about a model's tokenizer (ids and TL's BOS/padding conventions). */
 export class TokenizerView {
   readonly bosTokenId: number | null
@@ -16,6 +24,7 @@ export class TokenizerView {
   /** @internal */
   constructor(n: binding.NativeModel) {
     this.#n = n
+    owners.set(this, n)
     const info = JSON.parse(native(() => n.tokenizerInfo()))
     this.bosTokenId = info.bosTokenId
     this.eosTokenId = info.eosTokenId

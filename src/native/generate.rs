@@ -43,7 +43,7 @@ fn sample_options(a: &SampleArgs) -> SampleOptions {
     SampleOptions { temperature: a.temperature, top_k: a.top_k.map(|k| k as usize), top_p: a.top_p, freq_penalty: a.freq_penalty }
 }
 
-fn parse_seed(s: &Option<String>) -> Result<Option<u64>> {
+pub(crate) fn parse_seed(s: &Option<String>) -> Result<Option<u64>> {
     match s {
         None => Ok(None),
         Some(s) => s.parse::<u64>().map(Some).map_err(|_| invalid(format!("a seed must be a non-negative integer below 2^64, got '{s}'"))),

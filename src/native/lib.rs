@@ -10,6 +10,7 @@ mod kv;
 mod model;
 mod run;
 mod tensor;
+mod tokenizer;
 
 /// Runs once when the addon loads, before any candle work. Candle's elementwise pool spins
 /// ~25k iterations after every op waiting for the next one; on few cores that spinning steals

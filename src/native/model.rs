@@ -384,6 +384,32 @@ impl NativeModel {
     pub fn disposed(&self) -> bool {
         self.model.is_none()
     }
+
+    // ---- set_tokenizer ----
+
+    /// This model's tokenizer, to share with another model.
+    #[napi]
+    pub fn tokenizer_handle(&self) -> Result<crate::tokenizer::NativeTokenizer> {
+        Ok(crate::tokenizer::NativeTokenizer { inner: self.tok()?.clone() })
+    }
+
+    /// TL's `set_tokenizer`: uses `tokenizer` from now on, padding on the given side, and
+    /// updates the config as TL does (`tokenizer_prepends_bos`, unset vocab sizes).
+    #[napi]
+    pub fn set_tokenizer(&mut self, tokenizer: &crate::tokenizer::NativeTokenizer, padding_left: bool) -> Result<()> {
+        guard(|| {
+            let tok = if tokenizer.inner.padding_side_left == padding_left {
+                tokenizer.inner.clone()
+            } else {
+                Arc::new(tokenizer.inner.with_padding_side(padding_left))
+            };
+            let mut next = HookedModel::clone(self.m()?);
+            tok.apply_to_config(&mut next.arch.cfg);
+            self.model = Some(Arc::new(next));
+            self.tokenizer = Some(tok);
+            Ok(())
+        })
+    }
 }
 
 fn serde_json_lite(fields: &[(&str, Option<String>)]) -> String {

@@ -388,3 +388,31 @@ impl NativeTensor {
         })
     }
 }
+
+// ---- seeded random tensors (tl_engine::tensor::random) ----
+
+fn random_dims(shape: &[i64]) -> Result<Vec<usize>> {
+    shape_of(shape, shape.iter().product::<i64>().max(0) as usize)
+}
+
+fn random_seed(seed: String) -> Result<u64> {
+    crate::generate::parse_seed(&Some(seed))?.ok_or_else(|| invalid("a seed is required"))
+}
+
+/// Uniform on `[low, high)`; `seed` is a u64 as a decimal string.
+#[napi]
+pub fn tensor_rand(env: Env, shape: Vec<i64>, seed: String, low: f64, high: f64, dtype: String) -> Result<NativeTensor> {
+    guard(|| {
+        let (dims, seed, dt) = (random_dims(&shape)?, random_seed(seed)?, ops::parse_dtype(&dtype).napi()?);
+        wrap(&env, tl_engine::tensor::random::uniform(&dims, seed, low, high, dt, &Device::Cpu).napi()?)
+    })
+}
+
+/// Normal with `mean` and `std`; `seed` is a u64 as a decimal string.
+#[napi]
+pub fn tensor_randn(env: Env, shape: Vec<i64>, seed: String, mean: f64, std: f64, dtype: String) -> Result<NativeTensor> {
+    guard(|| {
+        let (dims, seed, dt) = (random_dims(&shape)?, random_seed(seed)?, ops::parse_dtype(&dtype).napi()?);
+        wrap(&env, tl_engine::tensor::random::normal(&dims, seed, mean, std, dt, &Device::Cpu).napi()?)
+    })
+}

@@ -2,6 +2,7 @@ import { native, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import { opt } from '../model/options'
+import { seedArg } from './random'
 
 export interface SampleLogitsOptions {
   topK?: number
@@ -20,17 +21,14 @@ export interface SampleLogitsOptions {
  * top-k, top-p, frequency penalty and a seed (checked: a non-negative integer).
  */
 export function sampleArgs(o: object, doSample: boolean): binding.SampleArgs {
-  const seed = opt<number | bigint | undefined>(o, 'seed', undefined)
-  if (seed !== undefined && (typeof seed === 'number' ? !Number.isSafeInteger(seed) || seed < 0 : seed < 0n)) {
-    throw new TransformerLensError('TL_INVALID_ARGUMENT', `seed must be a non-negative integer, got ${seed}`)
-  }
+  const seed = seedArg(opt<unknown>(o, 'seed', undefined))
   return {
     doSample,
     temperature: opt(o, 'temperature', 1.0),
     topK: opt<number | undefined>(o, 'topK', undefined) ?? undefined,
     topP: opt<number | undefined>(o, 'topP', undefined) ?? undefined,
     freqPenalty: opt(o, 'freqPenalty', 0.0),
-    seed: seed === undefined ? undefined : String(seed),
+    seed,
   }
 }
 

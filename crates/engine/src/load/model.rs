@@ -41,9 +41,7 @@ pub fn load_tokenizer(files: &ModelFiles) -> Result<Option<Tokenizer>> {
     if !files.has("tokenizer.json") {
         return Ok(None);
     }
-    let cfg = if files.has("tokenizer_config.json") { Some(files.read_json("tokenizer_config.json")?) } else { None };
-    let specials = if files.has("special_tokens_map.json") { Some(files.read_json("special_tokens_map.json")?) } else { None };
-    Tokenizer::load(&files.path("tokenizer.json"), cfg.as_ref(), specials.as_ref()).map(Some)
+    Tokenizer::from_path(&files.dir).map(Some)
 }
 
 pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
@@ -77,7 +75,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
         eprintln!("[tl load] weights {:?}, processing {:?}, tokenizer {:?}", t1 - t0, t2 - t1, t2.elapsed());
     }
     if let Some(t) = &tokenizer {
-        cfg.tokenizer_prepends_bos = Some(t.prepends_bos);
+        t.apply_to_config(&mut cfg);
     }
     let model = HookedModel::new(cfg, weights, opts.device.clone())?;
     Ok(Loaded { model, tokenizer })

@@ -6,7 +6,11 @@ use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::load::hub::ModelFiles;
+use crate::model::config::Config;
 
+/// Cloning copies the vocabulary (a model shares its tokenizer through an `Arc` instead).
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: HfTokenizer,
     pub bos_token_id: Option<u32>,
@@ -63,6 +67,41 @@ impl Tokenizer {
         };
         tok.prepends_bos = !tok.encode_one("", true)?.is_empty();
         Ok(tok)
+    }
+
+    /// A folder holding `tokenizer.json`, or the path of a tokenizer JSON file; the
+    /// `tokenizer_config.json` and `special_tokens_map.json` beside it are read when present.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let (file, dir) = if path.is_dir() {
+            (path.join("tokenizer.json"), path.to_path_buf())
+        } else {
+            (path.to_path_buf(), path.parent().map(Path::to_path_buf).unwrap_or_default())
+        };
+        if !file.is_file() {
+            let what = if path.is_dir() { format!("there is no tokenizer.json in {}", path.display()) } else { format!("{} does not exist", path.display()) };
+            return Err(Error::new(ErrorCode::MissingFile, what));
+        }
+        let files = ModelFiles { dir };
+        let optional = |name: &str| if files.has(name) { files.read_json(name).map(Some) } else { Ok(None) };
+        let (cfg, specials) = (optional("tokenizer_config.json")?, optional("special_tokens_map.json")?);
+        Tokenizer::load(&file, cfg.as_ref(), specials.as_ref())
+    }
+
+    /// This tokenizer padding on the given side (TL's `default_padding_side`).
+    pub fn with_padding_side(&self, left: bool) -> Tokenizer {
+        Tokenizer { padding_side_left: left, ..self.clone() }
+    }
+
+    /// What TL's `set_tokenizer` writes into the config: `tokenizer_prepends_bos`, and the vocab
+    /// sizes when unset (`d_vocab` 0 here, TL's -1: the largest token id + 1).
+    pub fn apply_to_config(&self, cfg: &mut Config) {
+        cfg.tokenizer_prepends_bos = Some(self.prepends_bos);
+        if cfg.d_vocab == 0 {
+            cfg.d_vocab = self.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1);
+        }
+        if cfg.d_vocab_out == -1 {
+            cfg.d_vocab_out = cfg.d_vocab as i64;
+        }
     }
 
     pub fn encode_one(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
