@@ -196,3 +196,21 @@ test('bad sources and options are coded errors, and leave the tokenizer as it wa
   model.dispose()
   t.is(await rejectionCode((await bareModel(t)).setTokenizer(view)), 'TL_DISPOSED')
 })
+
+test("fromPretrained pads on the right unless defaultPaddingSide says otherwise, whatever tokenizer_config.json says (TL's default_padding_side)", async (t) => {
+  const dir = tempDir(t, 'tl-leftcfg-')
+  for (const f of fs.readdirSync(SNAPSHOT)) fs.copyFileSync(path.join(SNAPSHOT, f), path.join(dir, f))
+  const cfgPath = path.join(dir, 'tokenizer_config.json')
+  fs.writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgPath, 'utf8')), padding_side: 'left' }))
+  const byDefault = await HookedTransformer.fromPretrained(dir)
+  t.is(byDefault.tokenizer!.paddingSide, 'right')
+  const right = golden('snapshot', 'right').tokens
+  const left = golden('snapshot', 'left').tokens
+  t.deepEqual(rows(byDefault.toTokens(PROMPTS)), right.default)
+  const leftModel = await HookedTransformer.fromPretrained(dir, { default_padding_side: 'left' } as never)
+  t.is(leftModel.tokenizer!.paddingSide, 'left')
+  t.deepEqual(rows(leftModel.toTokens(PROMPTS)), left.default)
+  await t.throwsAsync(HookedTransformer.fromPretrained(dir, { defaultPaddingSide: 'up' as never }), { code: 'TL_INVALID_ARGUMENT' })
+  byDefault.dispose()
+  leftModel.dispose()
+})

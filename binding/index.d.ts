@@ -188,6 +188,8 @@ export interface LoadArgs {
   dtype: string
   defaultPrependBos?: boolean
   firstNLayers?: number
+  /** TL's `default_padding_side == 'left'`. */
+  paddingLeft: boolean
 }
 
 export declare function loadModel(args: LoadArgs): Promise<NativeModel>

@@ -102,6 +102,8 @@ export class HookedTransformer {
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
     const device = opt(options, 'device', 'cpu')
     if (device !== 'cpu') throw new TransformerLensError('TL_UNSUPPORTED', `device '${device}' is not available in this build (cpu only)`)
+    const paddingSide = opt(options, 'defaultPaddingSide', 'right')
+    if (paddingSide !== 'left' && paddingSide !== 'right') throw new TransformerLensError('TL_INVALID_ARGUMENT', `defaultPaddingSide must be 'left' or 'right', got '${paddingSide}'`)
     const { dir, officialName } = await ensureModel(modelName, options)
     const n = await nativeAsync(() =>
       binding.loadModel({
@@ -114,6 +116,7 @@ export class HookedTransformer {
         dtype: opt(options, 'dtype', 'float32'),
         defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
         firstNLayers: opt(options, 'firstNLayers', undefined),
+        paddingLeft: paddingSide === 'left',
       }),
     )
     return new HookedTransformer(n)

@@ -48,6 +48,8 @@ export interface LoadOptions {
   /** 'float32' (default), 'float64', 'float16', 'bfloat16'. */
   dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'
   defaultPrependBos?: boolean
+  /** TL's `default_padding_side`: the side `toTokens` pads on (default 'right', as TL). */
+  defaultPaddingSide?: 'left' | 'right'
   firstNLayers?: number
   /** Branch, tag or commit on the hub and in the HF cache (default 'main'). */
   revision?: string

@@ -32,6 +32,8 @@ pub struct LoadArgs {
     pub dtype: String,
     pub default_prepend_bos: Option<bool>,
     pub first_n_layers: Option<u32>,
+    /// TL's `default_padding_side == 'left'`.
+    pub padding_left: bool,
 }
 
 pub struct LoadTask {
@@ -76,6 +78,7 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
             device: Device::Cpu,
             default_prepend_bos: args.default_prepend_bos,
             first_n_layers: args.first_n_layers.map(|n| n as usize),
+            padding_left: args.padding_left,
         };
         Ok(AsyncTask::new(LoadTask { dir: args.dir, opts }))
     })

@@ -21,6 +21,9 @@ pub struct LoadOptions {
     pub device: Device,
     pub default_prepend_bos: Option<bool>,
     pub first_n_layers: Option<usize>,
+    /// TL's `default_padding_side`: the tokenizer pads on the left (TL's default is the right,
+    /// whatever the tokenizer's own config says).
+    pub padding_left: bool,
 }
 
 pub struct Loaded {
@@ -70,7 +73,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let t1 = std::time::Instant::now();
     process::process(&mut cfg, &mut weights, opts.process)?;
     let t2 = std::time::Instant::now();
-    let tokenizer = load_tokenizer(&files)?;
+    let tokenizer = load_tokenizer(&files)?.map(|t| t.with_padding_side(opts.padding_left));
     if trace {
         eprintln!("[tl load] weights {:?}, processing {:?}, tokenizer {:?}", t1 - t0, t2 - t1, t2.elapsed());
     }
