@@ -6,12 +6,12 @@ import { HookDir, HookRegistry } from '../hooks/registry'
 import { gradEntries, GradRecord, registerGradRun } from '../hooks/backward'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
-import * as circuits from './circuits'
 import { ensureModel } from './loading'
 import { ForwardOptions, LoadOptions, opt } from './options'
 import { TokenizerView } from './tokenizer'
 import { nativeTokenizer, paddingLeftArg, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
 import * as weights from './weights'
+import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
@@ -71,7 +71,7 @@ type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
 
 
 /** A transformer with a hook point at every TL activation, running in Rust. */
-export class HookedTransformer {
+export class HookedTransformer extends WeightProperties {
   #n: binding.NativeModel | null
   #cfg: HookedTransformerConfig
   #names: string[] = []
@@ -82,6 +82,7 @@ export class HookedTransformer {
   readonly tokenizer: TokenizerView | null
 
   private constructor(n: binding.NativeModel) {
+    super()
     this.#n = n
     this.#cfg = this.#refresh(n)
     this.tokenizer = n.hasTokenizer() ? new TokenizerView(n) : null
@@ -102,7 +103,7 @@ export class HookedTransformer {
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
     const device = opt(options, 'device', 'cpu')
     if (device !== 'cpu') throw new TransformerLensError('TL_UNSUPPORTED', `device '${device}' is not available in this build (cpu only)`)
-    const paddingSide = opt(options, 'defaultPaddingSide', 'right')
+    const paddingSide = opt<string>(options, 'defaultPaddingSide', 'right')
     if (paddingSide !== 'left' && paddingSide !== 'right') throw new TransformerLensError('TL_INVALID_ARGUMENT', `defaultPaddingSide must be 'left' or 'right', got '${paddingSide}'`)
     const { dir, officialName } = await ensureModel(modelName, options)
     const n = await nativeAsync(() =>
@@ -489,98 +490,6 @@ export class HookedTransformer {
     this.#setFlag('use_attn_in', v)
   }
 
-  // ---- weight properties (TL's W_Q ... W_U, stacked over layers; see ./weights.ts) ----
-  // Each getter returns a new Tensor the caller owns (no copy of the weights).
-
-  /** `[d_model, d_vocab]` */
-  get W_U(): Tensor {
-    return weights.W_U(this)
-  }
-  /** `[d_vocab]` */
-  get b_U(): Tensor {
-    return weights.b_U(this)
-  }
-  /** `[d_vocab, d_model]` */
-  get W_E(): Tensor {
-    return weights.W_E(this)
-  }
-  /** `[n_ctx, d_model]` (absolute positional embeddings only) */
-  get W_pos(): Tensor {
-    return weights.W_pos(this)
-  }
-  /** `[d_vocab + n_ctx, d_model]`: W_E and W_pos concatenated. */
-  get W_E_pos(): Tensor {
-    return weights.W_E_pos(this)
-  }
-  /** `[n_layers, n_heads, d_model, d_head]` */
-  get W_Q(): Tensor {
-    return weights.W_Q(this)
-  }
-  /** `[n_layers, n_heads, d_model, d_head]` */
-  get W_K(): Tensor {
-    return weights.W_K(this)
-  }
-  /** `[n_layers, n_heads, d_model, d_head]` */
-  get W_V(): Tensor {
-    return weights.W_V(this)
-  }
-  /** `[n_layers, n_heads, d_head, d_model]` */
-  get W_O(): Tensor {
-    return weights.W_O(this)
-  }
-  /** `[n_layers, d_model, d_mlp]` */
-  get W_in(): Tensor {
-    return weights.W_in(this)
-  }
-  /** `[n_layers, d_model, d_mlp]` for gated MLPs, else null. */
-  get W_gate(): Tensor | null {
-    return weights.W_gate(this)
-  }
-  /** `[n_layers, d_mlp, d_model]` */
-  get W_out(): Tensor {
-    return weights.W_out(this)
-  }
-  /** `[n_layers, n_heads, d_head]` */
-  get b_Q(): Tensor {
-    return weights.b_Q(this)
-  }
-  /** `[n_layers, n_heads, d_head]` */
-  get b_K(): Tensor {
-    return weights.b_K(this)
-  }
-  /** `[n_layers, n_heads, d_head]` */
-  get b_V(): Tensor {
-    return weights.b_V(this)
-  }
-  /** `[n_layers, d_model]` */
-  get b_O(): Tensor {
-    return weights.b_O(this)
-  }
-  /** `[n_layers, d_mlp]` */
-  get b_in(): Tensor {
-    return weights.b_in(this)
-  }
-  /** `[n_layers, d_model]` */
-  get b_out(): Tensor {
-    return weights.b_out(this)
-  }
-  /** TL's `all_head_labels()`: `['L0H0', 'L0H1', ...]`. */
-  allHeadLabels(): string[] {
-    return weights.allHeadLabels(this)
-  }
-  /**
-   * TL's `accumulated_bias(layer, mlp_input, include_mlp_biases)`: `[d_model]`. Options as an
-   * object (`{ mlpInput, includeMlpBiases }`) or TL's positional booleans.
-   */
-  accumulatedBias(layer: number, options?: weights.AccumulatedBiasOptions | boolean, includeMlpBiases?: boolean): Tensor {
-    const o = typeof options === 'boolean' ? { mlpInput: options, includeMlpBiases: includeMlpBiases ?? true } : options
-    return weights.accumulatedBias(this, layer, o)
-  }
-  /** TL's `tokens_to_residual_directions`: `[d_model]` for one token, else `[...tokens.shape, d_model]`. */
-  tokensToResidualDirections(tokens: weights.TokensArg): Tensor {
-    return weights.tokensToResidualDirections(this, tokens)
-  }
-  /** TL's `to_single_token`: the id of a string that is exactly one token. */
   /** TL's `to_single_str_token`: the string of one token id. */
   toSingleStrToken(token: number): string {
     const s = this.toStrTokens(Tensor.from(BigInt64Array.from([BigInt(token)]), [1]))
@@ -610,6 +519,7 @@ export class HookedTransformer {
     throw new TransformerLensError('TL_INVALID_ARGUMENT', `mode must be 'first' or 'last', got '${mode}'`)
   }
 
+  /** TL's `to_single_token`: the id of a string that is exactly one token. */
   toSingleToken(s: string): number {
     return weights.toSingleToken(this, s)
   }
@@ -622,21 +532,6 @@ export class HookedTransformer {
   }
   [Symbol.dispose](): void {
     this.dispose()
-  }
-
-  // ---- circuits (src/model/circuits.ts) ----
-
-  /** TL's `QK`: `FactoredMatrix(W_Q, W_Kᵀ)` over every layer and head, `[n_layers, n_heads, d_model, d_model]`. */
-  get QK(): FactoredMatrix {
-    return circuits.QK(this)
-  }
-  /** TL's `OV`: `FactoredMatrix(W_V, W_O)` over every layer and head, `[n_layers, n_heads, d_model, d_model]`. */
-  get OV(): FactoredMatrix {
-    return circuits.OV(this)
-  }
-  /** TL's `all_composition_scores(mode)`: `[n_layers, n_heads, n_layers, n_heads]`, zero unless the second head is in a later layer. */
-  allCompositionScores(mode: circuits.CompositionMode): Tensor {
-    return circuits.allCompositionScores(this, mode)
   }
 
   // ---- set_tokenizer (src/model/set-tokenizer.ts) ----
