@@ -169,6 +169,13 @@ async function main() {
   }, reps)
   log(`runWithCache 1x128: ${result.run_with_cache_128.median_ms.toFixed(1)} ms`)
 
+  result.incl_bwd_128 = await bench(async () => {
+    const [loss, cache] = await model.runWithCache(t128, { returnType: 'loss', inclBwd: true })
+    disposeAll(loss)
+    disposeAll(cache)
+  }, reps)
+  log(`runWithCache 1x128 loss + inclBwd: ${result.incl_bwd_128.median_ms.toFixed(1)} ms`)
+
   const nLayers = model.cfg?.n_layers ?? model.cfg?.nLayers ?? 12
   const noop = (_t, _hook) => undefined
   const fwdHooks = []

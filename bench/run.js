@@ -110,6 +110,7 @@ function main() {
     ['forward 1×128', (r) => r.forward_128.median_ms, fmtMs],
     ['forward 1×1024', (r) => r.forward_1024.median_ms, fmtMs],
     ['runWithCache 1×128 (all hooks)', (r) => r.run_with_cache_128.median_ms, fmtMs],
+    ['runWithCache 1×128, loss + inclBwd (all grads)', (r) => r.incl_bwd_128?.median_ms, fmtMs],
     ['12 no-op hooks, overhead at 1×128', (r) => r.hooks_12_noop_128.overhead_ms, fmtMs],
     ['peak RSS (load + runWithCache 1×128)', (r) => r.peak_rss.mib, fmtMiB],
   ]

@@ -188,6 +188,21 @@ def main():
         log(f"12 no-op hooks overhead: {result['hooks_12_noop_128']['overhead_ms']:.2f} ms")
         del model
 
+    # incl_bwd calls loss.backward(): autograd on, and a model loaded outside inference mode
+    # (its parameters' .grad are filled too, as for any TL user).
+    with torch.enable_grad():
+        model = load()
+        t128 = tokens(128)
+
+        def incl_bwd():
+            loss, cache = model.run_with_cache(t128, return_type="loss", incl_bwd=True)
+            del loss, cache
+            model.zero_grad(set_to_none=True)
+
+        result["incl_bwd_128"] = bench(incl_bwd, args.reps)
+        log(f"run_with_cache 1x128 loss + incl_bwd: {result['incl_bwd_128']['median_ms']:.1f} ms")
+        del model
+
     r = run_child("rss")
     result["peak_rss"] = {"kib": r["maxrss_kib"], "mib": r["maxrss_kib"] / 1024, "n_cached": r["n_cached"]}
     log(f"peak RSS (load + run_with_cache 1x128): {result['peak_rss']['mib']:.0f} MiB")

@@ -103,8 +103,7 @@ export class HookedTransformer extends WeightProperties {
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
     const device = opt(options, 'device', 'cpu')
     if (device !== 'cpu') throw new TransformerLensError('TL_UNSUPPORTED', `device '${device}' is not available in this build (cpu only)`)
-    const paddingSide = opt<string>(options, 'defaultPaddingSide', 'right')
-    if (paddingSide !== 'left' && paddingSide !== 'right') throw new TransformerLensError('TL_INVALID_ARGUMENT', `defaultPaddingSide must be 'left' or 'right', got '${paddingSide}'`)
+    const paddingLeft = paddingLeftArg(options)
     const { dir, officialName } = await ensureModel(modelName, options)
     const n = await nativeAsync(() =>
       binding.loadModel({
@@ -117,7 +116,7 @@ export class HookedTransformer extends WeightProperties {
         dtype: opt(options, 'dtype', 'float32'),
         defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
         firstNLayers: opt(options, 'firstNLayers', undefined),
-        paddingLeft: paddingSide === 'left',
+        paddingLeft,
       }),
     )
     return new HookedTransformer(n)
