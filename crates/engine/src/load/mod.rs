@@ -1,3 +1,4 @@
+pub mod decode;
 pub mod hub;
 pub mod safetensors;
 pub mod tokenizer;

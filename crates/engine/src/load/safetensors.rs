@@ -8,6 +8,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::load::decode::f32s_from_le;
 use crate::load::hub::ModelFiles;
 
 pub struct WeightFile {
@@ -59,10 +60,13 @@ impl WeightFile {
     pub fn get_any(&self, names: &[&str]) -> Result<Tensor> {
         for n in names {
             if self.has(n) {
-                let t = self
-                    .st
-                    .load(n, &self.device)
-                    .map_err(|e| Error::corrupt(format!("tensor '{n}' in {}: {}", self.origin.display(), Error::from(e))))?;
+                let corrupt = |e: candle_core::Error| Error::corrupt(format!("tensor '{n}' in {}: {}", self.origin.display(), Error::from(e)));
+                let view = self.st.get(n).map_err(corrupt)?;
+                if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && self.dtype == DType::F32 && self.device.is_cpu() {
+                    let data = f32s_from_le(view.data(), n)?;
+                    return Ok(Tensor::from_vec(data, view.shape(), &self.device)?);
+                }
+                let t = self.st.load(n, &self.device).map_err(corrupt)?;
                 return Ok(if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? });
             }
         }
