@@ -13,20 +13,18 @@ fn worker_panicked() -> Error {
 }
 
 /// `f(part, first_row)` on the two halves of `data` (rows of `row_len`), split at a row boundary.
-pub fn par_rows_mut<T: Send>(data: &mut [T], row_len: usize, f: impl Fn(&mut [T], usize) + Sync) -> Result<()> {
+pub fn par_rows_mut<T: Send>(data: &mut [T], row_len: usize, f: impl Fn(&mut [T], usize) -> Result<()> + Sync) -> Result<()> {
     let rows = data.len().checked_div(row_len).unwrap_or(0);
     if data.len() < MIN_PARALLEL || rows < 2 {
-        f(data, 0);
-        return Ok(());
+        return f(data, 0);
     }
     let mid = rows / 2;
     let (a, b) = data.split_at_mut(mid * row_len);
     std::thread::scope(|s| {
         let h = s.spawn(|| f(b, mid));
-        f(a, 0);
-        h.join()
+        let first = f(a, 0);
+        h.join().map_err(|_| worker_panicked()).and_then(|second| first.and(second))
     })
-    .map_err(|_| worker_panicked())
 }
 
 /// `f` on the two halves of `0..n` (`work` elements in all, to decide whether to split);

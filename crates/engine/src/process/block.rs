@@ -59,7 +59,10 @@ pub fn center_rows(t: &Tensor, own: Ownership, parallel: bool) -> Result<Tensor>
     let n = t.dims().last().copied().unwrap_or(0);
     let done = update_f32(t, own, |w| {
         if parallel {
-            par_rows_mut(w, n, |part, _| rows::center_rows(part, n))
+            par_rows_mut(w, n, |part, _| {
+                rows::center_rows(part, n);
+                Ok(())
+            })
         } else {
             rows::center_rows(w, n);
             Ok(())
