@@ -1,5 +1,7 @@
 //! The slice arithmetic of the in-place processing steps, on row-major f32 matrices.
-//! Sums are accumulated in f64, so the results are within f32 rounding of TL's.
+//! f32 sums, as TL's (torch) reductions; the loops vectorise.
+
+use crate::kernels::layer_norm::lanes_sum;
 
 /// `w: [d_in, n]` reads a norm's output. In place: `b += Σ_i bias[i] · w[i, :]` (with the
 /// unscaled rows), `w[i, :] *= scale[i]`, then with `center` every column is made mean-zero
@@ -9,27 +11,26 @@ pub fn fold_norm(w: &mut [f32], n: usize, scale: Option<&[f32]>, bias: Option<&[
         return;
     }
     let d_in = w.len() / n;
-    let mut bsum = vec![0f64; if bias.is_some() { n } else { 0 }];
-    let mut colsum = vec![0f64; if center { n } else { 0 }];
+    let mut bsum = vec![0f32; if bias.is_some() { n } else { 0 }];
+    let mut colsum = vec![0f32; if center { n } else { 0 }];
     for (i, row) in w.chunks_exact_mut(n).enumerate() {
-        if let Some(c) = bias.and_then(|nb| nb.get(i)) {
-            let c = *c as f64;
+        if let Some(&c) = bias.and_then(|nb| nb.get(i)) {
             for (acc, &x) in bsum.iter_mut().zip(row.iter()) {
-                *acc += c * x as f64;
+                *acc += c * x;
             }
         }
         if let Some(&s) = scale.and_then(|s| s.get(i)) {
             row.iter_mut().for_each(|x| *x *= s);
         }
         for (acc, &x) in colsum.iter_mut().zip(row.iter()) {
-            *acc += x as f64;
+            *acc += x;
         }
     }
     for (bj, acc) in b.iter_mut().zip(&bsum) {
-        *bj += *acc as f32;
+        *bj += acc;
     }
     if center && d_in > 0 {
-        let mean: Vec<f32> = colsum.iter().map(|s| (s / d_in as f64) as f32).collect();
+        let mean: Vec<f32> = colsum.iter().map(|s| s / d_in as f32).collect();
         for row in w.chunks_exact_mut(n) {
             for (x, m) in row.iter_mut().zip(&mean) {
                 *x -= m;
@@ -44,7 +45,7 @@ pub fn center_rows(w: &mut [f32], n: usize) {
         return;
     }
     for row in w.chunks_exact_mut(n) {
-        let mean = (row.iter().map(|&x| x as f64).sum::<f64>() / n as f64) as f32;
+        let mean = lanes_sum(row) / n as f32;
         row.iter_mut().for_each(|x| *x -= mean);
     }
 }
