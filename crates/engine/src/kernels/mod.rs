@@ -5,6 +5,7 @@
 pub mod gelu;
 pub mod layer_norm;
 pub mod split;
+pub mod threads;
 
 use candle_core::{CpuStorage, Layout, Result};
 
