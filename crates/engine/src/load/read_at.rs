@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::kernels::split::par_rows_mut;
@@ -19,7 +19,7 @@ pub struct Shards {
 /// Larger headers are not safetensors (the format caps them at 100 MB).
 const MAX_HEADER: u64 = 100 << 20;
 
-fn data_starts(file: &File, path: &PathBuf) -> Result<HashMap<String, u64>> {
+fn data_starts(file: &File, path: &Path) -> Result<HashMap<String, u64>> {
     let bad = |what: &str| Error::corrupt(format!("{}: {what}", path.display()));
     let mut len = [0u8; 8];
     file.read_exact_at(&mut len, 0).map_err(|e| bad(&e.to_string()))?;
