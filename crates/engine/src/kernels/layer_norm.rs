@@ -11,7 +11,7 @@ struct LayerNormPre {
     affine: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-fn lanes_sum(v: &[f32]) -> f32 {
+pub(crate) fn lanes_sum(v: &[f32]) -> f32 {
     // Eight independent partial sums: the loop vectorises, and every path uses this order.
     let mut acc = [0f32; 8];
     let chunks = v.chunks_exact(8);

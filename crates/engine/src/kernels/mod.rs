@@ -1,8 +1,11 @@
-//! Fused CPU kernels for the hot elementwise work of a forward (f32, contiguous). Each has a
+//! Fused CPU kernels for the hot elementwise work of a forward (f32, contiguous), and the
+//! two-way split the load path's passes share. Each kernel has a
 //! candle-op fallback for other dtypes and devices, used by the caller.
 
 pub mod gelu;
 pub mod layer_norm;
+pub mod split;
+pub mod threads;
 
 use candle_core::{CpuStorage, Layout, Result};
 

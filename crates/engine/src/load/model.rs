@@ -10,7 +10,7 @@ use crate::load::hub::ModelFiles;
 use crate::load::safetensors::WeightFile;
 use crate::load::tokenizer::Tokenizer;
 use crate::model::transformer::HookedModel;
-use crate::process::{self, ProcessOptions};
+use crate::process::{self, Ownership, ProcessOptions};
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -71,7 +71,9 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let mut weights = (fam.convert)(&cfg, &wf)?;
     drop(wf);
     let t1 = std::time::Instant::now();
-    process::process(&mut cfg, &mut weights, opts.process)?;
+    // Families' conversions give every weight its own storage (a tied W_U viewing W_E aside),
+    // so processing may write them in place.
+    process::process_owned(&mut cfg, &mut weights, opts.process, Ownership::Fresh)?;
     let t2 = std::time::Instant::now();
     let tokenizer = load_tokenizer(&files)?.map(|t| t.with_padding_side(opts.padding_left));
     if trace {

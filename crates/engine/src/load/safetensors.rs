@@ -1,5 +1,5 @@
-//! Weights by mmap from `model.safetensors`, or from shards listed in
-//! `model.safetensors.index.json`.
+//! Weights from `model.safetensors`, or from shards listed in `model.safetensors.index.json`:
+//! mapped (validation, names, other dtypes), f32 read straight into place (`read_at.rs`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ use crate::load::hub::ModelFiles;
 
 pub struct WeightFile {
     st: MmapedSafetensors,
+    #[cfg(unix)]
+    shards: crate::load::read_at::Shards,
     names: HashMap<String, ()>,
     dtype: DType,
     device: Device,
@@ -48,7 +50,15 @@ impl WeightFile {
         let st = unsafe { MmapedSafetensors::multi(&paths) }
             .map_err(|e| Error::corrupt(format!("cannot read safetensors in {}: {}", files.dir.display(), Error::from(e))))?;
         let names = st.tensors().into_iter().map(|(n, _)| (n, ())).collect();
-        Ok(WeightFile { st, names, dtype, device: device.clone(), origin: files.dir.clone() })
+        Ok(WeightFile {
+            st,
+            #[cfg(unix)]
+            shards: crate::load::read_at::Shards::open(&paths)?,
+            names,
+            dtype,
+            device: device.clone(),
+            origin: files.dir.clone(),
+        })
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -59,10 +69,14 @@ impl WeightFile {
     pub fn get_any(&self, names: &[&str]) -> Result<Tensor> {
         for n in names {
             if self.has(n) {
-                let t = self
-                    .st
-                    .load(n, &self.device)
-                    .map_err(|e| Error::corrupt(format!("tensor '{n}' in {}: {}", self.origin.display(), Error::from(e))))?;
+                let corrupt = |e: candle_core::Error| Error::corrupt(format!("tensor '{n}' in {}: {}", self.origin.display(), Error::from(e)));
+                let view = self.st.get(n).map_err(corrupt)?;
+                if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && self.dtype == DType::F32 && self.device.is_cpu() {
+                    if let Some(data) = self.read_f32(n, view.data().len())? {
+                        return Ok(Tensor::from_vec(data, view.shape(), &self.device)?);
+                    }
+                }
+                let t = self.st.load(n, &self.device).map_err(corrupt)?;
                 return Ok(if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? });
             }
         }
@@ -70,6 +84,17 @@ impl WeightFile {
             ErrorCode::MissingWeight,
             format!("weight '{}' is missing from the checkpoint in {}", names[0], self.origin.display()),
         ))
+    }
+
+    /// An f32 tensor read straight from the file (None: not on this platform; map it instead).
+    fn read_f32(&self, name: &str, n_bytes: usize) -> Result<Option<Vec<f32>>> {
+        #[cfg(unix)]
+        return self.shards.read_f32(name, n_bytes);
+        #[cfg(not(unix))]
+        {
+            let _ = (name, n_bytes);
+            Ok(None)
+        }
     }
 
     /// With and without a module prefix (`transformer.h.0...` or `h.0...`).

@@ -1,13 +1,22 @@
 //! TL's weight processing (`load_and_process_state_dict`), on the compute layout.
-//! Each step is the same arithmetic as TL's, written for fused/2-D weights.
+//! Each step is the same arithmetic as TL's, written for fused/2-D weights. Blocks are
+//! processed one at a time with all their steps (`block.rs`), two blocks at once; f32 CPU
+//! weights are written in place when freshly loaded (`inplace.rs`).
 
+mod block;
+mod inplace;
+mod rows;
 mod unembed;
 
 use candle_core::{Tensor, D};
 
 use crate::error::Result;
+use crate::kernels::split::par_each_mut;
 use crate::model::config::Config;
 use crate::model::weights::{ModelWeights, NormWeights};
+use block::{center_rows, BlockPlan, Fold};
+pub use inplace::Ownership;
+use inplace::same_storage;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ProcessOptions {
@@ -43,30 +52,12 @@ fn fold_into(norm: &NormWeights, w_read: &Tensor, b_read: &Tensor, fold_bias: bo
     Ok((w, b))
 }
 
-/// Fold LayerNorm (or RMSNorm: no bias folding, no centering) into the next weights.
-/// The config's normalization type becomes the `Pre` variant. With `center_unembed`, W_U's
-/// rows are centred in the same pass when the fused kernel applies; returns whether they were.
-pub fn fold_layer_norm(cfg: &mut Config, w: &mut ModelWeights, center_unembed: bool) -> Result<bool> {
-    let (fold_biases, center) = match cfg.normalization_type.as_deref() {
-        Some("LN") | Some("LNPre") => (true, true),
-        Some("RMS") | Some("RMSPre") => (false, false),
-        _ => return Ok(false),
-    };
-    for blk in &mut w.blocks {
-        let (wq, bq) = fold_into(&blk.ln1, &blk.w_qkv, &blk.b_qkv, fold_biases, center)?;
-        blk.w_qkv = wq;
-        blk.b_qkv = bq;
-        blk.ln1 = NormWeights::default();
-        if let Some(mlp) = &mut blk.mlp {
-            let (wi, bi) = fold_into(&blk.ln2, &mlp.w_in, &mlp.b_in, fold_biases, center)?;
-            mlp.w_in = wi;
-            mlp.b_in = bi;
-            blk.ln2 = NormWeights::default();
-        }
-    }
-    let fold_final_bias = fold_biases && !cfg.final_rms;
+/// Folds the final norm into W_U / b_U. With `center_unembed`, W_U's rows are centred in the
+/// same pass when the fused kernel applies; returns whether they were.
+fn fold_final_norm(cfg: &Config, w: &mut ModelWeights, fold: Fold, center_unembed: bool) -> Result<bool> {
+    let fold_final_bias = fold.biases && !cfg.final_rms;
     let mut rows_centered = false;
-    match unembed::fold_center_unembed(&w.w_u, w.ln_final.w.as_ref(), center, center_unembed)? {
+    match unembed::fold_center_unembed(&w.w_u, w.ln_final.w.as_ref(), fold.center, center_unembed)? {
         Some(wu) => {
             if let (true, Some(nb)) = (fold_final_bias, &w.ln_final.b) {
                 w.b_u = (&w.b_u + nb.unsqueeze(0)?.matmul(&w.w_u)?.squeeze(0)?)?;
@@ -75,13 +66,12 @@ pub fn fold_layer_norm(cfg: &mut Config, w: &mut ModelWeights, center_unembed: b
             rows_centered = center_unembed;
         }
         None => {
-            let (wu, bu) = fold_into(&w.ln_final, &w.w_u, &w.b_u, fold_final_bias, center)?;
+            let (wu, bu) = fold_into(&w.ln_final, &w.w_u, &w.b_u, fold_final_bias, fold.center)?;
             w.w_u = wu;
             w.b_u = bu;
         }
     }
     w.ln_final = NormWeights::default();
-    cfg.normalization_type = Some(if fold_biases { "LNPre" } else { "RMSPre" }.into());
     Ok(rows_centered)
 }
 
@@ -89,50 +79,29 @@ fn center_last(t: &Tensor) -> Result<Tensor> {
     Ok(t.broadcast_sub(&t.mean_keepdim(D::Minus1)?)?)
 }
 
-/// Make every weight that writes to the residual stream mean-zero over d_model.
-pub fn center_writing_weights(cfg: &Config, w: &mut ModelWeights) -> Result<()> {
-    w.w_e = center_last(&w.w_e)?;
+/// Make the embeddings mean-zero over d_model (the blocks' writing weights are `block.rs`').
+fn center_embeddings(cfg: &Config, w: &mut ModelWeights, own: Ownership) -> Result<()> {
+    // An un-folded tied W_U is still a view of W_E: W_E then gets its own copy.
+    let own_e = if same_storage(&w.w_e, &w.w_u) { Ownership::Shared } else { own };
+    w.w_e = center_rows(&w.w_e, own_e, true)?;
     if cfg.positional_embedding_type != "rotary" {
         if let Some(p) = &w.w_pos {
-            w.w_pos = Some(center_last(p)?);
-        }
-    }
-    for blk in &mut w.blocks {
-        blk.w_o = center_last(&blk.w_o)?;
-        blk.b_o = center_last(&blk.b_o)?;
-        if let Some(mlp) = &mut blk.mlp {
-            mlp.w_out = center_last(&mlp.w_out)?;
-            mlp.b_out = center_last(&mlp.b_out)?;
+            w.w_pos = Some(center_rows(p, own, true)?);
         }
     }
     Ok(())
 }
 
-/// `w_u_done`: W_U's rows were already centred (by the fused fold); only b_U is left.
-pub fn center_unembed(w: &mut ModelWeights, w_u_done: bool) -> Result<()> {
-    if !w_u_done {
-        w.w_u = center_last(&w.w_u)?;
-    }
-    w.b_u = center_last(&w.b_u)?;
-    Ok(())
-}
-
-/// b_O += sum_h b_V[h] @ W_O[h]; b_V = 0.
-pub fn fold_value_biases(cfg: &Config, w: &mut ModelWeights) -> Result<()> {
-    let hd = cfg.n_heads * cfg.d_head;
-    for blk in &mut w.blocks {
-        let b_v = blk.b_qkv.narrow(0, 2 * hd, hd)?;
-        let fold = b_v.unsqueeze(0)?.matmul(&blk.w_o)?.squeeze(0)?;
-        blk.b_o = (&blk.b_o + fold)?;
-        let qk = blk.b_qkv.narrow(0, 0, 2 * hd)?;
-        blk.b_qkv = Tensor::cat(&[&qk, &b_v.zeros_like()?], 0)?;
-    }
-    Ok(())
-}
-
-/// Applies the requested steps in TL's order. Shortformer and soft-capped models skip the
+/// Applies the requested steps with TL's results, on weights that may be shared with the
+/// caller (each written weight is a new tensor). Shortformer and soft-capped models skip the
 /// steps TL skips for them.
 pub fn process(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOptions) -> Result<()> {
+    process_owned(cfg, w, opts, Ownership::Shared)
+}
+
+/// `process`, writing f32 CPU weights in place when `own` is `Fresh`: for weights just loaded,
+/// whose storage nothing else holds (a tied W_U viewing W_E aside).
+pub fn process_owned(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOptions, own: Ownership) -> Result<()> {
     let mut opts = opts;
     if cfg.positional_embedding_type == "shortformer" {
         opts.fold_ln = false;
@@ -145,18 +114,29 @@ pub fn process(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOptions) -> 
     if opts.fold_ln && cfg.num_experts.map(|e| e > 1).unwrap_or(false) {
         opts.fold_ln = false;
     }
+    let layer_norm = match cfg.normalization_type.as_deref() {
+        Some("LN") | Some("LNPre") => Some(true),
+        Some("RMS") | Some("RMSPre") => Some(false),
+        _ => None,
+    };
+    // LayerNorm: fold the biases and centre; RMSNorm: neither.
+    let fold = if opts.fold_ln { layer_norm.map(|ln| Fold { biases: ln, center: ln }) } else { None };
+    let center_writing = opts.center_writing_weights && layer_norm == Some(true) && !cfg.final_rms;
+    let plan = BlockPlan { fold, center_writing, fold_value_biases: opts.fold_value_biases, hd: cfg.n_heads * cfg.d_head };
+    par_each_mut(&mut w.blocks, |blk| block::process_block(blk, &plan, own))?;
     let mut w_u_centered = false;
-    if opts.fold_ln {
-        w_u_centered = fold_layer_norm(cfg, w, opts.center_unembed)?;
+    if let Some(f) = fold {
+        w_u_centered = fold_final_norm(cfg, w, f, opts.center_unembed)?;
+        cfg.normalization_type = Some(if f.biases { "LNPre" } else { "RMSPre" }.into());
     }
-    if opts.center_writing_weights && matches!(cfg.normalization_type.as_deref(), Some("LN") | Some("LNPre")) && !cfg.final_rms {
-        center_writing_weights(cfg, w)?;
+    if center_writing {
+        center_embeddings(cfg, w, own)?;
     }
     if opts.center_unembed {
-        center_unembed(w, w_u_centered)?;
-    }
-    if opts.fold_value_biases {
-        fold_value_biases(cfg, w)?;
+        if !w_u_centered {
+            w.w_u = center_last(&w.w_u)?;
+        }
+        w.b_u = center_last(&w.b_u)?;
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 
 use candle_core::{DType, Storage, Tensor};
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Result;
+use crate::kernels::split::{par_halves, par_rows_mut};
 
 /// The source in memory order: rows of length `c`, and whether a row is a vocab entry
 /// (transposed layout) or a d_model entry.
@@ -17,10 +18,6 @@ struct Src<'a> {
     data: &'a [f32],
     c: usize,
     rows_are_vocab: bool,
-}
-
-fn halves(n: usize) -> [std::ops::Range<usize>; 2] {
-    [0..n / 2, n / 2..n]
 }
 
 /// Pass 1: `rowsum[i]` = Σ_j s_i W[i, j] and `colsum[j]` = Σ_i s_i W[i, j], in f64.
@@ -51,13 +48,7 @@ fn sums(src: &Src, scale: &[f32], d: usize, v: usize) -> Result<(Vec<f64>, Vec<f
         }
         (rowsum, colsum)
     };
-    let n_rows = src.data.len() / src.c;
-    let [a, b] = halves(n_rows);
-    let ((r1, c1), second) = std::thread::scope(|s| {
-        let h = s.spawn(|| part(b));
-        (part(a), h.join())
-    });
-    let (r2, c2) = second.map_err(|_| Error::new(ErrorCode::Internal, "W_U processing: a worker thread panicked"))?;
+    let ((r1, c1), (r2, c2)) = par_halves(src.data.len() / src.c, src.data.len(), part)?;
     let add = |x: Vec<f64>, y: Vec<f64>| x.iter().zip(&y).map(|(p, q)| p + q).collect::<Vec<f64>>();
     Ok((add(r1, r2), add(c1, c2)))
 }
@@ -93,8 +84,8 @@ pub fn fold_center_unembed(w_u: &Tensor, ln_w: Option<&Tensor>, center_cols: boo
 
     // Pass 2: write, in the source's memory order.
     let mut out = vec![0f32; d * v];
-    let write = |rows: std::ops::Range<usize>, dst: &mut [f32]| {
-        for (k, r) in rows.enumerate() {
+    let write = |dst: &mut [f32], first: usize| {
+        for (k, r) in (first..first + dst.len() / src.c).enumerate() {
             let row = &src.data[r * src.c..(r + 1) * src.c];
             let o = &mut dst[k * src.c..(k + 1) * src.c];
             if transposed {
@@ -109,16 +100,9 @@ pub fn fold_center_unembed(w_u: &Tensor, ln_w: Option<&Tensor>, center_cols: boo
                 }
             }
         }
+        Ok(())
     };
-    let n_rows = src.data.len() / src.c;
-    let [a, b] = halves(n_rows);
-    let (lo, hi) = out.split_at_mut(a.end * src.c);
-    std::thread::scope(|s| {
-        let h = s.spawn(|| write(b, hi));
-        write(a, lo);
-        h.join()
-    })
-    .map_err(|_| Error::new(ErrorCode::Internal, "W_U processing: a worker thread panicked"))?;
+    par_rows_mut(&mut out, src.c, write)?;
     drop(storage);
     let t = if transposed { Tensor::from_vec(out, (v, d), w_u.device())?.t()? } else { Tensor::from_vec(out, (d, v), w_u.device())? };
     Ok(Some(t))
