@@ -12,12 +12,9 @@ mod run;
 mod tensor;
 mod tokenizer;
 
-/// Runs once when the addon loads, before any candle work. Candle's elementwise pool spins
-/// ~25k iterations after every op waiting for the next one; on few cores that spinning steals
-/// the cores gemm's threads need, so the default here is short (an explicit setting wins).
+/// Runs once when the addon loads, before any candle work: candle's elementwise pool gets a
+/// short spin limit (see `tl_engine::kernels::threads`) unless the user set one.
 #[napi_derive::module_init]
 fn init() {
-    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
-        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "200");
-    }
+    tl_engine::kernels::threads::tune_candle_pool();
 }
