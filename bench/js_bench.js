@@ -151,6 +151,11 @@ async function main() {
     import_median_ms: median(loads.map((r) => r.import_ms)),
   }
 
+  // Before this process grows: Linux carries a parent's peak RSS over into a spawned child's.
+  const r = runChild('rss')
+  result.peak_rss = { kib: r.maxrss_kib, mib: r.maxrss_kib / 1024, n_cached: r.n_cached }
+  log(`peak RSS (load + runWithCache 1x128): ${result.peak_rss.mib.toFixed(0)} MiB`)
+
   const { Tensor } = lib()
   const model = await load()
   const t128 = tokens(Tensor, 128)
@@ -211,9 +216,6 @@ async function main() {
   t1024.dispose()
   model.dispose()
 
-  const r = runChild('rss')
-  result.peak_rss = { kib: r.maxrss_kib, mib: r.maxrss_kib / 1024, n_cached: r.n_cached }
-  log(`peak RSS (load + runWithCache 1x128): ${result.peak_rss.mib.toFixed(0)} MiB`)
   console.log(JSON.stringify(result))
 }
 
