@@ -14,7 +14,7 @@ use tl_engine::model::transformer::HookedModel;
 
 use crate::errors::{guard, invalid, try_lock, IntoNapi};
 use crate::model::{js_caller, NativeAbort, NativeModel};
-use crate::run::{NativeRun, PlanSink};
+use crate::run::{JsHook, NativeRun, PlanSink};
 use tl_engine::model::transformer::ForwardOutput;
 use crate::tensor::{wrap, NativeTensor};
 
@@ -71,7 +71,7 @@ fn step_once<'a>(
     g: &mut Generation,
     model: &HookedModel,
     flags: &'a [u8],
-    js: Option<&'a mut dyn FnMut(u32, &Tensor) -> tl_engine::Result<Option<Tensor>>>,
+    js: Option<&'a mut JsHook<'a>>,
     abort: Option<&AtomicBool>,
     captured: &Captured,
 ) -> Result<Option<Vec<i64>>> {

@@ -18,7 +18,7 @@ use tl_engine::{Error, ErrorCode};
 
 use crate::errors::{guard, to_napi, IntoNapi};
 use crate::kv::{lock_kv, NativeKvCache, SharedKv};
-use crate::run::{options, ForwardArgs, NativeRun, PlanSink};
+use crate::run::{options, ForwardArgs, JsHook, NativeRun, PlanSink};
 use crate::tensor::{wrap, NativeTensor};
 
 #[napi(object)]
@@ -168,7 +168,7 @@ fn run_forward<'a>(
     args: &ForwardArgs,
     flags: &'a [u8],
     extras: &RunExtras,
-    js: Option<&'a mut dyn FnMut(u32, &Tensor) -> tl_engine::Result<Option<Tensor>>>,
+    js: Option<&'a mut JsHook<'a>>,
 ) -> Result<NativeRun> {
     let mut opts = options(args)?;
     opts.abort = extras.abort.as_deref();
@@ -273,6 +273,7 @@ impl NativeModel {
     /// The forward on the JS thread, calling `hook(id, tensor)` at every hook point flagged
     /// CALL_JS; the hook returns a replacement NativeTensor or undefined.
     #[napi]
+    #[allow(clippy::too_many_arguments)] // mirrors the JS call
     pub fn forward_with_hooks(
         &self,
         env: Env,

@@ -13,6 +13,9 @@ use tl_engine::Result as TlResult;
 use crate::errors::invalid;
 use crate::tensor::{wrap, NativeTensor};
 
+/// A JS hook as the forward calls it: hook id and activation in, replacement (or none) out.
+pub type JsHook<'a> = dyn FnMut(u32, &Tensor) -> TlResult<Option<Tensor>> + 'a;
+
 pub const CACHE: u8 = 1;
 pub const CALL_JS: u8 = 2;
 /// Tap the gradient here (runs with `gradRun`).
@@ -53,7 +56,7 @@ pub struct PlanSink<'a> {
     pub flags: &'a [u8],
     pub cache: Vec<(u32, Tensor)>,
     pos: HashMap<u32, usize>,
-    pub js: Option<&'a mut dyn FnMut(u32, &Tensor) -> TlResult<Option<Tensor>>>,
+    pub js: Option<&'a mut JsHook<'a>>,
 }
 
 impl<'a> PlanSink<'a> {

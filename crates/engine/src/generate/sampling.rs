@@ -22,7 +22,7 @@ impl Default for SampleOptions {
 
 impl SampleOptions {
     pub fn validate(&self) -> Result<()> {
-        if !(self.temperature >= 0.0) {
+        if self.temperature.is_nan() || self.temperature < 0.0 {
             return Err(Error::invalid(format!("temperature must be >= 0, got {}", self.temperature)));
         }
         if self.top_k == Some(0) {

@@ -141,11 +141,11 @@ impl Tokenizer {
         for r in &rows {
             let fill = width - r.len();
             if padding_left {
-                flat.extend(std::iter::repeat(pad).take(fill));
+                flat.extend(std::iter::repeat_n(pad, fill));
             }
             flat.extend(r.iter().map(|&x| x as i64));
             if !padding_left {
-                flat.extend(std::iter::repeat(pad).take(fill));
+                flat.extend(std::iter::repeat_n(pad, fill));
             }
         }
         Ok(Tensor::from_vec(flat, (rows.len(), width), device)?)

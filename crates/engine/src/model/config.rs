@@ -166,7 +166,7 @@ impl Config {
             return Err(Error::invalid("config needs n_layers, d_model and d_head > 0"));
         }
         if self.n_heads == 0 {
-            if self.d_model % self.d_head != 0 {
+            if !self.d_model.is_multiple_of(self.d_head) {
                 return Err(Error::invalid(format!(
                     "d_model {} is not divisible by d_head {}",
                     self.d_model, self.d_head

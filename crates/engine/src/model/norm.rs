@@ -56,12 +56,11 @@ pub fn apply(
         return Ok(x.clone());
     }
     let grad = taps.grad_mode();
-    if (kind == NormKind::LN || kind == NormKind::LNPre) && !grad {
-        if !taps.active(hooks.scale) && !taps.active(hooks.normalized) {
-            let (wt, b) = if kind == NormKind::LN { (w.w.as_ref(), w.b.as_ref()) } else { (None, None) };
-            if let Some(y) = layer_norm_fused(x, eps, wt, b)? {
-                return Ok(y);
-            }
+    let watched = taps.active(hooks.scale) || taps.active(hooks.normalized);
+    if (kind == NormKind::LN || kind == NormKind::LNPre) && !grad && !watched {
+        let (wt, b) = if kind == NormKind::LN { (w.w.as_ref(), w.b.as_ref()) } else { (None, None) };
+        if let Some(y) = layer_norm_fused(x, eps, wt, b)? {
+            return Ok(y);
         }
     }
     let in_dtype = x.dtype();
