@@ -75,7 +75,10 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     // so processing may write them in place.
     process::process_owned(&mut cfg, &mut weights, opts.process, Ownership::Fresh)?;
     let t2 = std::time::Instant::now();
-    let tokenizer = load_tokenizer(&files)?.map(|t| t.with_padding_side(opts.padding_left));
+    let tokenizer = load_tokenizer(&files)?.map(|mut t| {
+        t.padding_side_left = opts.padding_left; // set in place: no copy of the vocabulary
+        t
+    });
     if trace {
         eprintln!("[tl load] weights {:?}, processing {:?}, tokenizer {:?}", t1 - t0, t2 - t1, t2.elapsed());
     }

@@ -49,11 +49,6 @@ impl Tokenizer {
         let pad_token = pick("pad_token").or_else(|| eos_token.clone());
         let bos_token = pick("bos_token").or_else(|| eos_token.clone());
         let id = |t: &Option<String>| t.as_ref().and_then(|s| inner.token_to_id(s));
-        let padding_side_left = config
-            .and_then(|c| c.get("padding_side"))
-            .and_then(|v| v.as_str())
-            .map(|s| s == "left")
-            .unwrap_or(false);
         let mut tok = Tokenizer {
             bos_token_id: id(&bos_token),
             eos_token_id: id(&eos_token),
@@ -62,7 +57,9 @@ impl Tokenizer {
             eos_token,
             pad_token,
             prepends_bos: false,
-            padding_side_left,
+            // TL pads on the right unless told otherwise (`default_padding_side`), whatever
+            // tokenizer_config.json says; callers set the side with `with_padding_side`.
+            padding_side_left: false,
             inner,
         };
         tok.prepends_bos = !tok.encode_one("", true)?.is_empty();

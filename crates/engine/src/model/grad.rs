@@ -106,11 +106,7 @@ impl CustomOp1 for GradTap {
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let event = GradEvent { run: self.run.id, hook: self.hook, seq: self.seq, grad };
-        let replaced = with_callback(|cb| cb(&event)).map_err(|e| {
-            let msg = e.message.clone();
-            stash_error(e);
-            candle_core::Error::Msg(msg)
-        })?;
+        let replaced = with_callback(|cb| cb(&event)).map_err(stash_error)?;
         match replaced {
             None => Ok(Some(grad.clone())),
             Some(r) if r.dims() == grad.dims() && r.dtype() == grad.dtype() => Ok(Some(r)),
@@ -125,9 +121,7 @@ impl CustomOp1 for GradTap {
                         grad.dtype()
                     ),
                 );
-                let msg = e.message.clone();
-                stash_error(e);
-                Err(candle_core::Error::Msg(msg))
+                Err(stash_error(e))
             }
         }
     }
@@ -141,11 +135,15 @@ thread_local! {
     static ERROR: Cell<Option<Error>> = const { Cell::new(None) };
 }
 
-fn stash_error(e: Error) {
+/// Keeps `e` (unless an earlier error is kept) for [`backward`] to return with its code, and
+/// gives candle an error carrying its message.
+fn stash_error(e: Error) -> candle_core::Error {
+    let msg = candle_core::Error::Msg(e.message.clone());
     ERROR.with(|slot| {
         let prev = slot.take();
         slot.set(Some(prev.unwrap_or(e)));
     });
+    msg
 }
 
 /// Calls the current thread's backward callback, if any. While it runs the slot is empty, so a
