@@ -3,7 +3,8 @@ import { FactoredMatrix } from '../factored-matrix'
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
 import { FwdHook, HookFn, HookPoint, HookTarget } from '../hooks/hook-point'
 import { HookDir, HookRegistry } from '../hooks/registry'
-import { gradEntries, GradRecord, registerGradRun } from '../hooks/backward'
+import { gradEntries, GradRecord } from '../hooks/backward'
+import { compilePlan, GradPlan, HookContext } from '../hooks/plan'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import { ensureModel } from './loading'
@@ -16,9 +17,6 @@ import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 
-const CACHE = 1
-const CALL_JS = 2
-const GRAD = 4
 
 export type Input = string | string[] | Tensor
 /** TL's `HookedTransformerConfig`, with TL's snake_case field names. */
@@ -51,20 +49,6 @@ export interface RunWithHooksOptions extends ForwardOptions {
   /** Backward hooks: they fire when `backward()` is called on a scalar computed from the output. */
   bwdHooks?: FwdHook[]
   resetHooksEnd?: boolean
-}
-
-interface HookPlan {
-  flags: number[]
-  dispatch: ((id: number, t: binding.NativeTensor) => binding.NativeTensor | undefined) | null
-  hookError: () => unknown
-  /** The gradient run id, when the run taps gradients. */
-  gradRun?: number
-}
-
-/** What a run taps in the backward pass: extra backward hooks, and gradients to record. */
-interface GradPlan {
-  bwdHooks?: readonly FwdHook[]
-  record?: { filter: (name: string) => boolean; into: GradRecord[] }
 }
 
 type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
@@ -242,7 +226,7 @@ export class HookedTransformer extends WeightProperties {
     } else {
       x = this.#tokens(input, o)
     }
-    const plan = this.#plan(extraHooks, cacheFilter, grad)
+    const plan = compilePlan(this.#hookCtx(), extraHooks, cacheFilter, grad)
     const args = {
       returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
       lossPerToken: opt(o, 'lossPerToken', false),
@@ -277,68 +261,13 @@ export class HookedTransformer extends WeightProperties {
   }
 
   /**
-   * The per-run hook plan: flags per hook id (cache / call JS) and, when JS hooks are
-   * registered, the dispatcher the native forward calls on the JS thread.
-   */
-  #plan(extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null, grad: GradPlan | null = null): HookPlan {
-    const perId = this.#registry.compile(this.#names, this.#index, extraHooks)
-    const flags = new Array<number>(this.#names.length).fill(0)
-    let anyJs = false
-    perId.forEach((fns, id) => {
-      if (fns.length > 0) {
-        flags[id] |= CALL_JS
-        anyJs = true
-      }
-    })
-    if (cacheFilter) this.#names.forEach((name, id) => (flags[id] |= cacheFilter(name) ? CACHE : 0))
-    const gradRun = grad ? this.#gradPlan(grad, flags) : undefined
-    if (!anyJs) return { flags, dispatch: null, hookError: () => undefined, gradRun }
-    let hookError: unknown = undefined
-    const points = this.#points
-    const dispatch = (id: number, t: binding.NativeTensor): binding.NativeTensor | undefined => {
-      let cur = wrapT(t)
-      let changed = false
-      try {
-        for (const fn of perId[id]) {
-          const r = fn(cur, points[id])
-          if (r === undefined || r === null) continue
-          if (!(r instanceof Tensor)) throw new TransformerLensError('TL_HOOK', `hook on '${this.#names[id]}' returned something that is not a Tensor`)
-          cur = r
-          changed = true
-        }
-      } catch (e) {
-        hookError = e
-        throw e
-      }
-      return changed ? cur.native : undefined
-    }
-    return { flags, dispatch, hookError: () => hookError, gradRun }
-  }
-
-  /**
-   * Flags the hook points whose gradients the run taps (registered and extra backward hooks,
-   * recorded gradients) and registers the run's backward hooks. Undefined when nothing is tapped.
-   */
-  #gradPlan(grad: GradPlan, flags: number[]): number | undefined {
-    const perId = this.#registry.compile(this.#names, this.#index, grad.bwdHooks ?? [], 'bwd')
-    const ids = new Set<number>()
-    if (grad.record) this.#names.forEach((name, id) => grad.record!.filter(name) && ids.add(id))
-    let any = ids.size > 0
-    perId.forEach((fns, id) => {
-      if (fns.length > 0 || ids.has(id)) {
-        flags[id] |= GRAD
-        any = true
-      }
-    })
-    if (!any) return undefined
-    const record = grad.record ? { ids, into: grad.record.into } : undefined
-    return registerGradRun({ perId, points: this.#points, record })
-  }
-
-  /**
    * TL's rule for when a run needs an explicit attention mask: left padding, a given mask, or
    * a KV cache. Without a given mask it is computed from the tokens (TL's `get_attention_mask`).
    */
+  #hookCtx(): HookContext {
+    return { registry: this.#registry, names: this.#names, index: this.#index, points: this.#points }
+  }
+
   #attentionMask(x: Tensor, o: ForwardOptions | undefined, kv: HookedTransformerKeyValueCache | undefined, startAtLayer: number | undefined): Tensor | undefined {
     const given = opt<Tensor | undefined>(o, 'attentionMask', undefined)
     if (given !== undefined && given !== null) return given
@@ -427,7 +356,7 @@ export class HookedTransformer extends WeightProperties {
       tokenizer: this.tokenizer,
       defaultPrependBos: this.#cfg.default_prepend_bos,
       toTokens: (input, o) => this.toTokens(input, o),
-      plan: (cacheFilter) => this.#plan([], cacheFilter),
+      plan: (cacheFilter) => compilePlan(this.#hookCtx(), [], cacheFilter),
       cacheOf: (run) => this.#cache(run),
     }
   }
