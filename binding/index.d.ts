@@ -63,6 +63,9 @@ export declare class NativeModel {
   hookNames(): Array<string>
   /** Turns one of TL's `use_*` flags on or off (`set_use_attn_result`, ...). */
   setFlag(name: string, value: boolean): void
+  /** TL's `model.to(device)`: moves the weights; runs and caches follow. */
+  toDevice(device: string): void
+  get device(): string
   forward(input: NativeTensor, args: ForwardArgs, flags: Array<number>, abort?: NativeAbort | undefined | null, attentionMask?: NativeTensor | undefined | null, kvCache?: NativeKvCache | undefined | null): Promise<NativeRun>
   /**
    * The forward on the JS thread, calling `hook(id, tensor)` at every hook point flagged
@@ -107,6 +110,8 @@ export declare class NativeTensor {
   get shape(): Array<number>
   get dtype(): string
   get device(): string
+  /** This tensor on `device` (`cpu`, `cuda`, `cuda:N`): itself (shared) when already there. */
+  toDevice(device: string): NativeTensor
   get disposed(): boolean
   get nbytes(): number
   dispose(): void
@@ -145,6 +150,12 @@ export declare class NativeTensor {
 export declare class NativeTokenizer {}
 
 export declare function backward(root: NativeTensor, dispatch: (arg0: number, arg1: number, arg2: number, arg3: NativeTensor) => unknown): void
+
+/** Whether a CUDA device can be opened (a CUDA build and a visible GPU). */
+export declare function cudaAvailable(): boolean
+
+/** Whether this addon was built with the `cuda` feature. */
+export declare function cudaBuild(): boolean
 
 /** The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached. */
 export declare function findSnapshot(cacheDir: string, repoId: string, revision: string): string | null
@@ -190,6 +201,8 @@ export interface LoadArgs {
   firstNLayers?: number
   /** TL's `default_padding_side == 'left'`. */
   paddingLeft: boolean
+  /** `cpu`, `cuda` or `cuda:N` (default `cpu`). */
+  device?: string
 }
 
 export declare function loadModel(args: LoadArgs): Promise<NativeModel>

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'TL_TOKENIZER'
   | 'TL_HOOK'
   | 'TL_ABORTED'
+  /** Tensors on different devices met in one op, or a GPU could not be opened. */
+  | 'TL_DEVICE'
   /** The hub could not be reached, timed out, or answered unexpectedly (names the URL). */
   | 'TL_NETWORK'
   /** The hub refused access (HTTP 401/403, gated or private repo): set `HF_TOKEN` or the `token` option. */

@@ -2,6 +2,7 @@ import { native, TransformerLensError } from './errors'
 import * as binding from './native/binding'
 import { backward as backwardFrom } from './hooks/backward'
 import { RandnOptions, RandOptions, randomArgs } from './utils/random'
+import { Device, isDeviceName } from './utils/devices'
 
 type NativeTensor = binding.NativeTensor
 
@@ -100,6 +101,7 @@ export class Tensor {
   get dtype(): DType {
     return native(() => this.native.dtype) as DType
   }
+  /** `'cpu'` or `'cuda:N'`. */
   get device(): string {
     return native(() => this.native.device)
   }
@@ -383,9 +385,22 @@ export class Tensor {
 
   // ---- conversion and lifetime ----
 
-  to(dtype: DType): Tensor {
-    if (!DTYPES.includes(dtype)) throw new TransformerLensError('TL_DTYPE', `unknown dtype '${dtype}'`)
-    return wrapT(native(() => this.native.toDtype(dtype)))
+  /**
+   * As torch's `.to`: a dtype (`'float16'`) casts, a device (`'cpu'`, `'cuda'`, `'cuda:1'`) moves.
+   * Returns this same tensor's data, unshared only when something changed.
+   */
+  to(target: DType | Device): Tensor {
+    if (isDeviceName(target)) return wrapT(native(() => this.native.toDevice(target)))
+    if (!DTYPES.includes(target as DType)) throw new TransformerLensError('TL_DTYPE', `unknown dtype or device '${target}'`)
+    return wrapT(native(() => this.native.toDtype(target)))
+  }
+  /** This tensor on the GPU (`'cuda'`, or `'cuda:N'` with an index). */
+  cuda(index = 0): Tensor {
+    return this.to(`cuda:${index}`)
+  }
+  /** This tensor in host memory. */
+  cpu(): Tensor {
+    return this.to('cpu')
   }
   float(): Tensor {
     return this.to('float32')

@@ -45,3 +45,9 @@ export function assertClose(t: ExecutionContext, actual: Tensor, golden: Golden 
     t.pass()
   }
 }
+
+/** A tensor computed here as the reference of another comparison (read to host memory). */
+export function goldenOf(t: Tensor): Golden {
+  const data = t.to('float32').toArray() as Float32Array
+  return { dtype: 'F32', shape: t.shape, data }
+}

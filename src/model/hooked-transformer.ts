@@ -15,6 +15,7 @@ import * as weights from './weights'
 import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
+import { Device, getDevice } from '../utils/devices'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 
 
@@ -85,8 +86,7 @@ export class HookedTransformer extends WeightProperties {
    * missing, unless `localFilesOnly` / `HF_HUB_OFFLINE`) and processes its weights as TL does.
    */
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
-    const device = opt(options, 'device', 'cpu')
-    if (device !== 'cpu') throw new TransformerLensError('TL_UNSUPPORTED', `device '${device}' is not available in this build (cpu only)`)
+    const device = opt(options, 'device', undefined) ?? getDevice()
     const paddingLeft = paddingLeftArg(options)
     const { dir, officialName } = await ensureModel(modelName, options)
     const n = await nativeAsync(() =>
@@ -101,6 +101,7 @@ export class HookedTransformer extends WeightProperties {
         defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
         firstNLayers: opt(options, 'firstNLayers', undefined),
         paddingLeft,
+        device,
       }),
     )
     return new HookedTransformer(n)
@@ -399,6 +400,31 @@ export class HookedTransformer extends WeightProperties {
   /** TL's `state_dict()`: keys and layouts as TL (`blocks.0.attn.W_Q: [n_heads, d_model, d_head]`). */
   stateDict(): Map<string, Tensor> {
     return new Map(native(() => this.#native.stateDict()).map((e) => [e.name, wrapT(e.tensor)]))
+  }
+
+  // ---- devices ----
+
+  /** `'cpu'` or `'cuda:N'`: where the weights live (also `cfg.device`). */
+  get device(): string {
+    return native(() => this.#native.device)
+  }
+
+  /**
+   * TL's `model.to(device)`: moves the weights (in place) and returns the model. Later runs,
+   * caches and KV caches live there; token and hook-replacement tensors are moved for you.
+   */
+  to(device: Device): this {
+    native(() => this.#native.toDevice(device))
+    this.#cfg = JSON.parse(this.#native.configJson())
+    return this
+  }
+  /** `to('cuda')`, or `to('cuda:N')`. */
+  cuda(index = 0): this {
+    return this.to(`cuda:${index}`)
+  }
+  /** `to('cpu')`. */
+  cpu(): this {
+    return this.to('cpu')
   }
 
   #setFlag(name: string, value: boolean): void {

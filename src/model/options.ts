@@ -1,3 +1,4 @@
+import type { Device } from '../utils/devices'
 import type { Tensor } from '../tensor'
 import type { DownloadProgress } from './hub-client'
 import type { HookedTransformerKeyValueCache } from './kv-cache'
@@ -67,5 +68,9 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** Download timeout in ms: per metadata request, and the longest silence while a file streams (default 10 s). */
   timeoutMs?: number
-  device?: 'cpu'
+  /**
+   * Where the weights live and runs happen: `'cpu'`, `'cuda'` or `'cuda:N'`. Default: TL's
+   * `get_device()`, the GPU when this build has CUDA and one is present, else the CPU.
+   */
+  device?: Device
 }

@@ -34,6 +34,8 @@ pub struct LoadArgs {
     pub first_n_layers: Option<u32>,
     /// TL's `default_padding_side == 'left'`.
     pub padding_left: bool,
+    /// `cpu`, `cuda` or `cuda:N` (default `cpu`).
+    pub device: Option<String>,
 }
 
 pub struct LoadTask {
@@ -66,6 +68,7 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
         if !dtype.is_float() {
             return Err(to_napi(Error::dtype(format!("a model dtype must be a float type, got '{}'", args.dtype))));
         }
+        let device = tl_engine::device::parse(args.device.as_deref().unwrap_or("cpu")).napi()?;
         let opts = LoadOptions {
             official_name: args.official_name,
             process: ProcessOptions {
@@ -75,7 +78,7 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
                 fold_value_biases: args.fold_value_biases,
             },
             dtype,
-            device: Device::Cpu,
+            device,
             default_prepend_bos: args.default_prepend_bos,
             first_n_layers: args.first_n_layers.map(|n| n as usize),
             padding_left: args.padding_left,
@@ -246,6 +249,23 @@ impl NativeModel {
             self.model = Some(Arc::new(next));
             Ok(())
         })
+    }
+
+    /// TL's `model.to(device)`: moves the weights; runs and caches follow.
+    #[napi]
+    pub fn to_device(&mut self, device: String) -> Result<()> {
+        guard(|| {
+            let dev = tl_engine::device::parse(&device).napi()?;
+            let mut next = HookedModel::clone(self.m()?);
+            next.to_device(&dev).napi()?;
+            self.model = Some(Arc::new(next));
+            Ok(())
+        })
+    }
+
+    #[napi(getter)]
+    pub fn device(&self) -> Result<String> {
+        Ok(tl_engine::device::name(&self.m()?.device))
     }
 
     #[napi(ts_return_type = "Promise<NativeRun>")]

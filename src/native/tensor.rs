@@ -155,7 +155,16 @@ impl NativeTensor {
 
     #[napi(getter)]
     pub fn device(&self) -> Result<String> {
-        Ok(if self.tensor()?.device().is_cpu() { "cpu" } else { "cuda" }.to_string())
+        Ok(tl_engine::device::name(self.tensor()?.device()))
+    }
+
+    /// This tensor on `device` (`cpu`, `cuda`, `cuda:N`): itself (shared) when already there.
+    #[napi]
+    pub fn to_device(&self, env: Env, device: String) -> Result<NativeTensor> {
+        guard(|| {
+            let dev = tl_engine::device::parse(&device).napi()?;
+            wrap(&env, tl_engine::device::to(self.tensor()?, &dev).napi()?)
+        })
     }
 
     #[napi(getter)]

@@ -19,6 +19,7 @@ pub enum ErrorCode {
     Tokenizer,
     Hook,
     Aborted,
+    Device,
     Internal,
 }
 
@@ -39,6 +40,7 @@ impl ErrorCode {
             ErrorCode::Tokenizer => "TL_TOKENIZER",
             ErrorCode::Hook => "TL_HOOK",
             ErrorCode::Aborted => "TL_ABORTED",
+            ErrorCode::Device => "TL_DEVICE",
             ErrorCode::Internal => "TL_INTERNAL",
         }
     }
@@ -108,12 +110,20 @@ impl From<candle_core::Error> for Error {
             | C::BroadcastIncompatibleShapes { .. }
             | C::ShapeMismatchSplit { .. } => ErrorCode::ShapeMismatch,
             C::DTypeMismatchBinaryOp { .. } | C::UnsupportedDTypeForOp(..) => ErrorCode::DType,
+            C::DeviceMismatchBinaryOp { .. } | C::NotCompiledWithCudaSupport | C::Cuda(_) => ErrorCode::Device,
             C::Io(_) => ErrorCode::Io,
             C::SafeTensor(_) => ErrorCode::CorruptFile,
             _ => ErrorCode::Internal,
         };
         // candle's messages carry backtraces when RUST_BACKTRACE is set: keep the first line.
-        let msg = inner.to_string();
+        let msg = match inner {
+            C::DeviceMismatchBinaryOp { lhs, rhs, op } => format!(
+                "expected all tensors on the same device, got {} and {} in {op} (move one with .to(device))",
+                crate::device::location_name(lhs),
+                crate::device::location_name(rhs)
+            ),
+            _ => inner.to_string(),
+        };
         let first = msg.lines().next().unwrap_or("").to_string();
         Error::new(code, first)
     }

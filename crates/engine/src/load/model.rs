@@ -57,7 +57,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     cfg.tokenizer_name = Some(opts.official_name.clone());
     cfg.init_weights = false;
     cfg.dtype = dtype_name(opts.dtype).to_string();
-    cfg.device = Some(if opts.device.is_cpu() { "cpu" } else { "cuda" }.to_string());
+    cfg.device = Some(crate::device::name(&opts.device));
     if let Some(b) = opts.default_prepend_bos {
         cfg.default_prepend_bos = b;
     }
@@ -67,7 +67,8 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     cfg.finalize()?;
     let trace = std::env::var_os("TL_TRACE_LOAD").is_some();
     let t0 = std::time::Instant::now();
-    let wf = WeightFile::open(&files, opts.dtype, &opts.device)?;
+    // Weights are read and processed on the CPU (the fast, exact path), then moved.
+    let wf = WeightFile::open(&files, opts.dtype, &Device::Cpu)?;
     let mut weights = (fam.convert)(&cfg, &wf)?;
     drop(wf);
     let t1 = std::time::Instant::now();
@@ -85,6 +86,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     if let Some(t) = &tokenizer {
         t.apply_to_config(&mut cfg);
     }
+    let weights = if opts.device.is_cpu() { weights } else { weights.to_device(&opts.device)? };
     let model = HookedModel::new(cfg, weights, opts.device.clone())?;
     Ok(Loaded { model, tokenizer })
 }

@@ -23,9 +23,20 @@ fn project_shared(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usiz
     let (b, p, d) = x.dims3()?;
     let hd = h * dh;
     let wm = w.w_qkv.narrow(1, which * hd, hd)?;
+    // The CPU gemm reads the strided column block in place; cuBLAS takes dense matrices only.
+    let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
     let bias = w.b_qkv.narrow(0, which * hd, hd)?;
     let y = x.reshape((b * p, d))?.matmul(&wm)?.broadcast_add(&bias)?;
     Ok(y.reshape((b, p, h, dh))?)
+}
+
+/// Q, K and V from one product with the whole `w_qkv`.
+fn project_fused(x: &Tensor, w: &BlockWeights, h: usize, dh: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, p, d) = x.dims3()?;
+    let hd = h * dh;
+    let y = x.reshape((b * p, d))?.matmul(&w.w_qkv)?.broadcast_add(&w.b_qkv)?;
+    let part = |i: usize| -> Result<Tensor> { Ok(y.narrow(1, i * hd, hd)?.contiguous()?.reshape((b, p, h, dh))?) };
+    Ok((part(0)?, part(1)?, part(2)?))
 }
 
 /// `x: [batch, pos, n_heads, d_model]` → `[batch, pos, n_heads, d_head]`, head i reading its own input.
@@ -51,6 +62,8 @@ pub fn forward(
 ) -> Result<Tensor> {
     let (h, dh) = (cfg.n_heads, cfg.d_head);
     let (q, k, v) = match &input {
+        // On a GPU one product for Q, K and V beats three narrow ones.
+        AttnInput::Shared(x) if !x.device().is_cpu() => project_fused(x, w, h, dh)?,
         AttnInput::Shared(x) => (
             project_shared(x, w, 0, h, dh)?,
             project_shared(x, w, 1, h, dh)?,

@@ -104,6 +104,13 @@ impl CustomOp1 for GradTap {
         Ok((out, l.shape().clone()))
     }
 
+    /// On the GPU the identity is a same-dtype cast: a fresh contiguous copy.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        Ok((s.to_dtype(l, s.dtype())?, l.shape().clone()))
+    }
+
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let event = GradEvent { run: self.run.id, hook: self.hook, seq: self.seq, grad };
         let replaced = with_callback(|cb| cb(&event)).map_err(stash_error)?;

@@ -262,7 +262,8 @@ impl<'a> Taps<'a> {
                         t.dtype()
                     )));
                 }
-                Ok(r)
+                // A replacement made on another device (Tensor.from is on the CPU) joins the run's.
+                crate::device::to(&r, t.device())
             }
         }
     }

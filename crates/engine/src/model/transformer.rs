@@ -126,6 +126,14 @@ impl HookedModel {
         &self.arch.cfg
     }
 
+    /// TL's `model.to(device)`: the weights move, `cfg.device` follows.
+    pub fn to_device(&mut self, dev: &Device) -> Result<()> {
+        self.weights = self.weights.to_device(dev)?;
+        self.device = dev.clone();
+        self.arch.cfg.device = Some(crate::device::name(dev));
+        Ok(())
+    }
+
     pub fn dtype(&self) -> DType {
         self.weights.w_e.dtype()
     }
@@ -169,7 +177,8 @@ impl HookedModel {
         if let Some(bad) = flat.iter().find(|&&t| t < 0 || t >= vocab) {
             return Err(Error::invalid(format!("token id {bad} is outside the vocabulary [0, {vocab})")));
         }
-        Ok(tokens)
+        // As TL's forward: tokens go to the model's device.
+        crate::device::to(&tokens, &self.device)
     }
 
     /// Tokens → first residual stream (`input_to_embed` + `get_residual`).
@@ -219,11 +228,13 @@ impl HookedModel {
     /// The padding plan of one run: the new positions' mask joined to the cache's.
     fn mask_plan(&self, b: usize, q: usize, opts: &ForwardOptions, kv: Option<&mut KvCache>) -> Result<(MaskPlan, Option<Tensor>)> {
         let dev = &self.device;
-        if let Some(m) = &opts.attention_mask {
-            if m.dims() != [b, q] {
-                return Err(Error::shape(format!("the attention mask {:?} does not match the input [{b}, {q}]", m.dims())));
+        let attention_mask = match &opts.attention_mask {
+            Some(m) if m.dims() != [b, q] => {
+                return Err(Error::shape(format!("the attention mask {:?} does not match the input [{b}, {q}]", m.dims())))
             }
-        }
+            Some(m) => Some(crate::device::to(m, dev)?),
+            None => None,
+        };
         let causal = self.cfg().attention_dir == "causal";
         let (past, full) = match kv {
             Some(kv) => {
@@ -232,13 +243,13 @@ impl HookedModel {
                     return Err(Error::shape(format!("the KV cache has batch size {} but the input has {b}", kv.batch)));
                 }
                 let past = kv.past_len();
-                let new = match &opts.attention_mask {
+                let new = match &attention_mask {
                     Some(m) => m.clone(),
                     None => Tensor::ones((b, q), DType::I64, dev)?,
                 };
                 (past, Some(kv.append_attention_mask(&new)?))
             }
-            None => (0, opts.attention_mask.clone()),
+            None => (0, attention_mask),
         };
         let plan = MaskPlan::new(b, q, past, full.as_ref(), causal, self.dtype(), dev)?;
         let loss_mask = match full {
@@ -279,7 +290,7 @@ impl HookedModel {
                 };
                 let (b, q, _) = r.dims3()?;
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
-                let r = r.to_dtype(self.dtype())?;
+                let r = crate::device::to(&r.to_dtype(self.dtype())?, &self.device)?;
                 let r = match &taps.grad {
                     Some(g) => g.root(&r)?,
                     None => r,

@@ -7,7 +7,9 @@
 //! - `w_o: [n_heads * d_head, d_model]`, `w_in: [d_model, d_mlp]`, `w_out: [d_mlp, d_model]`.
 //! - `w_u: [d_model, d_vocab_out]`.
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
+
+use crate::error::Result;
 
 /// A norm's learnable parameters: `None` for the Pre (folded) variants.
 #[derive(Debug, Clone, Default)]
@@ -59,5 +61,36 @@ impl ModelWeights {
             }
         }
         total
+    }
+
+    /// The same weights on `dev` (shared, not copied, when already there).
+    pub fn to_device(&self, dev: &Device) -> Result<ModelWeights> {
+        let t = |t: &Tensor| crate::device::to(t, dev);
+        let o = |t: &Option<Tensor>| t.as_ref().map(|t| crate::device::to(t, dev)).transpose();
+        let n = |n: &NormWeights| -> Result<NormWeights> { Ok(NormWeights { w: o(&n.w)?, b: o(&n.b)? }) };
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let mlp = match &b.mlp {
+                Some(m) => Some(MlpWeights { w_in: t(&m.w_in)?, b_in: t(&m.b_in)?, w_out: t(&m.w_out)?, b_out: t(&m.b_out)? }),
+                None => None,
+            };
+            blocks.push(BlockWeights {
+                ln1: n(&b.ln1)?,
+                w_qkv: t(&b.w_qkv)?,
+                b_qkv: t(&b.b_qkv)?,
+                w_o: t(&b.w_o)?,
+                b_o: t(&b.b_o)?,
+                ln2: n(&b.ln2)?,
+                mlp,
+            });
+        }
+        Ok(ModelWeights {
+            w_e: t(&self.w_e)?,
+            w_pos: o(&self.w_pos)?,
+            blocks,
+            ln_final: n(&self.ln_final)?,
+            w_u: t(&self.w_u)?,
+            b_u: t(&self.b_u)?,
+        })
     }
 }

@@ -1,0 +1,101 @@
+//! Devices by TL/torch's names: `cpu`, `cuda`, `cuda:N`. CUDA exists only in builds with the
+//! `cuda` cargo feature; elsewhere asking for it is a clear `TL_UNSUPPORTED`.
+
+use std::sync::Mutex;
+
+use candle_core::{Device, DeviceLocation, Tensor};
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Whether this build was compiled with CUDA support.
+pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
+
+/// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+pub fn parse(name: &str) -> Result<Device> {
+    let name = name.trim().to_ascii_lowercase();
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match name.as_str() {
+        "cuda" => 0,
+        _ => match name.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown device '{name}': expected 'cpu', 'cuda' or 'cuda:N'"
+                )))
+            }
+        },
+    };
+    if !CUDA_BUILD {
+        return Err(Error::unsupported(format!(
+            "device '{name}' needs a CUDA build of transformer-lens (cargo feature `cuda`); this build is CPU-only"
+        )));
+    }
+    cuda(ordinal).map_err(|e| Error::new(ErrorCode::Device, format!("cannot open device '{name}': {}", first_line(&e))))
+}
+
+/// One candle device per GPU for the whole process: candle gives each `new_cuda` its own
+/// identity, and tensors of two identities cannot meet in one op.
+fn cuda(ordinal: usize) -> candle_core::Result<Device> {
+    static OPEN: Mutex<Vec<(usize, Device)>> = Mutex::new(Vec::new());
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, d)) = open.iter().find(|(n, _)| *n == ordinal) {
+        return Ok(d.clone());
+    }
+    let d = Device::new_cuda(ordinal)?;
+    open.push((ordinal, d.clone()));
+    Ok(d)
+}
+
+/// The torch-style name of a device: `cpu` or `cuda:N`.
+pub fn name(d: &Device) -> String {
+    location_name(&d.location())
+}
+
+pub fn location_name(l: &DeviceLocation) -> String {
+    match *l {
+        DeviceLocation::Cpu => "cpu".to_string(),
+        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        DeviceLocation::Metal { gpu_id } => format!("mps:{gpu_id}"),
+    }
+}
+
+/// Whether a CUDA device can be opened (a CUDA build and a visible GPU).
+pub fn cuda_available() -> bool {
+    CUDA_BUILD && candle_core::utils::cuda_is_available() && cuda(0).is_ok()
+}
+
+/// `t` on `dev`: itself when already there (no copy).
+pub fn to(t: &Tensor, dev: &Device) -> Result<Tensor> {
+    if t.device().same_device(dev) {
+        Ok(t.clone())
+    } else {
+        Ok(t.to_device(dev)?)
+    }
+}
+
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_errors() {
+        assert!(parse("cpu").unwrap().is_cpu());
+        assert!(parse(" CPU ").unwrap().is_cpu());
+        assert_eq!(name(&Device::Cpu), "cpu");
+        let e = parse("tpu").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("'tpu'"));
+        assert_eq!(parse("cuda:x").unwrap_err().code, ErrorCode::InvalidArgument);
+        if !CUDA_BUILD {
+            let e = parse("cuda:0").unwrap_err();
+            assert_eq!(e.code, ErrorCode::Unsupported);
+            assert!(!cuda_available());
+        }
+    }
+}
