@@ -1,12 +1,11 @@
 /**
  * Devices. Without a GPU (CI), asking for CUDA is a clear error. With a CUDA build on a GPU
- * machine the default device is the GPU (TL's `get_device()`), so the whole suite runs there;
- * these tests add what only a GPU shows: moves, mixing devices, and CPU/GPU agreement. The
- * GPU's numbers are held to TL's goldens like the CPU's (fp32 logits 1e-4).
+ * machine these tests check what only a GPU shows (moves, mixed devices, CPU/GPU agreement), and
+ * `TL_DEVICE=cuda` runs the whole suite there against TL's goldens (fp32 logits 1e-4).
  */
 import test from 'ava'
 
-import { cudaBuild, cudaIsAvailable, getDevice, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
+import { cudaBuild, cudaIsAvailable, defaultDevice, getDevice, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
 import { assertClose, goldenOf } from './helpers/compare'
 import { golden, useFixtureHub } from './helpers/fixtures'
 
@@ -22,13 +21,24 @@ test('device names: cpu tensors and models report cpu; bad names are rejected', 
   t.is(x.to('cpu').device, 'cpu')
   t.deepEqual(Array.from(x.cpu().toArray() as Float32Array), [1, 2, 3])
   t.is(getDevice(), GPU ? 'cuda' : 'cpu')
+  t.is(defaultDevice(), (process.env.TL_DEVICE as never) ?? 'cpu')
   const err = t.throws(() => x.to('tpu' as never), { instanceOf: TransformerLensError })
   t.is(err?.code, 'TL_DTYPE')
   const m = await HookedTransformer.fromPretrained('gpt2', { device: 'cpu' })
   t.is(m.device, 'cpu')
   t.is(m.cfg.device, 'cpu')
+  // Mixed-device ops on one machine meet on the GPU; CPU-only here, they just run.
+  t.is(Tensor.ones([2]).add(Tensor.ones([2])).device, 'cpu')
   const bad = await t.throwsAsync(HookedTransformer.fromPretrained('gpt2', { device: 'cuda:x' as never }))
   t.is((bad as TransformerLensError).code, 'TL_INVALID_ARGUMENT')
+  const saved = process.env.TL_DEVICE
+  process.env.TL_DEVICE = 'gpu'
+  try {
+    t.is(t.throws(() => defaultDevice(), { instanceOf: TransformerLensError })?.code, 'TL_INVALID_ARGUMENT')
+  } finally {
+    if (saved === undefined) delete process.env.TL_DEVICE
+    else process.env.TL_DEVICE = saved
+  }
   m.dispose()
 })
 
@@ -41,18 +51,18 @@ cpuOnlyTest('without a usable GPU, cuda is a clear error naming the device', asy
   const e2 = await t.throwsAsync(HookedTransformer.fromPretrained('gpt2', { device: 'cuda' }))
   t.is((e2 as TransformerLensError).code, code)
   const m = await HookedTransformer.fromPretrained('gpt2')
-  t.is(m.device, 'cpu', 'the default device is the CPU when no GPU can be used')
+  t.is(m.device, 'cpu', 'the default device is the CPU')
   const e3 = t.throws(() => m.to('cuda:1'), { instanceOf: TransformerLensError })
   t.is(e3?.code, code)
   t.is(m.device, 'cpu', 'a failed move leaves the model where it was')
   m.dispose()
 })
 
-gpuTest('GPU: a model loads there by default, and its logits and cache match TL', async (t) => {
+gpuTest('GPU: a model loaded there matches TL (logits and every cached activation)', async (t) => {
   const g = golden('gpt2', 'processed')
-  const m = await HookedTransformer.fromPretrained('gpt2')
+  const m = await HookedTransformer.fromPretrained('gpt2', { device: 'cuda' })
   t.is(m.device, 'cuda:0')
-  t.is(m.cfg.device, 'cuda:0')
+  t.is(m.cfg.device, 'cuda', 'cfg.device is the name given, as TL')
   const tokens = m.toTokens(g.json.prompts.single)
   const [logits, cache] = await m.runWithCache(tokens)
   t.is(logits.device, 'cuda:0')
@@ -78,11 +88,12 @@ gpuTest('GPU: moving a model to the CPU and back keeps its numbers', async (t) =
   assertClose(t, onGpu.cpu(), goldenOf(onCpu), 1e-4, 'gpu vs cpu')
   m.cuda()
   t.is(m.device, 'cuda:0')
+  t.is(m.cfg.device, 'cuda:0')
   assertClose(t, await m.forward(tokens), goldenOf(onGpu), 0, 'back on the gpu')
   m.dispose()
 })
 
-gpuTest('GPU: hook replacements made on the CPU join the run; mixing devices in ops is TL_DEVICE', async (t) => {
+gpuTest('GPU: CPU tensors join the GPU: hook replacements, op operands, indices, tokens', async (t) => {
   const m = await HookedTransformer.fromPretrained('gpt2', { device: 'cuda' })
   const tokens = m.toTokens('Hello world')
   const clean = await m.forward(tokens)
@@ -101,12 +112,16 @@ gpuTest('GPU: hook replacements made on the CPU join the run; mixing devices in 
   t.is(seen, 'cuda:0')
   t.is(zeroed.device, 'cuda:0')
   t.true(Math.abs(zeroed.sub(clean).abs().max().item() as number) > 0, 'the replacement took effect')
-  const err = t.throws(() => clean.add(Tensor.zeros(clean.shape)), { instanceOf: TransformerLensError })
-  t.is(err?.code, 'TL_DEVICE')
-  t.regex(err!.message, /cuda:0/)
-  t.regex(err!.message, /cpu/)
+  const sum = Tensor.ones(clean.shape).add(clean) // a CPU operand moves to the GPU (torch raises)
+  t.is(sum.device, 'cuda:0')
+  assertClose(t, sum.sub(1), goldenOf(clean), 1e-6, 'cpu + gpu')
+  const idx = Tensor.from(new BigInt64Array([0n, 2n]), [2])
+  t.is(clean.indexSelect(1, idx).device, 'cuda:0')
+  t.is(clean.gather(2, Tensor.zeros([1, clean.shape[1], 1], 'int64')).device, 'cuda:0')
+  t.is(Tensor.cat([Tensor.zeros(clean.shape), clean], 0).device, 'cuda:0')
+  t.is(Tensor.zeros(clean.shape).sliceAssign([0, 0], clean.get(0, 0)).device, 'cuda:0')
   // Tokens made on the CPU run on the model's device.
-  t.is((await m.forward(Tensor.from(new BigInt64Array([50256n, 1n, 2n]), [1, 3]))).device, 'cuda:0')
+  t.is((await m.forward(Tensor.from(new BigInt64Array([3n, 1n, 2n]), [1, 3]))).device, 'cuda:0')
   m.dispose()
 })
 

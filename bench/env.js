@@ -37,4 +37,37 @@ function runBench(cmd, args) {
   }
 }
 
-module.exports = { ROOT, HUB, PYTHON, env, runBench }
+const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+
+function checkpointReady() {
+  try {
+    const repo = path.join(HUB, 'models--gpt2')
+    const rev = fs.readFileSync(path.join(repo, 'refs', 'main'), 'utf8').trim()
+    return CHECKPOINT_FILES.every((f) => fs.existsSync(path.join(repo, 'snapshots', rev, f)))
+  } catch {
+    return false
+  }
+}
+
+function pythonHas(modules) {
+  const r = spawnSync(PYTHON, ['-c', `import ${modules}`], { env, encoding: 'utf8' })
+  return r.status === 0
+}
+
+// Makes the GPT-2-small-shaped random checkpoint in HUB (once) with make_checkpoint.py.
+function ensureCheckpoint() {
+  if (checkpointReady()) return
+  console.error(`[bench] making the GPT-2-small-shaped random checkpoint in ${HUB} with ${PYTHON}`)
+  if (!pythonHas('torch, transformers')) {
+    console.error(`[bench] ${PYTHON} cannot import torch and transformers, which make_checkpoint.py needs.`)
+    console.error('[bench] Set TL_PYTHON to a Python with scripts/reference/requirements.txt installed.')
+    process.exit(1)
+  }
+  const r = spawnSync(PYTHON, [path.join(__dirname, 'make_checkpoint.py'), HUB], { env, stdio: 'inherit' })
+  if (r.status !== 0 || !checkpointReady()) {
+    console.error('[bench] make_checkpoint.py failed')
+    process.exit(1)
+  }
+}
+
+module.exports = { ROOT, HUB, PYTHON, env, runBench, ensureCheckpoint, pythonHas }

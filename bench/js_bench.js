@@ -219,7 +219,9 @@ async function main() {
   console.log(JSON.stringify(result))
 }
 
-main().catch((e) => {
+if (require.main === module) main().catch((e) => {
   console.error(e && e.stack ? e.stack : e)
   process.exit(1)
 })
+
+module.exports = { tokenIds, median, now }

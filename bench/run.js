@@ -8,30 +8,11 @@
 // BENCH_REPS (timed runs per measurement, default 7), BENCH_LOAD_REPS (default 3),
 // BENCH_SKIP_PYTHON=1 (our column only).
 
-const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
-const { ROOT, HUB, PYTHON, env, runBench } = require('./env')
-const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
-
-function checkpointReady() {
-  try {
-    const repo = path.join(HUB, 'models--gpt2')
-    const rev = fs.readFileSync(path.join(repo, 'refs', 'main'), 'utf8').trim()
-    return CHECKPOINT_FILES.every((f) => fs.existsSync(path.join(repo, 'snapshots', rev, f)))
-  } catch {
-    return false
-  }
-}
-
-function pythonHas(modules) {
-  const r = spawnSync(PYTHON, ['-c', `import ${modules}`], { env, encoding: 'utf8' })
-  return r.status === 0
-}
-
-
+const { ROOT, PYTHON, env, runBench, ensureCheckpoint, pythonHas } = require('./env')
 function machine() {
   let cpu = os.cpus()[0]?.model || 'unknown'
   try {
@@ -58,19 +39,7 @@ function main() {
     process.exit(1)
   }
 
-  if (!checkpointReady()) {
-    console.error(`[bench] making the GPT-2-small-shaped random checkpoint in ${HUB} with ${PYTHON}`)
-    if (!pythonHas('torch, transformers')) {
-      console.error(`[bench] ${PYTHON} cannot import torch and transformers, which make_checkpoint.py needs.`)
-      console.error('[bench] Set TL_PYTHON to a Python with scripts/reference/requirements.txt installed.')
-      process.exit(1)
-    }
-    const r = spawnSync(PYTHON, [path.join(__dirname, 'make_checkpoint.py'), HUB], { env, stdio: 'inherit' })
-    if (r.status !== 0 || !checkpointReady()) {
-      console.error('[bench] make_checkpoint.py failed')
-      process.exit(1)
-    }
-  }
+  ensureCheckpoint()
 
   console.error('[bench] transformer-lens (Node) ...')
   const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')])

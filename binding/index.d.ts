@@ -235,6 +235,12 @@ export interface SampleArgs {
  */
 export declare function sampleLogitsNative(logits: NativeTensor, tokens: NativeTensor | undefined | null, args: SampleArgs): NativeTensor
 
+/**
+ * Waits for the work queued on `device` (`cuda`, `cuda:N`; a no-op for `cpu`), as
+ * `torch.cuda.synchronize()`.
+ */
+export declare function synchronize(device: string): void
+
 /** Ids of gradient runs whose graphs are gone (their JS hooks can be forgotten). */
 export declare function takeFinishedGradRuns(): Array<number>
 

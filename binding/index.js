@@ -850,6 +850,7 @@ module.exports.hubCacheDir = nativeBinding.hubCacheDir
 module.exports.loadModel = nativeBinding.loadModel
 module.exports.loadTokenizer = nativeBinding.loadTokenizer
 module.exports.sampleLogitsNative = nativeBinding.sampleLogitsNative
+module.exports.synchronize = nativeBinding.synchronize
 module.exports.takeFinishedGradRuns = nativeBinding.takeFinishedGradRuns
 module.exports.tensorArange = nativeBinding.tensorArange
 module.exports.tensorCat = nativeBinding.tensorCat

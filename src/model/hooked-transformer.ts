@@ -15,7 +15,7 @@ import * as weights from './weights'
 import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
-import { Device, getDevice } from '../utils/devices'
+import { defaultDevice, Device } from '../utils/devices'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 
 
@@ -86,7 +86,7 @@ export class HookedTransformer extends WeightProperties {
    * missing, unless `localFilesOnly` / `HF_HUB_OFFLINE`) and processes its weights as TL does.
    */
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
-    const device = opt(options, 'device', undefined) ?? getDevice()
+    const device = opt(options, 'device', undefined) ?? defaultDevice()
     const paddingLeft = paddingLeftArg(options)
     const { dir, officialName } = await ensureModel(modelName, options)
     const n = await nativeAsync(() =>

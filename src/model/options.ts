@@ -69,8 +69,9 @@ export interface LoadOptions {
   /** Download timeout in ms: per metadata request, and the longest silence while a file streams (default 10 s). */
   timeoutMs?: number
   /**
-   * Where the weights live and runs happen: `'cpu'`, `'cuda'` or `'cuda:N'`. Default: TL's
-   * `get_device()`, the GPU when this build has CUDA and one is present, else the CPU.
+   * Where the weights live and runs happen: `'cpu'`, `'cuda'` or `'cuda:N'` (a CUDA build).
+   * Default: `TL_DEVICE` from the environment, else `'cpu'` (TL picks the GPU when present; the
+   * GPU path here is experimental, so it is opt-in).
    */
   device?: Device
 }

@@ -68,7 +68,8 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
         if !dtype.is_float() {
             return Err(to_napi(Error::dtype(format!("a model dtype must be a float type, got '{}'", args.dtype))));
         }
-        let device = tl_engine::device::parse(args.device.as_deref().unwrap_or("cpu")).napi()?;
+        let device_label = args.device.clone().unwrap_or_else(|| "cpu".into());
+        let device = tl_engine::device::parse(&device_label).napi()?;
         let opts = LoadOptions {
             official_name: args.official_name,
             process: ProcessOptions {
@@ -79,6 +80,7 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
             },
             dtype,
             device,
+            device_label,
             default_prepend_bos: args.default_prepend_bos,
             first_n_layers: args.first_n_layers.map(|n| n as usize),
             padding_left: args.padding_left,
@@ -257,7 +259,7 @@ impl NativeModel {
         guard(|| {
             let dev = tl_engine::device::parse(&device).napi()?;
             let mut next = HookedModel::clone(self.m()?);
-            next.to_device(&dev).napi()?;
+            next.to_device(&dev, &device).napi()?;
             self.model = Some(Arc::new(next));
             Ok(())
         })

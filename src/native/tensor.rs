@@ -131,6 +131,8 @@ pub fn tensor_cat(env: Env, parts: Vec<&NativeTensor>, dim: i64, stack: bool) ->
         if ts.is_empty() {
             return Err(invalid("cat/stack needs at least one tensor"));
         }
+        let dev = tl_engine::device::meeting(&ts.iter().collect::<Vec<_>>()).napi()?;
+        let ts = ts.iter().map(|t| tl_engine::device::to(t, &dev)).collect::<tl_engine::Result<Vec<_>>>().napi()?;
         let rank = ts[0].rank() as i64 + stack as i64;
         let d = if dim < 0 { dim + rank } else { dim };
         if d < 0 || d >= rank.max(1) {
@@ -319,7 +321,10 @@ impl NativeTensor {
 
     #[napi]
     pub fn slice_assign(&self, env: Env, spec: Vec<IndexSpec>, value: &NativeTensor) -> Result<NativeTensor> {
-        guard(|| wrap(&env, index::slice_assign(self.tensor()?, &items(&spec)?, value.tensor()?).napi()?))
+        guard(|| {
+            let [t, v] = tl_engine::device::align([self.tensor()?, value.tensor()?]).napi()?;
+            wrap(&env, index::slice_assign(&t, &items(&spec)?, &v).napi()?)
+        })
     }
 
     #[napi]
@@ -328,7 +333,7 @@ impl NativeTensor {
             let t = self.tensor()?;
             let d = ops::dim(t, dim).napi()?;
             let idx = indices.tensor()?.to_dtype(DType::I64).napi()?;
-            let flat = idx.flatten_all().napi()?;
+            let flat = tl_engine::device::to(&idx.flatten_all().napi()?, t.device()).napi()?;
             let out = t.index_select(&flat, d).napi()?;
             let mut shape: Vec<usize> = t.dims()[..d].to_vec();
             shape.extend_from_slice(idx.dims());
@@ -343,6 +348,7 @@ impl NativeTensor {
             let t = self.tensor()?;
             let d = ops::dim(t, dim).napi()?;
             let idx = indices.tensor()?.to_dtype(DType::I64).napi()?.contiguous().napi()?;
+            let idx = tl_engine::device::to(&idx, t.device()).napi()?;
             wrap(&env, t.contiguous().napi()?.gather(&idx, d).napi()?)
         })
     }
@@ -387,9 +393,9 @@ impl NativeTensor {
     #[napi]
     pub fn where_cond(&self, env: Env, on_true: &NativeTensor, on_false: &NativeTensor) -> Result<NativeTensor> {
         guard(|| {
-            let t = self.tensor()?;
+            let [t, a, b] = tl_engine::device::align([self.tensor()?, on_true.tensor()?, on_false.tensor()?]).napi()?;
             let c = t.ne(&t.zeros_like().napi()?).napi()?;
-            let (a, b) = (on_true.tensor()?, on_false.tensor()?);
+            let (a, b) = (&a, &b);
             let shape = c.shape().broadcast_shape_binary_op(a.shape(), "where").napi()?;
             let shape = shape.broadcast_shape_binary_op(b.shape(), "where").napi()?;
             let out = c.broadcast_as(&shape).napi()?.where_cond(&a.broadcast_as(&shape).napi()?, &b.broadcast_as(&shape).napi()?.to_dtype(a.dtype()).napi()?).napi()?;

@@ -48,6 +48,11 @@ fn cuda(ordinal: usize) -> candle_core::Result<Device> {
     Ok(d)
 }
 
+/// The name TL keeps in `cfg.device`: the one the user gave (`cuda`, `cuda:1`), tidied.
+pub fn label(name: &str) -> String {
+    name.trim().to_ascii_lowercase()
+}
+
 /// The torch-style name of a device: `cpu` or `cuda:N`.
 pub fn name(d: &Device) -> String {
     location_name(&d.location())
@@ -73,6 +78,34 @@ pub fn to(t: &Tensor, dev: &Device) -> Result<Tensor> {
     } else {
         Ok(t.to_device(dev)?)
     }
+}
+
+/// The device where tensors of a mixed op meet. Node code makes tensors on the CPU
+/// (`Tensor.from`), so a CPU operand joins a GPU one there (torch would raise); two different
+/// GPUs are `TL_DEVICE`.
+pub fn meeting(ts: &[&Tensor]) -> Result<Device> {
+    let mut at = Device::Cpu;
+    for t in ts {
+        let d = t.device();
+        if d.is_cpu() || d.same_device(&at) {
+            continue;
+        }
+        if !at.is_cpu() {
+            return Err(Error::new(
+                ErrorCode::Device,
+                format!("expected tensors on one GPU, got {} and {} (move one with .to(device))", name(&at), name(d)),
+            ));
+        }
+        at = d.clone();
+    }
+    Ok(at)
+}
+
+/// `ts` moved to where they meet (see `meeting`).
+pub fn align<const N: usize>(ts: [&Tensor; N]) -> Result<[Tensor; N]> {
+    let dev = meeting(&ts)?;
+    let moved = ts.iter().map(|t| to(t, &dev)).collect::<Result<Vec<_>>>()?;
+    moved.try_into().map_err(|_| Error::new(ErrorCode::Internal, "device alignment lost a tensor"))
 }
 
 fn first_line(e: &candle_core::Error) -> String {

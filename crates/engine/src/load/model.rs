@@ -19,6 +19,8 @@ pub struct LoadOptions {
     pub process: ProcessOptions,
     pub dtype: DType,
     pub device: Device,
+    /// The device's name as the user gave it (`cuda`, `cuda:0`): TL keeps it in `cfg.device`.
+    pub device_label: String,
     pub default_prepend_bos: Option<bool>,
     pub first_n_layers: Option<usize>,
     /// TL's `default_padding_side`: the tokenizer pads on the left (TL's default is the right,
@@ -57,7 +59,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     cfg.tokenizer_name = Some(opts.official_name.clone());
     cfg.init_weights = false;
     cfg.dtype = dtype_name(opts.dtype).to_string();
-    cfg.device = Some(crate::device::name(&opts.device));
+    cfg.device = Some(crate::device::label(&opts.device_label));
     if let Some(b) = opts.default_prepend_bos {
         cfg.default_prepend_bos = b;
     }

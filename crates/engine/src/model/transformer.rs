@@ -126,11 +126,12 @@ impl HookedModel {
         &self.arch.cfg
     }
 
-    /// TL's `model.to(device)`: the weights move, `cfg.device` follows.
-    pub fn to_device(&mut self, dev: &Device) -> Result<()> {
+    /// TL's `model.to(device)`: the weights move, and `cfg.device` becomes `label` (the name
+    /// the user gave, as TL keeps it).
+    pub fn to_device(&mut self, dev: &Device, label: &str) -> Result<()> {
         self.weights = self.weights.to_device(dev)?;
         self.device = dev.clone();
-        self.arch.cfg.device = Some(crate::device::name(dev));
+        self.arch.cfg.device = Some(crate::device::label(label));
         Ok(())
     }
 

@@ -23,7 +23,8 @@ fn same_dtype(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
 }
 
 pub fn binary(op: &str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let (a, b) = same_dtype(a, b)?;
+    let [a, b] = crate::device::align([a, b])?;
+    let (a, b) = same_dtype(&a, &b)?;
     Ok(match op {
         "add" => a.broadcast_add(&b)?,
         "sub" => a.broadcast_sub(&b)?,
