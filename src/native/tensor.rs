@@ -131,8 +131,7 @@ pub fn tensor_cat(env: Env, parts: Vec<&NativeTensor>, dim: i64, stack: bool) ->
         if ts.is_empty() {
             return Err(invalid("cat/stack needs at least one tensor"));
         }
-        let dev = tl_engine::device::meeting(&ts.iter().collect::<Vec<_>>()).napi()?;
-        let ts = ts.iter().map(|t| tl_engine::device::to(t, &dev)).collect::<tl_engine::Result<Vec<_>>>().napi()?;
+        let ts = tl_engine::device::align_all(&ts.iter().collect::<Vec<_>>()).napi()?;
         let rank = ts[0].rank() as i64 + stack as i64;
         let d = if dim < 0 { dim + rank } else { dim };
         if d < 0 || d >= rank.max(1) {

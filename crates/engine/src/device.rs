@@ -12,7 +12,7 @@ pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
 
 /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
 pub fn parse(name: &str) -> Result<Device> {
-    let name = name.trim().to_ascii_lowercase();
+    let name = label(name);
     if name == "cpu" {
         return Ok(Device::Cpu);
     }
@@ -32,7 +32,7 @@ pub fn parse(name: &str) -> Result<Device> {
             "device '{name}' needs a CUDA build of transformer-lens (cargo feature `cuda`); this build is CPU-only"
         )));
     }
-    cuda(ordinal).map_err(|e| Error::new(ErrorCode::Device, format!("cannot open device '{name}': {}", first_line(&e))))
+    cuda(ordinal).map_err(|e| Error { code: ErrorCode::Device, ..Error::from(e).context(format!("cannot open device '{name}'")) })
 }
 
 /// One candle device per GPU for the whole process: candle gives each `new_cuda` its own
@@ -102,14 +102,14 @@ pub fn meeting(ts: &[&Tensor]) -> Result<Device> {
 }
 
 /// `ts` moved to where they meet (see `meeting`).
-pub fn align<const N: usize>(ts: [&Tensor; N]) -> Result<[Tensor; N]> {
-    let dev = meeting(&ts)?;
-    let moved = ts.iter().map(|t| to(t, &dev)).collect::<Result<Vec<_>>>()?;
-    moved.try_into().map_err(|_| Error::new(ErrorCode::Internal, "device alignment lost a tensor"))
+pub fn align_all(ts: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let dev = meeting(ts)?;
+    ts.iter().map(|t| to(t, &dev)).collect()
 }
 
-fn first_line(e: &candle_core::Error) -> String {
-    e.to_string().lines().next().unwrap_or("").to_string()
+/// `align_all` for a fixed number of operands.
+pub fn align<const N: usize>(ts: [&Tensor; N]) -> Result<[Tensor; N]> {
+    align_all(&ts)?.try_into().map_err(|_| Error::new(ErrorCode::Internal, "device alignment lost a tensor"))
 }
 
 #[cfg(test)]

@@ -224,6 +224,14 @@ impl<'a> Taps<'a> {
         self.grad.is_some()
     }
 
+    /// A graph leaf for gradient runs (the residual stream's sources); `t` itself otherwise.
+    pub fn root(&self, t: Tensor) -> Result<Tensor> {
+        match &self.grad {
+            Some(g) => g.root(&t),
+            None => Ok(t),
+        }
+    }
+
     #[inline]
     pub fn active(&self, id: Option<usize>) -> bool {
         matches!(id, Some(i) if self.sink.wants(i))

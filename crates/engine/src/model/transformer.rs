@@ -188,10 +188,7 @@ impl HookedModel {
         let d = self.cfg().d_model;
         let tokens = taps.top(TopHook::Tokens, tokens.clone())?;
         let embed = self.weights.w_e.index_select(&tokens.flatten_all()?, 0)?.reshape((b, p, d))?;
-        let embed = match &taps.grad {
-            Some(g) => g.root(&embed)?,
-            None => embed,
-        };
+        let embed = taps.root(embed)?;
         let embed = taps.top(TopHook::Embed, embed)?;
         let Some(w_pos) = &self.weights.w_pos else { return Ok(embed) };
         let n_ctx = self.cfg().n_ctx;
@@ -214,10 +211,7 @@ impl HookedModel {
                 w_pos.narrow(0, plan.past, p)?.unsqueeze(0)?.broadcast_as((b, p, d))?.contiguous()?
             }
         };
-        let pos = match &taps.grad {
-            Some(g) => g.root(&pos)?,
-            None => pos,
-        };
+        let pos = taps.root(pos)?;
         let pos = taps.top(TopHook::PosEmbed, pos)?;
         Ok((embed + pos)?)
     }
@@ -292,10 +286,7 @@ impl HookedModel {
                 let (b, q, _) = r.dims3()?;
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
                 let r = crate::device::to(&r.to_dtype(self.dtype())?, &self.device)?;
-                let r = match &taps.grad {
-                    Some(g) => g.root(&r)?,
-                    None => r,
-                };
+                let r = taps.root(r)?;
                 (r, t, plan, loss_mask)
             }
             (ForwardInput::Tokens(_), Some(_)) => return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens")),
