@@ -7,15 +7,15 @@ import { gradEntries, GradRecord } from '../hooks/backward'
 import { compilePlan, GradPlan, HookContext } from '../hooks/plan'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
-import { ensureModel } from './loading'
-import { ForwardOptions, LoadOptions, opt } from './options'
+import { loadNativeModel } from './loading'
+import { ForwardOptions, LoadOptions, opt, paddingLeftArg } from './options'
 import { TokenizerView } from './tokenizer'
-import { nativeTokenizer, paddingLeftArg, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
+import { nativeTokenizer, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
 import * as weights from './weights'
 import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
-import { defaultDevice, Device } from '../utils/devices'
+import type { Device } from '../utils/devices'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 
 
@@ -86,25 +86,7 @@ export class HookedTransformer extends WeightProperties {
    * missing, unless `localFilesOnly` / `HF_HUB_OFFLINE`) and processes its weights as TL does.
    */
   static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
-    const device = opt(options, 'device', undefined) ?? defaultDevice()
-    const paddingLeft = paddingLeftArg(options)
-    const { dir, officialName } = await ensureModel(modelName, options)
-    const n = await nativeAsync(() =>
-      binding.loadModel({
-        dir,
-        officialName,
-        foldLn: opt(options, 'foldLn', true),
-        centerWritingWeights: opt(options, 'centerWritingWeights', true),
-        centerUnembed: opt(options, 'centerUnembed', true),
-        foldValueBiases: opt(options, 'foldValueBiases', true),
-        dtype: opt(options, 'dtype', 'float32'),
-        defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
-        firstNLayers: opt(options, 'firstNLayers', undefined),
-        paddingLeft,
-        device,
-      }),
-    )
-    return new HookedTransformer(n)
+    return new HookedTransformer(await loadNativeModel(modelName, options))
   }
 
   /** `fromPretrained` with every weight-processing step off, as TL's. */

@@ -1,11 +1,12 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import { TransformerLensError } from '../errors'
+import { nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
 import { DownloadOptions, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
-import { opt } from './options'
+import { defaultDevice } from '../utils/devices'
+import { LoadOptions, opt, paddingLeftArg } from './options'
 
 export interface ResolvedModel {
   /** Folder holding config.json, model.safetensors, tokenizer.json, ... */
@@ -113,6 +114,31 @@ export async function ensureModel(name: string, opts: EnsureModelOptions = {}): 
     throw offlineMiss(l)
   }
   return { dir: await downloadModel(l.officialName, l.download), officialName: l.officialName }
+}
+
+/**
+ * Finds (or downloads) the model's files and loads them natively, processing the weights as
+ * `options` say (TL's defaults: every processing step on), on `options.device`.
+ */
+export async function loadNativeModel(modelName: string, options: LoadOptions): Promise<binding.NativeModel> {
+  const device = opt(options, 'device', undefined) ?? defaultDevice()
+  const paddingLeft = paddingLeftArg(options)
+  const { dir, officialName } = await ensureModel(modelName, options)
+  return nativeAsync(() =>
+    binding.loadModel({
+      dir,
+      officialName,
+      foldLn: opt(options, 'foldLn', true),
+      centerWritingWeights: opt(options, 'centerWritingWeights', true),
+      centerUnembed: opt(options, 'centerUnembed', true),
+      foldValueBiases: opt(options, 'foldValueBiases', true),
+      dtype: opt(options, 'dtype', 'float32'),
+      defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
+      firstNLayers: opt(options, 'firstNLayers', undefined),
+      paddingLeft,
+      device,
+    }),
+  )
 }
 
 /** A tokenizer's hub repo: TL's official name for a model name or alias, else a hub id (`org/name`) as given. */

@@ -1,3 +1,4 @@
+import { TransformerLensError } from '../errors'
 import type { Device } from '../utils/devices'
 import type { Tensor } from '../tensor'
 import type { DownloadProgress } from './hub-client'
@@ -11,6 +12,13 @@ export function opt<T>(o: object | undefined, camel: string, fallback: T): T {
   const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
   if (r[snake] !== undefined) return r[snake] as T
   return fallback
+}
+
+/** `defaultPaddingSide` checked as TL does: whether to pad on the left. */
+export function paddingLeftArg(options: { defaultPaddingSide?: 'left' | 'right' }): boolean {
+  const side = opt<unknown>(options, 'defaultPaddingSide', 'right')
+  if (side !== 'left' && side !== 'right') throw new TransformerLensError('TL_INVALID_ARGUMENT', `padding_side must be 'right' or 'left', got ${String(side)}`)
+  return side === 'left'
 }
 
 export type ReturnType = 'logits' | 'loss' | 'both' | null

@@ -2,7 +2,6 @@
 import { native, nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { EnsureModelOptions, ensureTokenizer } from './loading'
-import { opt } from './options'
 import { TokenizerView, tokenizerOwner } from './tokenizer'
 
 /**
@@ -15,13 +14,6 @@ export type TokenizerSource = string | TokenizerView
 export interface SetTokenizerOptions extends EnsureModelOptions {
   /** The side `toTokens` pads batches on (default 'right'). TL: `default_padding_side`. */
   defaultPaddingSide?: 'left' | 'right'
-}
-
-/** `defaultPaddingSide` checked as TL does: whether to pad on the left. */
-export function paddingLeftArg(options: SetTokenizerOptions): boolean {
-  const side = opt<unknown>(options, 'defaultPaddingSide', 'right')
-  if (side !== 'left' && side !== 'right') throw new TransformerLensError('TL_INVALID_ARGUMENT', `padding_side must be 'right' or 'left', got ${String(side)}`)
-  return side === 'left'
 }
 
 /** The native tokenizer `source` names, loaded (or downloaded) or taken from another model. */
