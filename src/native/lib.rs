@@ -2,6 +2,7 @@
 //! wrap tasks; every export runs inside `guard` so a Rust panic becomes a JS error.
 #![deny(clippy::all)]
 
+mod alloc;
 mod device;
 mod errors;
 mod generate;

@@ -403,6 +403,7 @@ impl NativeModel {
             env.adjust_external_memory(-self.bytes)?;
         }
         self.tokenizer = None;
+        crate::alloc::release_free_memory();
         Ok(())
     }
 
