@@ -2,8 +2,9 @@
 //! `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))` with a vectorisable tanh (absolute error
 //! below 2e-7), instead of libm's scalar `tanhf`.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::split::par_rows_mut;
 use super::{f32_slice, not_supported};
 
 /// `e^x` for x ≤ 0 (Cephes-style range reduction and a degree-6 polynomial), branch-free so
@@ -25,10 +26,32 @@ fn tanh_fast(x: f32) -> f32 {
     y.copysign(x)
 }
 
+const C: f32 = 0.797_884_6; // sqrt(2/π)
+const A: f32 = 0.044_715;
+
 #[inline(always)]
 fn gelu_new(x: f32) -> f32 {
-    const C: f32 = 0.797_884_6; // sqrt(2/π)
-    0.5 * x * (1.0 + tanh_fast(C * (x + 0.044_715 * x * x * x)))
+    0.5 * x * (1.0 + tanh_fast(C * (x + A * x * x * x)))
+}
+
+/// d gelu_new / dx = ½(1 + t) + ½ x (1 - t²) C (1 + 3 A x²), t = tanh(C (x + A x³)).
+#[inline(always)]
+fn gelu_new_slope(x: f32) -> f32 {
+    let t = tanh_fast(C * (x + A * x * x * x));
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * C * (1.0 + 3.0 * A * x * x)
+}
+
+/// `dst[i] = f(src[i])` on both cores for large inputs.
+fn map_par(src: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Result<Vec<f32>> {
+    let mut dst = vec![0f32; src.len()];
+    par_rows_mut(&mut dst, 1, |part, first| {
+        for (i, (y, &x)) in part.iter_mut().zip(&src[first..]).enumerate() {
+            *y = f(first + i, x);
+        }
+        Ok(())
+    })
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    Ok(dst)
 }
 
 struct GeluNew;
@@ -40,17 +63,41 @@ impl CustomOp1 for GeluNew {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let Some(src) = f32_slice(s, l) else { return not_supported("gelu_new") };
-        let dst: Vec<f32> = src.iter().map(|&x| gelu_new(x)).collect();
-        Ok((CpuStorage::F32(dst), l.shape().clone()))
+        Ok((CpuStorage::F32(map_par(src, |_, x| gelu_new(x))?), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &GeluNewGrad)?))
     }
 }
 
-/// The fused kernel for contiguous f32 on the CPU, else candle's `gelu`.
+/// `grad · gelu_new'(x)` for the backward of [`GeluNew`] (both contiguous f32).
+struct GeluNewGrad;
+
+impl CustomOp2 for GeluNewGrad {
+    fn name(&self) -> &'static str {
+        "tl-gelu-new-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (Some(x), Some(g)) = (f32_slice(s1, l1), f32_slice(s2, l2)) else { return not_supported("gelu_new grad") };
+        if x.len() != g.len() {
+            candle_core::bail!("gelu_new grad: {} inputs and {} gradients", x.len(), g.len())
+        }
+        Ok((CpuStorage::F32(map_par(x, |i, x| g[i] * gelu_new_slope(x))?), l1.shape().clone()))
+    }
+}
+
+/// The fused kernel for contiguous f32 on the CPU (with a fused backward when `x` is in an
+/// autograd graph), else candle's `gelu` (the same formula, differentiable).
 pub fn gelu_new_tensor(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous() {
-        x.apply_op1_no_bwd(&GeluNew)
+    if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous()) {
+        return x.gelu();
+    }
+    if x.track_op() {
+        x.apply_op1(GeluNew)
     } else {
-        x.gelu()
+        x.apply_op1_no_bwd(&GeluNew)
     }
 }
 
@@ -71,5 +118,25 @@ mod tests {
             assert!(gelu_new(x).is_finite());
         }
         assert_eq!(gelu_new(0.0), 0.0);
+    }
+
+    #[test]
+    fn backward_is_the_exact_slope() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let xs: Vec<f32> = (-4000..4000).map(|i| i as f32 / 500.0).collect();
+        let x = candle_core::Var::from_vec(xs.clone(), 8000, &dev)?;
+        let coef: Vec<f32> = (0..8000).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+        let grads = (gelu_new_tensor(x.as_tensor())? * Tensor::new(coef.as_slice(), &dev)?)?.sum_all()?.backward()?;
+        let got = grads.get(x.as_tensor()).expect("grad").to_vec1::<f32>()?;
+        let mut worst = 0f64;
+        for ((&x, &c), &g) in xs.iter().zip(&coef).zip(&got) {
+            let (x, c) = (x as f64, c as f64);
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            let t = (k * (x + 0.044715 * x.powi(3))).tanh();
+            let slope = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x);
+            worst = worst.max((g as f64 - c * slope).abs() / c.abs().max(1.0));
+        }
+        assert!(worst < 2e-6, "max error {worst}");
+        Ok(())
     }
 }

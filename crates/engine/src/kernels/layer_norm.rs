@@ -1,8 +1,9 @@
 //! TL's LayerNorm arithmetic in one pass per row: centre, `scale = sqrt(mean(c²) + eps)`,
 //! `c / scale` (then `* w + b` when given). Two-pass centring, as TL, not `E[x²] - mean²`.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 
+use super::split::par_rows_mut;
 use super::{f32_slice, not_supported};
 
 struct LayerNormPre {
@@ -77,6 +78,72 @@ impl CustomOp1 for LayerNormPre {
         }
         Ok((CpuStorage::F32(dst), l.shape().clone()))
     }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = LayerNormGrad { eps: self.eps, w: self.affine.as_ref().map(|(w, _)| w.clone()) };
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
+    }
+}
+
+/// The backward of [`LayerNormPre`] on `(x, grad)`, one pass per row: with `n = (x - mean) / s`
+/// and `gn = grad · w`, `dx = (gn - mean(gn) - n · mean(gn · n)) / s`.
+struct LayerNormGrad {
+    eps: f32,
+    w: Option<Vec<f32>>,
+}
+
+impl LayerNormGrad {
+    fn row(&self, x: &[f32], g: &[f32], out: &mut [f32]) {
+        let d = x.len() as f32;
+        let mean = row_mean(x);
+        for (o, &xi) in out.iter_mut().zip(x) {
+            *o = xi - mean;
+        }
+        let s = row_scale(out, self.eps);
+        let (mut m1, mut m2) = (0f32, 0f32);
+        for (i, o) in out.iter_mut().enumerate() {
+            let n = *o / s;
+            let gn = match &self.w {
+                Some(w) => g[i] * w[i],
+                None => g[i],
+            };
+            m1 += gn;
+            m2 += gn * n;
+            *o = n;
+        }
+        let (m1, m2) = (m1 / d, m2 / d);
+        for (i, o) in out.iter_mut().enumerate() {
+            let gn = match &self.w {
+                Some(w) => g[i] * w[i],
+                None => g[i],
+            };
+            *o = (gn - m1 - *o * m2) / s;
+        }
+    }
+}
+
+impl CustomOp2 for LayerNormGrad {
+    fn name(&self) -> &'static str {
+        "tl-layer-norm-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (Some(x), Some(g)) = (f32_slice(s1, l1), f32_slice(s2, l2)) else { return not_supported("layer_norm grad") };
+        let d = rows(l1);
+        if x.len() != g.len() || d == 0 {
+            candle_core::bail!("layer_norm grad: {} inputs and {} gradients", x.len(), g.len())
+        }
+        let mut dst = vec![0f32; x.len()];
+        par_rows_mut(&mut dst, d, |part, first| {
+            let (x, g) = (&x[first * d..first * d + part.len()], &g[first * d..first * d + part.len()]);
+            for ((x, g), o) in x.chunks_exact(d).zip(g.chunks_exact(d)).zip(part.chunks_exact_mut(d)) {
+                self.row(x, g, o);
+            }
+            Ok(())
+        })
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok((CpuStorage::F32(dst), l1.shape().clone()))
+    }
 }
 
 /// `x - mean(x)` over the last dim.
@@ -97,6 +164,11 @@ impl CustomOp1 for Center {
             }
         }
         Ok((CpuStorage::F32(dst), l.shape().clone()))
+    }
+
+    /// Centring is linear and its own adjoint: the gradient is centred too.
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Center)?))
     }
 }
 
@@ -119,6 +191,21 @@ impl CustomOp1 for Scale {
         }
         Ok((CpuStorage::F32(dst), Shape::from(dims)))
     }
+
+    /// d s / d c = c / (d · s).
+    fn bwd(&self, c: &Tensor, s: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let d = c.dim(D::Minus1)? as f64;
+        Ok(Some(c.broadcast_mul(&((grad / s)? / d)?)?))
+    }
+}
+
+/// `op` on `x`, recorded for the backward when `x` is in an autograd graph.
+fn apply<C: CustomOp1 + Send + Sync + 'static>(x: &Tensor, op: C) -> Result<Tensor> {
+    if x.track_op() {
+        x.apply_op1(op)
+    } else {
+        x.apply_op1_no_bwd(&op)
+    }
 }
 
 fn fusable(x: &Tensor) -> bool {
@@ -131,13 +218,13 @@ pub fn center_and_scale(x: &Tensor, eps: f64) -> Result<Option<(Tensor, Tensor)>
     if !fusable(x) {
         return Ok(None);
     }
-    let c = x.apply_op1_no_bwd(&Center)?;
-    let s = c.apply_op1_no_bwd(&Scale { eps: eps as f32 })?;
+    let c = apply(x, Center)?;
+    let s = apply(&c, Scale { eps: eps as f32 })?;
     Ok(Some((c, s)))
 }
 
-/// Fused LayerNorm over the last dim for contiguous f32 CPU tensors; None when the caller must
-/// use the op-by-op path.
+/// Fused LayerNorm over the last dim for contiguous f32 CPU tensors (differentiable, with a fused
+/// backward); None when the caller must use the op-by-op path.
 pub fn layer_norm_fused(x: &Tensor, eps: f64, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Option<Tensor>> {
     if !fusable(x) {
         return Ok(None);
@@ -147,5 +234,53 @@ pub fn layer_norm_fused(x: &Tensor, eps: f64, w: Option<&Tensor>, b: Option<&Ten
         (None, None) => None,
         _ => return Ok(None),
     };
-    Ok(Some(x.apply_op1_no_bwd(&LayerNormPre { eps: eps as f32, affine })?))
+    Ok(Some(apply(x, LayerNormPre { eps: eps as f32, affine })?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// TL's LayerNorm as candle ops (differentiable), the reference for the fused backward.
+    fn reference(x: &Tensor, eps: f64, w: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
+        let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let s = (c.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
+        let n = c.broadcast_div(&s)?;
+        match w {
+            Some((w, b)) => n.broadcast_mul(w)?.broadcast_add(b),
+            None => Ok(n),
+        }
+    }
+
+    fn grad_of(y: &Tensor, x: &Var, coef: &Tensor) -> Result<Tensor> {
+        let g = (y * coef)?.sum_all()?.backward()?;
+        Ok(g.get(x.as_tensor()).expect("grad").clone())
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
+    }
+
+    #[test]
+    fn fused_backward_matches_the_composite_one() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::randn(0.5f32, 2.0, (3, 7, 40), &dev)?;
+        let coef = Tensor::randn(0f32, 1.0, (3, 7, 40), &dev)?;
+        let w = Tensor::randn(1f32, 0.3, 40, &dev)?;
+        let b = Tensor::randn(0f32, 0.3, 40, &dev)?;
+        for affine in [None, Some((&w, &b))] {
+            let fused = layer_norm_fused(x.as_tensor(), 1e-5, affine.map(|a| a.0), affine.map(|a| a.1))?.expect("fusable");
+            let want = reference(x.as_tensor(), 1e-5, affine)?;
+            assert!(max_diff(&fused, &want)? < 1e-5);
+            let d = max_diff(&grad_of(&fused, &x, &coef)?, &grad_of(&want, &x, &coef)?)?;
+            assert!(d < 1e-5, "affine {}: max grad diff {d}", affine.is_some());
+        }
+        // The hooked path: centre and scale as two differentiable ops.
+        let (c, s) = center_and_scale(x.as_tensor(), 1e-5)?.expect("fusable");
+        let split = c.broadcast_div(&s)?;
+        let d = max_diff(&grad_of(&split, &x, &coef)?, &grad_of(&reference(x.as_tensor(), 1e-5, None)?, &x, &coef)?)?;
+        assert!(d < 1e-5, "centre/scale: max grad diff {d}");
+        Ok(())
+    }
 }

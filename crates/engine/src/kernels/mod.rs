@@ -1,9 +1,13 @@
-//! Fused CPU kernels for the hot elementwise work of a forward (f32, contiguous), and the
-//! two-way split the load path's passes share. Each kernel has a
-//! candle-op fallback for other dtypes and devices, used by the caller.
+//! Fused CPU kernels for the hot elementwise work of a forward (f32, contiguous), ops with a
+//! lean backward for gradient runs (constant weights and masks get no gradient), and the
+//! two-way split the load path's passes share. Each kernel has a candle-op fallback for other
+//! dtypes and devices, used by the caller.
 
 pub mod gelu;
 pub mod layer_norm;
+pub mod linear;
+pub mod mask_fill;
+pub mod softmax;
 pub mod split;
 pub mod threads;
 

@@ -27,10 +27,9 @@ impl Activation {
         })
     }
 
-    /// `differentiable`: take candle's ops (which have a backward) instead of the fused kernels.
-    pub fn apply(self, x: &Tensor, differentiable: bool) -> Result<Tensor> {
+    /// Differentiable when `x` is in an autograd graph (the fused kernel has a backward).
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Activation::GeluNew | Activation::GeluFast | Activation::GeluPytorchTanh if differentiable => x.gelu()?,
             // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): candle's `gelu` is this formula.
             Activation::GeluNew | Activation::GeluFast | Activation::GeluPytorchTanh => crate::kernels::gelu::gelu_new_tensor(x)?,
             Activation::Gelu => x.gelu_erf()?,

@@ -3,6 +3,9 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
+use crate::kernels::linear::linear;
+use crate::kernels::mask_fill::mask_fill;
+use crate::kernels::softmax::softmax_last;
 use crate::model::config::Config;
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::kv_cache::KvEntry;
@@ -26,7 +29,7 @@ fn project_shared(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usiz
     // The CPU gemm reads the strided column block in place; cuBLAS takes dense matrices only.
     let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
     let bias = w.b_qkv.narrow(0, which * hd, hd)?;
-    let y = x.reshape((b * p, d))?.matmul(&wm)?.broadcast_add(&bias)?;
+    let y = linear(&x.reshape((b * p, d))?, &wm, Some(&bias))?;
     Ok(y.reshape((b, p, h, dh))?)
 }
 
@@ -34,7 +37,7 @@ fn project_shared(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usiz
 fn project_fused(x: &Tensor, w: &BlockWeights, h: usize, dh: usize) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, p, d) = x.dims3()?;
     let hd = h * dh;
-    let y = x.reshape((b * p, d))?.matmul(&w.w_qkv)?.broadcast_add(&w.b_qkv)?;
+    let y = linear(&x.reshape((b * p, d))?, &w.w_qkv, Some(&w.b_qkv))?;
     let part = |i: usize| -> Result<Tensor> { Ok(y.narrow(1, i * hd, hd)?.contiguous()?.reshape((b, p, h, dh))?) };
     Ok((part(0)?, part(1)?, part(2)?))
 }
@@ -45,9 +48,9 @@ fn project_per_head(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: us
     let hd = h * dh;
     let w3 = w.w_qkv.narrow(1, which * hd, hd)?.reshape((d, h, dh))?.permute((1, 0, 2))?.contiguous()?;
     let xs = x.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, d))?;
-    let y = xs.matmul(&w3)?; // [h, b*p, dh]
     let bias = w.b_qkv.narrow(0, which * hd, hd)?.reshape((h, 1, dh))?;
-    let y = y.broadcast_add(&bias)?.reshape((h, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
+    let y = linear(&xs, &w3, Some(&bias))?; // [h, b*p, dh]
+    let y = y.reshape((h, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
     Ok(y)
 }
 
@@ -111,19 +114,20 @@ pub fn forward(
         scores = if taps.grad_mode() {
             // As TL's torch.where: masked scores pass no gradient on (an addition would carry
             // the NaN gradients of fully masked rows back into Q and K).
-            let keep = mask.eq(0.0)?.broadcast_as(scores.shape())?;
-            let ignore = Tensor::new(f32::NEG_INFINITY, scores.device())?.to_dtype(scores.dtype())?.broadcast_as(scores.shape())?;
-            keep.where_cond(&scores, &ignore)?
+            mask_fill(&scores, &mask.eq(0.0)?, f64::NEG_INFINITY)?
         } else {
             scores.broadcast_add(mask)?
         };
     }
     let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
-    // The fused softmax has no backward: a gradient run takes the differentiable one.
-    let mut pattern = if taps.grad_mode() { candle_nn::ops::softmax(&scores, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
+    let mut pattern = softmax_last(&scores, taps.grad_mode())?;
     if let Some(live) = &plan.live_rows {
         // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
-        pattern = live.broadcast_as(pattern.shape())?.where_cond(&pattern, &pattern.zeros_like()?)?;
+        pattern = if pattern.track_op() {
+            mask_fill(&pattern, live, 0.0)?
+        } else {
+            live.broadcast_as(pattern.shape())?.where_cond(&pattern, &pattern.zeros_like()?)?
+        };
     }
     let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
     let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
@@ -135,11 +139,11 @@ pub fn forward(
     if cfg.use_attn_result {
         let zs = z.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, dh))?;
         let wo = w.w_o.reshape((h, dh, d))?;
-        let result = zs.matmul(&wo)?.reshape((h, b, p, d))?.permute((1, 2, 0, 3))?.contiguous()?;
+        let result = linear(&zs, &wo, None)?.reshape((h, b, p, d))?.permute((1, 2, 0, 3))?.contiguous()?;
         let result = taps.block(layer, BlockHook::Result, result)?;
         Ok(result.sum(D::Minus2)?.broadcast_add(&w.b_o)?)
     } else {
-        let out = z.reshape((b * p, h * dh))?.matmul(&w.w_o)?.broadcast_add(&w.b_o)?;
+        let out = linear(&z.reshape((b * p, h * dh))?, &w.w_o, Some(&w.b_o))?;
         Ok(out.reshape((b, p, d))?)
     }
 }

@@ -3,17 +3,18 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::kernels::linear::linear;
 use crate::model::activation::Activation;
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::weights::MlpWeights;
 
 pub fn forward(layer: usize, w: &MlpWeights, act: Activation, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
     let (b, p, d) = x.dims3()?;
-    let pre = x.reshape((b * p, d))?.matmul(&w.w_in)?.broadcast_add(&w.b_in)?;
+    let pre = linear(&x.reshape((b * p, d))?, &w.w_in, Some(&w.b_in))?;
     let d_mlp = pre.dim(1)?;
     let pre = taps.block(layer, BlockHook::MlpPre, pre.reshape((b, p, d_mlp))?)?;
-    let post = act.apply(&pre, taps.grad_mode())?;
+    let post = act.apply(&pre)?;
     let post = taps.block(layer, BlockHook::MlpPost, post)?;
-    let out = post.reshape((b * p, d_mlp))?.matmul(&w.w_out)?.broadcast_add(&w.b_out)?;
+    let out = linear(&post.reshape((b * p, d_mlp))?, &w.w_out, Some(&w.b_out))?;
     Ok(out.reshape((b, p, d))?)
 }

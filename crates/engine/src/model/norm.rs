@@ -55,9 +55,8 @@ pub fn apply(
     if kind == NormKind::None {
         return Ok(x.clone());
     }
-    let grad = taps.grad_mode();
     let watched = taps.active(hooks.scale) || taps.active(hooks.normalized);
-    if (kind == NormKind::LN || kind == NormKind::LNPre) && !grad && !watched {
+    if (kind == NormKind::LN || kind == NormKind::LNPre) && !watched {
         let (wt, b) = if kind == NormKind::LN { (w.w.as_ref(), w.b.as_ref()) } else { (None, None) };
         if let Some(y) = layer_norm_fused(x, eps, wt, b)? {
             return Ok(y);
@@ -66,8 +65,7 @@ pub fn apply(
     let in_dtype = x.dtype();
     let x = if matches!(in_dtype, DType::F32 | DType::F64) { x.clone() } else { x.to_dtype(DType::F32)? };
     let ln = matches!(kind, NormKind::LN | NormKind::LNPre);
-    // The fused kernels have no backward: a gradient run takes candle's differentiable ops.
-    let (centered, scale) = match if ln && !grad { center_and_scale(&x, eps)? } else { None } {
+    let (centered, scale) = match if ln { center_and_scale(&x, eps)? } else { None } {
         Some(cs) => cs,
         None => {
             let centered = if ln { x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)? } else { x };

@@ -338,7 +338,7 @@ impl HookedModel {
 
     fn unembed(&self, x: &Tensor) -> Result<Tensor> {
         let (b, p, d) = x.dims3()?;
-        let mut logits = x.reshape((b * p, d))?.matmul(&self.weights.w_u)?.broadcast_add(&self.weights.b_u)?;
+        let mut logits = crate::kernels::linear::linear(&x.reshape((b * p, d))?, &self.weights.w_u, Some(&self.weights.b_u))?;
         let cap = self.cfg().output_logits_soft_cap;
         if cap > 0.0 {
             logits = ((logits / cap)?.tanh()? * cap)?;
