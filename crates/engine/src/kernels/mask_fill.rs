@@ -33,18 +33,12 @@ impl CustomOp1 for MaskFill {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.run(s, l, |st| match st {
-            Storage::Cpu(c) => Some(c),
-            _ => None,
-        })
+        self.run(s, l, super::cpu_part)
     }
 
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, s: &candle_core::CudaStorage, l: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.run(s, l, |st| match st {
-            Storage::Cuda(c) => Some(c),
-            _ => None,
-        })
+        self.run(s, l, super::cuda_part)
     }
 
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {

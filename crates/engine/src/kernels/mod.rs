@@ -3,6 +3,7 @@
 //! two-way split the load path's passes share. Each kernel has a candle-op fallback for other
 //! dtypes and devices, used by the caller.
 
+pub mod cross_entropy;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
@@ -11,7 +12,7 @@ pub mod softmax;
 pub mod split;
 pub mod threads;
 
-use candle_core::{CpuStorage, Layout, Result};
+use candle_core::{CpuStorage, Layout, Result, Storage};
 
 /// The contiguous f32 slice a kernel reads, or None when it must fall back.
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Option<&'a [f32]> {
@@ -23,4 +24,21 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Option<&'a [f32]> {
 
 fn not_supported(op: &str) -> Result<(CpuStorage, candle_core::Shape)> {
     candle_core::bail!("{op}: the fused kernel takes contiguous f32 input")
+}
+
+/// A constant operand's CPU storage (None when it lives on another device).
+fn cpu_part(st: &Storage) -> Option<&CpuStorage> {
+    match st {
+        Storage::Cpu(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// A constant operand's CUDA storage (None when it lives on another device).
+#[cfg(feature = "cuda")]
+fn cuda_part(st: &Storage) -> Option<&candle_core::CudaStorage> {
+    match st {
+        Storage::Cuda(c) => Some(c),
+        _ => None,
+    }
 }
