@@ -126,6 +126,26 @@ for (const model of MODELS) {
     t.deepEqual(fromTokens.toList(), g.json.gen_tokens_input)
   })
 
+  test(`${model}: generate from embeddings equals TL's (tokens and embeddings out, with and without the KV cache)`, async (t) => {
+    const g = G()
+    const m = await load(model)
+    const e = g.tensors.get('embeds.input')!
+    const embeds = Tensor.from(e.data as Float32Array, e.shape)
+    const o = { maxNewTokens: g.json.new_tokens, doSample: false, stopAtEos: false }
+    const kv = await m.generate(embeds, { ...o, returnType: 'tokens' })
+    t.deepEqual(kv.toList(), ids(g.tensors.get('embeds.kv')), 'kv')
+    const nokv = await m.generate(embeds, { ...o, returnType: 'tokens', useKvCache: false })
+    t.deepEqual(nokv.toList(), ids(g.tensors.get('embeds.nokv')), 'no kv')
+    // returnType 'input' from embeddings: the prompt's embeddings, then the generated tokens'.
+    assertClose(t, await m.generate(embeds, o), g.tensors.get('embeds.out'), 1e-6, 'embeds out')
+    assertClose(t, await m.generate(g.json.prompts[0], { ...o, returnType: 'embeds' }), g.tensors.get('gen0.embeds'), 1e-6, 'embeds from text')
+    // model.embed is TL's: the first prompt's rows of the embeddings TL generated from.
+    const rows = m.embed(m.toTokens(g.json.prompts[0]))
+    t.deepEqual(Array.from(rows.toArray() as Float32Array), Array.from((e.data as Float32Array).subarray(0, rows.numel())))
+    await t.throwsAsync(m.generate(Tensor.zeros([1, 3, 5]), o), { code: 'TL_SHAPE_MISMATCH' } as any)
+    await t.throwsAsync(m.generate(Tensor.zeros([3, 5]), o), { code: 'TL_SHAPE_MISMATCH' } as any)
+  })
+
   test(`${model}: generate stops at eos as TL does (one id or a list)`, async (t) => {
     const g = G()
     const m = await load(model)
@@ -202,7 +222,6 @@ test('generate: abort, bad options and context overflow are clear errors', async
   await t.throwsAsync(m.generate('Hi', { maxNewTokens: 100 }), { code: 'TL_SHAPE_MISMATCH' } as any)
   await t.throwsAsync(m.generate('Hi', { topP: 1.5 }), { code: 'TL_INVALID_ARGUMENT' } as any)
   await t.throwsAsync(m.generate('Hi', { topK: 0 }), { code: 'TL_INVALID_ARGUMENT' } as any)
-  await t.throwsAsync(m.generate(Tensor.zeros([1, 3, 32])), { code: 'TL_UNSUPPORTED' } as any)
   const cache = m.initKvCache(2)
   await t.throwsAsync(m.forward(m.toTokens('Hi'), { pastKvCache: cache }), { code: 'TL_SHAPE_MISMATCH' } as any)
   await t.throwsAsync(m.forward(m.toTokens('Hi'), { attentionMask: Tensor.from(BigInt64Array.from([1n]), [1, 1]) }), { code: 'TL_SHAPE_MISMATCH' } as any)

@@ -29,6 +29,10 @@ export declare class NativeGeneration {
   produced(): number
   /** `[batch, prompt + generated]` int64. */
   outputTokens(): NativeTensor
+  /** `[batch, generated]` int64. */
+  newTokens(): NativeTensor
+  /** `[batch, prompt + generated, d_model]`: TL's `return_type="embeds"`. */
+  outputEmbeds(): NativeTensor
   /** `[batch, prompt + generated]` int64, 1 for real tokens. */
   attentionMask(): NativeTensor
 }
@@ -55,7 +59,10 @@ export declare class NativeKvCache {
 }
 
 export declare class NativeModel {
-  /** Starts a generation from `prompt [batch, pos]` with its padding mask (or none). */
+  /**
+   * Starts a generation from `prompt` (`[batch, pos]` tokens or `[batch, pos, d_model]`
+   * embeddings) with its padding mask (or none).
+   */
   startGeneration(prompt: NativeTensor, attentionMask: NativeTensor | undefined | null, args: GenerateArgs): NativeGeneration
   /** TL's `cfg.to_dict()` as JSON. */
   configJson(): string

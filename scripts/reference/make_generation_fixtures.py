@@ -13,6 +13,9 @@ and writes __test__/fixtures/golden/{slug}/generation.{json,safetensors} per mod
               left-padded batch): logits of each half, the cached keys/values of layer 0
   gen.*       greedy generate (do_sample=False) with and without the KV cache, with
               stop_at_eos on an id the greedy run produces, and with a list of eos ids
+  embeds.*    greedy generate from embeddings (a batch of two), with and without the KV
+              cache, returning tokens and embeddings; gen0.embeds: return_type="embeds"
+              from text
 """
 import contextlib
 import io
@@ -91,6 +94,16 @@ def golden_generation(model_id):
     t["gen0.eos_list"] = tl_generate(model, PROMPTS[0], eos_token_id=eos_list)
     meta["gen0_str"] = model.generate(PROMPTS[0], max_new_tokens=NEW, do_sample=False, stop_at_eos=False, verbose=False)
     meta["gen_tokens_input"] = tl_generate(model, t["single2.tokens"], stop_at_eos=False).tolist()
+
+    # From embeddings (TL's input_type "embeds"): the prompt's W_E rows, a batch of two.
+    emb_tokens = model.to_tokens(PROMPTS[:1] * 2)
+    emb_tokens[1, -1] = 7
+    embeds = model.embed(emb_tokens)
+    t["embeds.input"] = embeds
+    t["embeds.kv"] = tl_generate(model, embeds, stop_at_eos=False)
+    t["embeds.nokv"] = tl_generate(model, embeds, stop_at_eos=False, use_past_kv_cache=False)
+    t["embeds.out"] = model.generate(embeds, max_new_tokens=NEW, do_sample=False, stop_at_eos=False, verbose=False)
+    t["gen0.embeds"] = model.generate(PROMPTS[0], max_new_tokens=NEW, do_sample=False, stop_at_eos=False, verbose=False, return_type="embeds")
 
     # test_prompt's printed report (rich prints plain text when stdout is not a terminal).
     for key, answer in [("test_prompt", "jumps over"), ("test_prompt_multi", ["jumps", "runs", "the"])]:

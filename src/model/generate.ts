@@ -27,8 +27,12 @@ export interface GenerateOptions {
   useKvCache?: boolean
   prependBos?: boolean
   paddingSide?: 'left' | 'right'
-  /** 'input' (default: same kind as the input), 'str' or 'tokens'. */
-  returnType?: 'input' | 'str' | 'tokens'
+  /**
+   * 'input' (default: same kind as the input), 'str', 'tokens' or 'embeds' (`[batch, pos,
+   * d_model]`: the prompt's embeddings, then the generated tokens'). From an embeddings prompt,
+   * 'tokens' and 'str' hold the generated tokens only, as TL.
+   */
+  returnType?: 'input' | 'str' | 'tokens' | 'embeds'
   /** Seeds the sampler: the same seed gives the same tokens. */
   seed?: number | bigint
   /** `[batch, pos]` padding mask for a token prompt (default: TL's rule from pad tokens). */
@@ -64,20 +68,22 @@ export interface GenerationHost {
 
 interface Prepared {
   gen: binding.NativeGeneration
-  inputKind: 'str' | 'tokens'
-  returnType: 'str' | 'tokens'
+  inputKind: InputKind
+  returnType: InputKind
   promptLen: number
   batch: number
   maxNew: number
   stopTokens: number[]
 }
 
+type InputKind = 'str' | 'tokens' | 'embeds'
+
 function prepare(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions): Prepared {
   const maxNew = opt(o, 'maxNewTokens', 10)
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', `maxNewTokens must be a non-negative integer, got ${maxNew}`)
   let tokens: Tensor
   let mask: Tensor | undefined = opt<Tensor | undefined>(o, 'attentionMask', undefined)
-  let inputKind: 'str' | 'tokens'
+  let inputKind: InputKind
   const prependBos = opt(o, 'prependBos', host.defaultPrependBos)
   const paddingSide = opt<'left' | 'right' | undefined>(o, 'paddingSide', undefined)
   if (typeof input === 'string' || Array.isArray(input)) {
@@ -86,17 +92,20 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
     tokens = host.toTokens(input, { prependBos, paddingSide })
   } else if (input instanceof Tensor) {
     if (input.dtype.startsWith('float') || input.dtype === 'bfloat16') {
-      throw new TransformerLensError('TL_UNSUPPORTED', 'generate from embeddings is not supported: pass tokens or text')
+      if (input.ndim !== 3) throw new TransformerLensError('TL_SHAPE_MISMATCH', `generate takes [batch, pos, d_model] embeddings, got shape [${input.shape}]`)
+      inputKind = 'embeds'
+      tokens = input
+    } else {
+      inputKind = 'tokens'
+      tokens = input.ndim === 1 ? input.reshape([1, input.shape[0]]) : input
     }
-    inputKind = 'tokens'
-    tokens = input.ndim === 1 ? input.reshape([1, input.shape[0]]) : input
   } else {
-    throw new TransformerLensError('TL_INVALID_ARGUMENT', 'input must be a string, an array of strings or a Tensor of tokens')
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', 'input must be a string, an array of strings, a Tensor of tokens or a Tensor of embeddings')
   }
-  if (tokens.ndim !== 2) throw new TransformerLensError('TL_SHAPE_MISMATCH', `generate takes [batch, pos] tokens, got shape [${tokens.shape}]`)
+  if (inputKind !== 'embeds' && tokens.ndim !== 2) throw new TransformerLensError('TL_SHAPE_MISMATCH', `generate takes [batch, pos] tokens, got shape [${tokens.shape}]`)
   const [batch, promptLen] = tokens.shape
-  // A padded batch gets its mask from TL's rule; a single row has no padding.
-  if (mask === undefined && batch > 1 && host.tokenizer !== null) {
+  // A padded batch of tokens gets its mask from TL's rule; a single row has no padding.
+  if (mask === undefined && batch > 1 && host.tokenizer !== null && inputKind !== 'embeds') {
     const side = paddingSide ?? host.tokenizer.paddingSide
     mask = host.tokenizer.attentionMask(tokens, prependBos, side === 'left')
   }
@@ -119,8 +128,8 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
       eosPad = tokEos ?? eos[0]
     }
   }
-  const rt = opt<'input' | 'str' | 'tokens'>(o, 'returnType', 'input')
-  if (!['input', 'str', 'tokens'].includes(rt)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `returnType must be 'input', 'str' or 'tokens', got '${rt}'`)
+  const rt = opt<'input' | InputKind>(o, 'returnType', 'input')
+  if (!['input', 'str', 'tokens', 'embeds'].includes(rt)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `returnType must be 'input', 'str', 'tokens' or 'embeds', got '${rt}'`)
   const returnType = rt === 'input' ? inputKind : rt
   if (returnType === 'str' && host.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', "returnType 'str' needs a tokenizer")
   const args: binding.GenerateArgs = {
@@ -159,7 +168,9 @@ async function advance(host: GenerationHost, p: Prepared, steps: number, signal:
 }
 
 function finish(host: GenerationHost, p: Prepared): string | string[] | Tensor {
-  const tokens = wrapT(native(() => p.gen.outputTokens()))
+  if (p.returnType === 'embeds') return wrapT(native(() => p.gen.outputEmbeds()))
+  // As TL: from embeddings, only the generated tokens.
+  const tokens = wrapT(native(() => (p.inputKind === 'embeds' ? p.gen.newTokens() : p.gen.outputTokens())))
   if (p.returnType === 'tokens') return tokens
   const rows = tokens.toList() as number[][]
   const texts = rows.map((r) => native(() => host.native.decode(r, true)))

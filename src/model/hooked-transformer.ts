@@ -351,7 +351,7 @@ export class HookedTransformer extends WeightProperties {
    */
   async generate(input: string, options?: GenerateOptions & { returnType?: 'input' | 'str' }): Promise<string>
   async generate(input: string[], options?: GenerateOptions & { returnType?: 'input' | 'str' }): Promise<string | string[]>
-  async generate(input: string | string[] | Tensor, options: GenerateOptions & { returnType: 'tokens' }): Promise<Tensor>
+  async generate(input: string | string[] | Tensor, options: GenerateOptions & { returnType: 'tokens' | 'embeds' }): Promise<Tensor>
   async generate(input: Tensor, options?: GenerateOptions & { returnType?: 'input' | 'tokens' }): Promise<Tensor>
   async generate(input?: string | string[] | Tensor, options?: GenerateOptions): Promise<string | string[] | Tensor>
   async generate(input: string | string[] | Tensor = '', options: GenerateOptions = {}): Promise<string | string[] | Tensor> {

@@ -1,3 +1,4 @@
+import { TransformerLensError } from '../errors'
 import { FactoredMatrix } from '../factored-matrix'
 import { Tensor } from '../tensor'
 import * as circuits from './circuits'
@@ -28,6 +29,27 @@ export abstract class WeightProperties {
   /** `[d_vocab, d_model]` */
   get W_E(): Tensor {
     return weights.W_E(this.#model)
+  }
+  /**
+   * TL's `model.embed(tokens)`: `[batch, pos]` token ids → `[batch, pos, d_model]` rows of W_E
+   * (no positional embedding; what `hook_embed` sees, and what `generate` takes as embeddings).
+   */
+  embed(tokens: Tensor): Tensor {
+    if (tokens.ndim !== 2 || tokens.dtype.startsWith('float') || tokens.dtype === 'bfloat16') {
+      throw new TransformerLensError('TL_SHAPE_MISMATCH', `embed takes [batch, pos] integer tokens, got ${tokens.dtype} [${tokens.shape}]`)
+    }
+    const [b, p] = tokens.shape
+    const we = this.W_E
+    try {
+      const flat = tokens.reshape([b * p])
+      const rows = we.indexSelect(0, flat)
+      flat.dispose()
+      const out = rows.reshape([b, p, we.shape[1]])
+      rows.dispose()
+      return out
+    } finally {
+      we.dispose()
+    }
   }
   /** `[n_ctx, d_model]` (absolute positional embeddings only) */
   get W_pos(): Tensor {

@@ -119,7 +119,8 @@ impl Task for StepTask {
 
 #[napi]
 impl NativeModel {
-    /// Starts a generation from `prompt [batch, pos]` with its padding mask (or none).
+    /// Starts a generation from `prompt` (`[batch, pos]` tokens or `[batch, pos, d_model]`
+    /// embeddings) with its padding mask (or none).
     #[napi]
     pub fn start_generation(&self, prompt: &NativeTensor, attention_mask: Option<&NativeTensor>, args: GenerateArgs) -> Result<NativeGeneration> {
         guard(|| {
@@ -190,6 +191,18 @@ impl NativeGeneration {
     #[napi]
     pub fn output_tokens(&self, env: Env) -> Result<NativeTensor> {
         guard(|| wrap(&env, lock(&self.inner)?.output_tokens().napi()?))
+    }
+
+    /// `[batch, generated]` int64.
+    #[napi]
+    pub fn new_tokens(&self, env: Env) -> Result<NativeTensor> {
+        guard(|| wrap(&env, lock(&self.inner)?.new_tokens().napi()?))
+    }
+
+    /// `[batch, prompt + generated, d_model]`: TL's `return_type="embeds"`.
+    #[napi]
+    pub fn output_embeds(&self, env: Env) -> Result<NativeTensor> {
+        guard(|| wrap(&env, lock(&self.inner)?.output_embeds(&self.model).napi()?))
     }
 
     /// `[batch, prompt + generated]` int64, 1 for real tokens.

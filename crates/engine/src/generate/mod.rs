@@ -33,8 +33,11 @@ pub struct GenerateOptions {
 
 /// A generation in progress.
 pub struct Generation {
-    /// Per row: prompt (with its padding) and the tokens generated so far.
+    /// Per row: prompt (with its padding; zeros for an embeddings prompt) and the tokens
+    /// generated so far.
     rows: Vec<Vec<i64>>,
+    /// `[batch, pos, d_model]` when the prompt is embeddings (TL's `input_type == "embeds"`).
+    prompt_embeds: Option<Tensor>,
     mask: Vec<Vec<i64>>,
     prompt_len: usize,
     kv: Option<KvCache>,
@@ -47,8 +50,20 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// `prompt: [batch, pos]` ids; `mask` the same shape (1 = real token) or None for no padding.
+    /// `prompt: [batch, pos]` ids, or `[batch, pos, d_model]` float embeddings; `mask` `[batch,
+    /// pos]` (1 = real token) or None for no padding.
     pub fn new(model: &HookedModel, prompt: &Tensor, mask: Option<&Tensor>, opts: GenerateOptions) -> Result<Self> {
+        if prompt.dtype().is_float() && prompt.rank() == 3 {
+            let d = model.cfg().d_model;
+            if prompt.dim(2)? != d {
+                return Err(Error::shape(format!("prompt embeddings must be [batch, pos, {d}], got {:?}", prompt.dims())));
+            }
+            let (b, p, _) = prompt.dims3()?;
+            let ids = Tensor::zeros((b, p), DType::I64, &candle_core::Device::Cpu)?;
+            let mut g = Self::new(model, &ids, mask, opts)?;
+            g.prompt_embeds = Some(crate::device::to(&prompt.to_dtype(model.dtype())?, &model.device)?);
+            return Ok(g);
+        }
         let prompt = match prompt.rank() {
             1 => prompt.unsqueeze(0)?,
             2 => prompt.clone(),
@@ -96,7 +111,7 @@ impl Generation {
             Some(s) => Rng::new(s),
             None => Rng::from_time(),
         };
-        Ok(Generation { rows, mask, prompt_len: p, kv, seen: 0, finished: vec![false; b], produced: 0, opts, rng })
+        Ok(Generation { rows, prompt_embeds: None, mask, prompt_len: p, kv, seen: 0, finished: vec![false; b], produced: 0, opts, rng })
     }
 
     pub fn is_done(&self) -> bool {
@@ -142,10 +157,16 @@ impl Generation {
             abort,
             ..Default::default()
         };
-        let out = model.forward_kv(ForwardInput::Tokens(tokens), &opts, self.kv.as_mut(), sink)?;
+        let input = match &self.prompt_embeds {
+            // Prompt positions come from the given embeddings, generated ones from their tokens.
+            Some(e) if from < self.prompt_len => ForwardInput::Embeds(self.embeddings(model, e, from)?),
+            _ => ForwardInput::Tokens(tokens),
+        };
+        let out = model.forward_kv(input, &opts, self.kv.as_mut(), sink)?;
         self.seen = self.rows[0].len();
         let logits = out.logits.ok_or_else(|| Error::invalid("the forward returned no logits"))?.squeeze(1)?;
-        let history: Option<Vec<Vec<i64>>> = if self.opts.do_sample && self.opts.sample.freq_penalty > 0.0 {
+        // As TL, an embeddings prompt has no token history for the frequency penalty.
+        let history: Option<Vec<Vec<i64>>> = if self.opts.do_sample && self.opts.sample.freq_penalty > 0.0 && self.prompt_embeds.is_none() {
             Some(
                 self.rows
                     .iter()
@@ -181,6 +202,24 @@ impl Generation {
     /// `[batch, generated]`.
     pub fn new_tokens(&self) -> Result<Tensor> {
         self.tensor(&self.rows, self.prompt_len)
+    }
+
+    /// Positions `from..` as embeddings: the prompt's (given) then the generated tokens'.
+    fn embeddings(&self, model: &HookedModel, prompt: &Tensor, from: usize) -> Result<Tensor> {
+        let mut parts = vec![prompt.narrow(1, from, self.prompt_len - from)?];
+        if self.rows[0].len() > self.prompt_len {
+            parts.push(model.token_embeddings(&self.new_tokens()?)?);
+        }
+        Ok(Tensor::cat(&parts, 1)?)
+    }
+
+    /// `[batch, prompt + generated, d_model]`: the prompt's embeddings (given, or of its
+    /// tokens), then the generated tokens' (TL's `return_type="embeds"`).
+    pub fn output_embeds(&self, model: &HookedModel) -> Result<Tensor> {
+        match &self.prompt_embeds {
+            Some(e) => self.embeddings(model, e, 0),
+            None => model.token_embeddings(&self.output_tokens()?),
+        }
     }
 
     /// The mask of prompt + generated positions.

@@ -56,6 +56,9 @@ pub enum ForwardInput {
     Tokens(Tensor),
     /// `[batch, pos, d_model]` residual stream, with `start_at_layer`.
     Residual(Tensor),
+    /// `[batch, pos, d_model]` token embeddings (what `hook_embed` sees): positional
+    /// embeddings are added as for tokens. TL's `generate` from `embeds`.
+    Embeds(Tensor),
 }
 
 pub struct ForwardOptions<'a> {
@@ -182,12 +185,23 @@ impl HookedModel {
         crate::device::to(&tokens, &self.device)
     }
 
+    /// `W_E[tokens]`: `[batch, pos]` ids → `[batch, pos, d_model]` (TL's `model.embed`).
+    pub fn token_embeddings(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, p) = tokens.dims2()?;
+        let ids = crate::device::to(&tokens.flatten_all()?, &self.device)?;
+        Ok(self.weights.w_e.index_select(&ids, 0)?.reshape((b, p, self.cfg().d_model))?)
+    }
+
     /// Tokens → first residual stream (`input_to_embed` + `get_residual`).
     fn embed(&self, tokens: &Tensor, plan: &MaskPlan, taps: &mut Taps) -> Result<Tensor> {
-        let (b, p) = tokens.dims2()?;
-        let d = self.cfg().d_model;
         let tokens = taps.top(TopHook::Tokens, tokens.clone())?;
-        let embed = self.weights.w_e.index_select(&tokens.flatten_all()?, 0)?.reshape((b, p, d))?;
+        let embed = self.token_embeddings(&tokens)?;
+        self.add_positions(embed, plan, taps)
+    }
+
+    /// Token embeddings `[batch, pos, d_model]` (at `hook_embed`) plus the positional ones.
+    fn add_positions(&self, embed: Tensor, plan: &MaskPlan, taps: &mut Taps) -> Result<Tensor> {
+        let (b, p, d) = embed.dims3()?;
         let embed = taps.root(embed)?;
         let embed = taps.top(TopHook::Embed, embed)?;
         let Some(w_pos) = &self.weights.w_pos else { return Ok(embed) };
@@ -289,7 +303,23 @@ impl HookedModel {
                 let r = taps.root(r)?;
                 (r, t, plan, loss_mask)
             }
-            (ForwardInput::Tokens(_), Some(_)) => return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens")),
+            (ForwardInput::Embeds(e), None) => {
+                let d = self.cfg().d_model;
+                if e.rank() != 3 || e.dim(2)? != d || !e.dtype().is_float() {
+                    return Err(Error::shape(format!("embeddings must be float [batch, pos, {d}], got {:?} {:?}", e.dtype(), e.dims())));
+                }
+                let (b, q, _) = e.dims3()?;
+                let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
+                let e = crate::device::to(&e.to_dtype(self.dtype())?, &self.device)?;
+                let t = match &opts.tokens {
+                    Some(t) => Some(self.check_tokens(t)?),
+                    None => None,
+                };
+                (self.add_positions(e, &plan, &mut taps)?, t, plan, loss_mask)
+            }
+            (ForwardInput::Tokens(_) | ForwardInput::Embeds(_), Some(_)) => {
+                return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens or embeddings"))
+            }
             (ForwardInput::Residual(_), None) => return Err(Error::invalid("a residual-stream input needs start_at_layer")),
         };
         let start = slice_bound(opts.start_at_layer.unwrap_or(0), n);
