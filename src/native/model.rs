@@ -255,6 +255,8 @@ impl NativeModel {
 
     /// TL's `model.to(device)`: moves the weights; runs and caches follow.
     #[napi]
+    // In place, as torch's `Module.to`: hence `&mut self` under a `to_` name.
+    #[allow(clippy::wrong_self_convention)]
     pub fn to_device(&mut self, device: String) -> Result<()> {
         guard(|| {
             let dev = tl_engine::device::parse(&device).napi()?;
