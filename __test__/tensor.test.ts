@@ -13,6 +13,8 @@ test('from / toArray / toList / item / shape / dtype', (t) => {
   t.deepEqual(x.toList(), [[-5, 2, -2], [5, 1, -3]])
   t.is(Tensor.from(new BigInt64Array([7n]), [1]).item(), 7)
   t.is(Tensor.from(new BigInt64Array([7n]), [1]).dtype, 'int64')
+  t.true(x.isFloatingPoint() && x.to('bfloat16').isFloatingPoint())
+  t.false(Tensor.from(new BigInt64Array([7n]), [1]).isFloatingPoint())
   t.is((t.throws(() => Tensor.from(seq(5), [2, 3])) as TransformerLensError).code, 'TL_SHAPE_MISMATCH')
 })
 

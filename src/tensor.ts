@@ -108,6 +108,11 @@ export class Tensor {
   get ndim(): number {
     return this.shape.length
   }
+  /** torch's `is_floating_point()`: float32, float16, bfloat16 or float64. */
+  isFloatingPoint(): boolean {
+    const d = this.dtype
+    return d.startsWith('float') || d === 'bfloat16'
+  }
   /**
    * Backpropagates from this scalar through the runs it was computed from (runs made while
    * backward hooks were registered, or with `inclBwd`), firing their backward hooks (torch's

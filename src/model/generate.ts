@@ -91,7 +91,7 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
     inputKind = 'str'
     tokens = host.toTokens(input, { prependBos, paddingSide })
   } else if (input instanceof Tensor) {
-    if (input.dtype.startsWith('float') || input.dtype === 'bfloat16') {
+    if (input.isFloatingPoint()) {
       if (input.ndim !== 3) throw new TransformerLensError('TL_SHAPE_MISMATCH', `generate takes [batch, pos, d_model] embeddings, got shape [${input.shape}]`)
       inputKind = 'embeds'
       tokens = input

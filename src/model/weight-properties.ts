@@ -35,7 +35,7 @@ export abstract class WeightProperties {
    * (no positional embedding; what `hook_embed` sees, and what `generate` takes as embeddings).
    */
   embed(tokens: Tensor): Tensor {
-    if (tokens.ndim !== 2 || tokens.dtype.startsWith('float') || tokens.dtype === 'bfloat16') {
+    if (tokens.ndim !== 2 || tokens.isFloatingPoint()) {
       throw new TransformerLensError('TL_SHAPE_MISMATCH', `embed takes [batch, pos] integer tokens, got ${tokens.dtype} [${tokens.shape}]`)
     }
     const [b, p] = tokens.shape

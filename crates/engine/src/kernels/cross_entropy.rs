@@ -7,8 +7,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
-use super::split::par_rows_mut;
-use super::{f32_slice, not_supported};
+use super::{f32_slice, not_supported, par_rows};
 
 /// `[batch, pos, vocab]` logits → `[batch, pos - 1]`: `-log softmax(logits[b, t])[next[b, t]]`.
 struct NextTokenNll {
@@ -40,7 +39,7 @@ impl CustomOp1 for NextTokenNll {
         let Some(x) = f32_slice(s, l) else { return not_supported("next-token loss") };
         let (b, p, v) = dims(l)?;
         let mut out = vec![0f32; b * (p - 1)];
-        par_rows_mut(&mut out, 1, |part, first| {
+        par_rows(&mut out, 1, |part, first| {
             for (i, o) in part.iter_mut().enumerate() {
                 let r = first + i;
                 let row = &x[(r / (p - 1) * p + r % (p - 1)) * v..][..v];
@@ -48,9 +47,7 @@ impl CustomOp1 for NextTokenNll {
                 // As torch: log_softmax = (x - max) - lse, then the negated pick.
                 *o = -((row[self.next[r] as usize] - max) - lse);
             }
-            Ok(())
-        })
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        })?;
         Ok((CpuStorage::F32(out), Shape::from((b, p - 1))))
     }
 
@@ -78,7 +75,7 @@ impl CustomOp2 for NextTokenNllGrad {
             candle_core::bail!("next-token loss grad: {} gradients for [{b}, {}] losses", g.len(), p - 1)
         }
         let mut out = vec![0f32; x.len()];
-        par_rows_mut(&mut out, v, |part, first| {
+        par_rows(&mut out, v, |part, first| {
             for (i, o) in part.chunks_exact_mut(v).enumerate() {
                 let (bi, t) = ((first + i) / p, (first + i) % p);
                 if t == p - 1 {
@@ -92,9 +89,7 @@ impl CustomOp2 for NextTokenNllGrad {
                 }
                 o[self.next[r] as usize] -= g[r];
             }
-            Ok(())
-        })
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        })?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -116,8 +111,8 @@ pub fn next_token_nll(logits: &Tensor, tokens: &Tensor) -> crate::error::Result<
         .into_iter()
         .map(|t| u32::try_from(t).ok().filter(|&t| (t as usize) < v).ok_or_else(|| Error::invalid(format!("token id {t} is outside the vocabulary (size {v})"))))
         .collect::<crate::error::Result<Vec<u32>>>()?;
-    let op = NextTokenNll { next };
-    Ok(Some(if logits.track_op() { logits.apply_op1(op)? } else { logits.apply_op1_no_bwd(&op)? }))
+    // Recorded for the backward only when the logits are in an autograd graph.
+    Ok(Some(logits.apply_op1(NextTokenNll { next })?))
 }
 
 #[cfg(test)]

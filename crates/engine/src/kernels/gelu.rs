@@ -4,8 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::split::par_rows_mut;
-use super::{f32_slice, not_supported};
+use super::{f32_slice, not_supported, par_rows};
 
 /// `e^x` for x ≤ 0 (Cephes-style range reduction and a degree-6 polynomial), branch-free so
 /// the loop vectorises.
@@ -44,13 +43,11 @@ fn gelu_new_slope(x: f32) -> f32 {
 /// `dst[i] = f(src[i])` on both cores for large inputs.
 fn map_par(src: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Result<Vec<f32>> {
     let mut dst = vec![0f32; src.len()];
-    par_rows_mut(&mut dst, 1, |part, first| {
+    par_rows(&mut dst, 1, |part, first| {
         for (i, (y, &x)) in part.iter_mut().zip(&src[first..]).enumerate() {
             *y = f(first + i, x);
         }
-        Ok(())
-    })
-    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    })?;
     Ok(dst)
 }
 
@@ -89,15 +86,13 @@ impl CustomOp2 for GeluNewGrad {
 }
 
 /// The fused kernel for contiguous f32 on the CPU (with a fused backward when `x` is in an
-/// autograd graph), else candle's `gelu` (the same formula, differentiable).
+/// autograd graph: candle records a custom op only then), else candle's `gelu` (the same
+/// formula, differentiable).
 pub fn gelu_new_tensor(x: &Tensor) -> Result<Tensor> {
-    if !(x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous()) {
-        return x.gelu();
-    }
-    if x.track_op() {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous() {
         x.apply_op1(GeluNew)
     } else {
-        x.apply_op1_no_bwd(&GeluNew)
+        x.gelu()
     }
 }
 

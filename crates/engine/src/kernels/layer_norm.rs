@@ -3,8 +3,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 
-use super::split::par_rows_mut;
-use super::{f32_slice, not_supported};
+use super::{f32_slice, not_supported, par_rows};
 
 struct LayerNormPre {
     eps: f32,
@@ -100,24 +99,20 @@ impl LayerNormGrad {
             *o = xi - mean;
         }
         let s = row_scale(out, self.eps);
+        let gn = |i: usize| match &self.w {
+            Some(w) => g[i] * w[i],
+            None => g[i],
+        };
         let (mut m1, mut m2) = (0f32, 0f32);
         for (i, o) in out.iter_mut().enumerate() {
             let n = *o / s;
-            let gn = match &self.w {
-                Some(w) => g[i] * w[i],
-                None => g[i],
-            };
-            m1 += gn;
-            m2 += gn * n;
+            m1 += gn(i);
+            m2 += gn(i) * n;
             *o = n;
         }
         let (m1, m2) = (m1 / d, m2 / d);
         for (i, o) in out.iter_mut().enumerate() {
-            let gn = match &self.w {
-                Some(w) => g[i] * w[i],
-                None => g[i],
-            };
-            *o = (gn - m1 - *o * m2) / s;
+            *o = (gn(i) - m1 - *o * m2) / s;
         }
     }
 }
@@ -134,14 +129,12 @@ impl CustomOp2 for LayerNormGrad {
             candle_core::bail!("layer_norm grad: {} inputs and {} gradients", x.len(), g.len())
         }
         let mut dst = vec![0f32; x.len()];
-        par_rows_mut(&mut dst, d, |part, first| {
+        par_rows(&mut dst, d, |part, first| {
             let (x, g) = (&x[first * d..first * d + part.len()], &g[first * d..first * d + part.len()]);
             for ((x, g), o) in x.chunks_exact(d).zip(g.chunks_exact(d)).zip(part.chunks_exact_mut(d)) {
                 self.row(x, g, o);
             }
-            Ok(())
-        })
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        })?;
         Ok((CpuStorage::F32(dst), l1.shape().clone()))
     }
 }
@@ -199,15 +192,6 @@ impl CustomOp1 for Scale {
     }
 }
 
-/// `op` on `x`, recorded for the backward when `x` is in an autograd graph.
-fn apply<C: CustomOp1 + Send + Sync + 'static>(x: &Tensor, op: C) -> Result<Tensor> {
-    if x.track_op() {
-        x.apply_op1(op)
-    } else {
-        x.apply_op1_no_bwd(&op)
-    }
-}
-
 fn fusable(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous()
 }
@@ -218,8 +202,9 @@ pub fn center_and_scale(x: &Tensor, eps: f64) -> Result<Option<(Tensor, Tensor)>
     if !fusable(x) {
         return Ok(None);
     }
-    let c = apply(x, Center)?;
-    let s = apply(&c, Scale { eps: eps as f32 })?;
+    // candle records a custom op for the backward only when its input is in an autograd graph.
+    let c = x.apply_op1(Center)?;
+    let s = c.apply_op1(Scale { eps: eps as f32 })?;
     Ok(Some((c, s)))
 }
 
@@ -234,7 +219,7 @@ pub fn layer_norm_fused(x: &Tensor, eps: f64, w: Option<&Tensor>, b: Option<&Ten
         (None, None) => None,
         _ => return Ok(None),
     };
-    Ok(Some(apply(x, LayerNormPre { eps: eps as f32, affine })?))
+    Ok(Some(x.apply_op1(LayerNormPre { eps: eps as f32, affine })?))
 }
 
 #[cfg(test)]

@@ -22,6 +22,15 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Option<&'a [f32]> {
     }
 }
 
+/// [`split::par_rows_mut`] for kernels: `f(part, first_row)` on both cores; candle's errors.
+fn par_rows<T: Send>(data: &mut [T], row_len: usize, f: impl Fn(&mut [T], usize) + Sync) -> Result<()> {
+    split::par_rows_mut(data, row_len, |part, first| {
+        f(part, first);
+        Ok(())
+    })
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
+
 fn not_supported(op: &str) -> Result<(CpuStorage, candle_core::Shape)> {
     candle_core::bail!("{op}: the fused kernel takes contiguous f32 input")
 }

@@ -8,8 +8,7 @@
 use candle_core::cpu::kernels::VecOps;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 
-use super::split::par_rows_mut;
-use super::{f32_slice, not_supported};
+use super::{f32_slice, not_supported, par_rows};
 
 struct SoftmaxLast;
 
@@ -37,14 +36,12 @@ impl CustomOp1 for SoftmaxLast {
         let d = *l.dims().last().unwrap_or(&1);
         let mut dst = vec![0f32; src.len()];
         if d > 0 {
-            par_rows_mut(&mut dst, d, |part, first| {
+            par_rows(&mut dst, d, |part, first| {
                 let from = &src[first * d..first * d + part.len()];
                 for (x, y) in from.chunks_exact(d).zip(part.chunks_exact_mut(d)) {
                     softmax_row(x, y);
                 }
-                Ok(())
-            })
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            })?;
         }
         Ok((CpuStorage::F32(dst), l.shape().clone()))
     }
@@ -56,10 +53,11 @@ impl CustomOp1 for SoftmaxLast {
     }
 }
 
-/// Softmax over the last dim; `grad`: differentiable (the fused kernel's numbers, with a
-/// backward, on contiguous f32 CPU input; candle's composite softmax elsewhere).
-pub fn softmax_last(x: &Tensor, grad: bool) -> Result<Tensor> {
-    if !grad {
+/// Softmax over the last dim. When `x` is in an autograd graph it is differentiable (the fused
+/// kernel's numbers, with a backward, on contiguous f32 CPU input; candle's composite softmax
+/// elsewhere); otherwise candle-nn's fused kernel.
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if !x.track_op() {
         return candle_nn::ops::softmax_last_dim(x);
     }
     if x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous() {
@@ -78,7 +76,7 @@ mod tests {
     fn same_numbers_as_candle_and_the_same_gradient() -> Result<()> {
         let dev = Device::Cpu;
         let x = Var::randn(0f32, 3.0, (3, 70, 33), &dev)?;
-        let ours = softmax_last(x.as_tensor(), true)?;
+        let ours = softmax_last(x.as_tensor())?;
         let fused = candle_nn::ops::softmax_last_dim(x.as_tensor())?;
         assert_eq!(ours.flatten_all()?.to_vec1::<f32>()?, fused.flatten_all()?.to_vec1::<f32>()?);
         let composite = candle_nn::ops::softmax(x.as_tensor(), D::Minus1)?;

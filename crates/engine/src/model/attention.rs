@@ -120,14 +120,10 @@ pub fn forward(
         };
     }
     let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
-    let mut pattern = softmax_last(&scores, taps.grad_mode())?;
+    let mut pattern = softmax_last(&scores)?;
     if let Some(live) = &plan.live_rows {
         // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
-        pattern = if pattern.track_op() {
-            mask_fill(&pattern, live, 0.0)?
-        } else {
-            live.broadcast_as(pattern.shape())?.where_cond(&pattern, &pattern.zeros_like()?)?
-        };
+        pattern = mask_fill(&pattern, live, 0.0)?;
     }
     let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
     let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };

@@ -293,10 +293,7 @@ impl HookedModel {
                         r.dims()
                     )));
                 }
-                let t = match &opts.tokens {
-                    Some(t) => Some(self.check_tokens(t)?),
-                    None => None,
-                };
+                let t = opts.tokens.as_ref().map(|t| self.check_tokens(t)).transpose()?;
                 let (b, q, _) = r.dims3()?;
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
                 let r = crate::device::to(&r.to_dtype(self.dtype())?, &self.device)?;
@@ -311,10 +308,7 @@ impl HookedModel {
                 let (b, q, _) = e.dims3()?;
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
                 let e = crate::device::to(&e.to_dtype(self.dtype())?, &self.device)?;
-                let t = match &opts.tokens {
-                    Some(t) => Some(self.check_tokens(t)?),
-                    None => None,
-                };
+                let t = opts.tokens.as_ref().map(|t| self.check_tokens(t)).transpose()?;
                 (self.add_positions(e, &plan, &mut taps)?, t, plan, loss_mask)
             }
             (ForwardInput::Tokens(_) | ForwardInput::Embeds(_), Some(_)) => {
