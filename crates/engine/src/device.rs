@@ -37,13 +37,23 @@ pub fn parse(name: &str) -> Result<Device> {
 
 /// One candle device per GPU for the whole process: candle gives each `new_cuda` its own
 /// identity, and tensors of two identities cannot meet in one op.
+///
+/// The device gets one explicit stream (`new_cuda_with_stream`), not candle's default of
+/// `CU_STREAM_PER_THREAD`. The per-thread default stream is a different stream on every host
+/// thread, while cudarc sees one stream object and so never orders them: a forward enqueued on
+/// one libuv worker, the next on another, and the JS thread's reads (`toArray`) and frees
+/// (`dispose`, finalisers) all raced. A stream-ordered free on the JS thread could hand memory
+/// back (or to another thread's allocation) while a worker's kernels still wrote it, which is
+/// how the GPU bench met `CUDA_ERROR_ILLEGAL_ADDRESS`, and a read could copy a tensor before its
+/// kernel finished. With one stream every thread's work runs in the order it was submitted, and
+/// the JS side submits in program order (each call is awaited before its result is used).
 fn cuda(ordinal: usize) -> candle_core::Result<Device> {
     static OPEN: Mutex<Vec<(usize, Device)>> = Mutex::new(Vec::new());
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, d)) = open.iter().find(|(n, _)| *n == ordinal) {
         return Ok(d.clone());
     }
-    let d = Device::new_cuda(ordinal)?;
+    let d = Device::new_cuda_with_stream(ordinal)?;
     open.push((ordinal, d.clone()));
     Ok(d)
 }
