@@ -9,7 +9,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::op::Add;
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp2, Layout, Result, Shape, Storage, Tensor};
 
 struct ConstLinear {
     /// `[k, n]`, or `[batch, k, n]` for a batched input.
@@ -84,8 +84,47 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     }
     let y = x.matmul(w)?;
     match b {
+        // The product is fresh and ours alone: the bias goes into it in place, rather than into a
+        // second output-sized buffer (206 MB for GPT-2's logits at 1×1024).
+        Some(b) if row_bias_fits(&y, b) => {
+            y.inplace_op2(b, &RowBias)?;
+            Ok(y)
+        }
         Some(b) => y.broadcast_add(b),
         None => Ok(y),
+    }
+}
+
+/// Whether [`RowBias`] takes `y` and `b`: contiguous f32 on the CPU, `b` one row of `y`'s last dim.
+fn row_bias_fits(y: &Tensor, b: &Tensor) -> bool {
+    let ok = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
+    ok(y) && ok(b) && b.rank() == 1 && y.dims().last() == Some(&b.dim(0).unwrap_or(usize::MAX))
+}
+
+/// `y[.., j] += b[j]` in place: the bias add of [`linear`], the same numbers as candle's
+/// broadcast add.
+struct RowBias;
+
+impl InplaceOp2 for RowBias {
+    fn name(&self) -> &'static str {
+        "tl-row-bias"
+    }
+
+    fn cpu_fwd(&self, y: &mut CpuStorage, yl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<()> {
+        let (CpuStorage::F32(yv), Some((y0, y1)), Some(b)) = (y, yl.contiguous_offsets(), super::f32_slice(b, bl)) else {
+            candle_core::bail!("bias add: contiguous f32 operands expected")
+        };
+        let n = b.len();
+        if n == 0 {
+            return Ok(());
+        }
+        super::par_rows(&mut yv[y0..y1], n, |part, _| {
+            for row in part.chunks_exact_mut(n) {
+                for (v, &c) in row.iter_mut().zip(b) {
+                    *v += c;
+                }
+            }
+        })
     }
 }
 
@@ -93,6 +132,23 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn untracked_bias_add_in_place_matches_broadcast_add() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 300, 40), &dev)?;
+        let w = Tensor::randn(0f32, 1.0, (2, 40, 700), &dev)?;
+        let b = Tensor::randn(0f32, 1.0, 700, &dev)?;
+        let ours = linear(&x, &w, Some(&b))?;
+        let theirs = x.matmul(&w)?.broadcast_add(&b)?;
+        assert_eq!(ours.flatten_all()?.to_vec1::<f32>()?, theirs.flatten_all()?.to_vec1::<f32>()?);
+        // A bias that is not one row (per-head biases) takes the broadcast add.
+        let bh = Tensor::randn(0f32, 1.0, (2, 1, 700), &dev)?;
+        let ours = linear(&x, &w, Some(&bh))?;
+        let theirs = x.matmul(&w)?.broadcast_add(&bh)?;
+        assert_eq!(ours.flatten_all()?.to_vec1::<f32>()?, theirs.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    }
 
     #[test]
     fn forward_and_input_gradient_match_candle_ops() -> Result<()> {

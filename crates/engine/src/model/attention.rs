@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
+use crate::kernels::attn_softmax;
 use crate::kernels::linear::linear;
 use crate::kernels::mask_fill::mask_fill;
 use crate::kernels::softmax::softmax_last;
@@ -52,6 +53,25 @@ fn project_per_head(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: us
     let y = linear(&xs, &w3, Some(&bias))?; // [h, b*p, dh]
     let y = y.reshape((h, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
     Ok(y)
+}
+
+/// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, masked.
+fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, grad: bool) -> Result<Tensor> {
+    let mut scores = (raw / cfg.attn_scale_for_layer(layer))?;
+    if cfg.attn_scores_soft_cap > 0.0 {
+        let c = cfg.attn_scores_soft_cap;
+        scores = ((scores / c)?.tanh()? * c)?;
+    }
+    // The plan holds a mask only for causal attention (TL ignores padding otherwise).
+    if let Some(mask) = &plan.additive {
+        scores = match if grad { plan.keep()? } else { None } {
+            // As TL's torch.where: masked scores pass no gradient on (an addition would carry
+            // the NaN gradients of fully masked rows back into Q and K).
+            Some(keep) => mask_fill(&scores, keep, f64::NEG_INFINITY)?,
+            None => scores.broadcast_add(mask)?,
+        };
+    }
+    Ok(scores)
 }
 
 pub fn forward(
@@ -104,27 +124,23 @@ pub fn forward(
     let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
     let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
     let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, h, dh, k]
-    let mut scores = (q_.matmul(&k_t)? / cfg.attn_scale_for_layer(layer))?;
-    if cfg.attn_scores_soft_cap > 0.0 {
-        let c = cfg.attn_scores_soft_cap;
-        scores = ((scores / c)?.tanh()? * c)?;
-    }
-    // The plan holds a mask only for causal attention (TL ignores padding otherwise).
-    if let Some(mask) = &plan.additive {
-        scores = if taps.grad_mode() {
-            // As TL's torch.where: masked scores pass no gradient on (an addition would carry
-            // the NaN gradients of fully masked rows back into Q and K).
-            mask_fill(&scores, &mask.eq(0.0)?, f64::NEG_INFINITY)?
-        } else {
-            scores.broadcast_add(mask)?
-        };
-    }
-    let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
-    let mut pattern = softmax_last(&scores)?;
-    if let Some(live) = &plan.live_rows {
-        // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
-        pattern = mask_fill(&pattern, live, 0.0)?;
-    }
+    let raw = q_.matmul(&k_t)?;
+    let mask = plan.additive.as_ref();
+    let fuse = cfg.attn_scores_soft_cap <= 0.0 && !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, mask);
+    let pattern = if fuse {
+        // Nothing observes the scores: scale, mask and softmax in one pass over the product.
+        attn_softmax::scale_mask_softmax_(&raw, (1.0 / cfg.attn_scale_for_layer(layer)) as f32, mask)?;
+        raw
+    } else {
+        let scores = masked_scores(cfg, layer, raw, plan, taps.grad_mode())?;
+        let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
+        let mut pattern = softmax_last(&scores)?;
+        if let Some(live) = &plan.live_rows {
+            // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
+            pattern = mask_fill(&pattern, live, 0.0)?;
+        }
+        pattern
+    };
     let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
     let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
 

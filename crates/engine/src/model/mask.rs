@@ -1,6 +1,8 @@
 //! Padding: TL's `get_attention_mask`, the positions a padding mask implies
 //! (`get_offset_position_ids`), and the additive attention mask one forward shares across layers.
 
+use std::sync::OnceLock;
+
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
@@ -60,6 +62,8 @@ pub struct MaskPlan {
     /// `[batch, q, 1]` 0 at padding positions (TL zeroes their positional embedding).
     pub pos_keep: Option<Tensor>,
     pub past: usize,
+    /// `additive == 0` as u8, made on first use (gradient runs mask with it) and shared by all layers.
+    keep: OnceLock<Tensor>,
 }
 
 impl MaskPlan {
@@ -68,7 +72,7 @@ impl MaskPlan {
         let k = past + q;
         let Some(mask) = mask else {
             let additive = if causal && q > 1 { Some(causal_additive(None, 1, q, past, dtype, dev)?.0) } else { None };
-            return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, past });
+            return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, past, keep: OnceLock::new() });
         };
         let (mb, mk, m) = mask_rows(mask)?;
         if mb != b || mk != k {
@@ -101,7 +105,18 @@ impl MaskPlan {
         } else {
             (None, None)
         };
-        Ok(MaskPlan { additive, live_rows, positions, pos_keep, past })
+        Ok(MaskPlan { additive, live_rows, positions, pos_keep, past, keep: OnceLock::new() })
+    }
+
+    /// Where attention is allowed, as a u8 mask for `where`-style masking (None: no mask).
+    pub fn keep(&self) -> Result<Option<&Tensor>> {
+        let Some(add) = &self.additive else { return Ok(None) };
+        if self.keep.get().is_none() {
+            // A race between layers cannot happen (one forward runs its layers in order); if it
+            // did, both would compute the same mask and one would be kept.
+            let _ = self.keep.set(add.eq(0.0)?);
+        }
+        Ok(self.keep.get())
     }
 }
 

@@ -1,0 +1,178 @@
+//! Attention scores to pattern in one pass, in place: TL's `q·k / scale`, the causal (and
+//! padding) mask, then softmax, over the raw `q·k` product.
+//!
+//! Unfused, that is three more `[batch, head, query, key]` buffers (50 MB each per layer at
+//! 1×1024 for GPT-2 small) and three more passes over memory. The fused pass runs only when
+//! nothing observes the scores (no `hook_attn_scores`, no gradient). Its arithmetic is the
+//! unfused ops' (candle's `affine` for the division, the additive mask, candle-nn's softmax),
+//! so the pattern is the same bit for bit; masked keys skip the `exp` (it is exactly 0), and a
+//! query with no key to attend to gets a zero row (TL's NaN → 0).
+
+use candle_core::cpu::kernels::VecOps;
+use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
+
+use super::par_rows;
+
+/// One query row: `s = s · inv_scale + mask`, then softmax over it.
+fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
+    match mask {
+        Some(m) => {
+            for (x, &a) in s.iter_mut().zip(m) {
+                *x = if a == f32::NEG_INFINITY { a } else { *x * inv_scale + a };
+            }
+        }
+        None => s.iter_mut().for_each(|x| *x = *x * inv_scale + 0.0),
+    }
+    let mut max = f32::NEG_INFINITY;
+    // SAFETY: `s` holds `s.len()` elements and `max`/`sum` are valid places.
+    unsafe { f32::vec_reduce_max(s.as_ptr(), &mut max, s.len()) };
+    if max == f32::NEG_INFINITY {
+        s.fill(0.0);
+        return;
+    }
+    for x in s.iter_mut() {
+        *x = if *x == f32::NEG_INFINITY { 0.0 } else { (*x - max).exp() };
+    }
+    let mut sum = 0f32;
+    unsafe { f32::vec_reduce_sum(s.as_ptr(), &mut sum, s.len()) };
+    for x in s.iter_mut() {
+        *x /= sum;
+    }
+}
+
+/// Scores `[batch, heads, q, k]`; the mask `[1 or batch, 1, q, k]`, 0 or -inf.
+struct ScaleMaskSoftmax {
+    inv_scale: f32,
+}
+
+impl ScaleMaskSoftmax {
+    fn run(&self, s: &mut CpuStorage, l: &Layout, mask: Option<(&[f32], usize)>) -> Result<()> {
+        let (CpuStorage::F32(v), Some((a, b)), [_, h, q, k]) = (s, l.contiguous_offsets(), l.dims()) else {
+            candle_core::bail!("attention softmax: the scores must be contiguous f32 [batch, heads, query, key]")
+        };
+        let (h, q, k) = (*h, *q, *k);
+        let data = &mut v[a..b];
+        if k == 0 {
+            return Ok(());
+        }
+        par_rows(data, k, |part, first| {
+            for (i, r) in part.chunks_exact_mut(k).enumerate() {
+                let n = first + i;
+                let m = mask.map(|(m, rows)| {
+                    let at = ((n / (h * q)) % rows * q + n % q) * k;
+                    &m[at..at + k]
+                });
+                row(r, self.inv_scale, m);
+            }
+        })
+    }
+}
+
+impl InplaceOp1 for ScaleMaskSoftmax {
+    fn name(&self) -> &'static str {
+        "tl-attn-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        self.run(s, l, None)
+    }
+}
+
+impl InplaceOp2 for ScaleMaskSoftmax {
+    fn name(&self) -> &'static str {
+        "tl-attn-softmax-masked"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout, m: &CpuStorage, ml: &Layout) -> Result<()> {
+        let (CpuStorage::F32(mv), Some((a, b)), [rows, 1, _, _]) = (m, ml.contiguous_offsets(), ml.dims()) else {
+            candle_core::bail!("attention softmax: the mask must be contiguous f32 [batch or 1, 1, query, key]")
+        };
+        let rows = *rows;
+        self.run(s, l, Some((&mv[a..b], rows)))
+    }
+}
+
+/// Whether [`scale_mask_softmax_`] takes these scores (and mask): f32 contiguous on the CPU,
+/// outside any autograd graph, the mask's rows 1 or the batch and its query/key dims the scores'.
+pub fn fusable(scores: &Tensor, mask: Option<&Tensor>) -> bool {
+    let ok = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
+    let Ok((b, _, q, k)) = scores.dims4() else { return false };
+    ok(scores)
+        && !scores.track_op()
+        && mask.is_none_or(|m| match m.dims4() {
+            Ok((r, 1, mq, mk)) => ok(m) && (r == 1 || r == b) && mq == q && mk == k,
+            _ => false,
+        })
+}
+
+/// Turns raw `q·k` scores into the attention pattern in place (see the module docs). The caller
+/// owns `scores` alone (a fresh product) and has checked [`fusable`].
+pub fn scale_mask_softmax_(scores: &Tensor, inv_scale: f32, mask: Option<&Tensor>) -> Result<()> {
+    let op = ScaleMaskSoftmax { inv_scale };
+    match mask {
+        Some(m) => scores.inplace_op2(m, &op),
+        None => scores.inplace_op1(&op),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The unfused ops the attention runs when the scores are observed.
+    fn unfused(raw: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Vec<f32>> {
+        let mut s = (raw / scale)?;
+        if let Some(m) = mask {
+            s = s.broadcast_add(m)?;
+        }
+        let p = candle_nn::ops::softmax_last_dim(&s)?;
+        // Rows with no key: NaN there, zero after TL's fix-up.
+        let v: Vec<f32> = p.flatten_all()?.to_vec1()?;
+        Ok(v.into_iter().map(|x| if x.is_nan() { 0.0 } else { x }).collect())
+    }
+
+    fn mask(rows: usize, q: usize, k: usize, dead_row: bool) -> Result<Tensor> {
+        let past = k - q;
+        let mut m = vec![0f32; rows * q * k];
+        for r in 0..rows {
+            for i in 0..q {
+                for j in 0..k {
+                    // Causal, plus one padded key per batch row and (optionally) a query that sees nothing.
+                    if j > i + past || j == r || (dead_row && r == 0 && i == 0) {
+                        m[(r * q + i) * k + j] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(m, (rows, 1, q, k), &Device::Cpu)
+    }
+
+    #[test]
+    fn same_bits_as_the_unfused_ops() -> Result<()> {
+        let dev = Device::Cpu;
+        for (b, h, q, past, rows, dead) in [(2, 3, 9, 0, 2, true), (2, 4, 5, 3, 1, false), (1, 2, 1, 6, 0, false), (3, 2, 40, 0, 3, false)] {
+            let k = q + past;
+            let raw = Tensor::randn(0f32, 4.0, (b, h, q, k), &dev)?;
+            let m = if rows > 0 { Some(mask(rows, q, k, dead)?) } else { None };
+            let want = unfused(&raw, 8.0, m.as_ref())?;
+            let fused = raw.copy()?;
+            assert!(fusable(&fused, m.as_ref()));
+            scale_mask_softmax_(&fused, (1.0 / 8.0f64) as f32, m.as_ref())?;
+            assert_eq!(fused.flatten_all()?.to_vec1::<f32>()?, want, "b={b} h={h} q={q} past={past}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_take() -> Result<()> {
+        let dev = Device::Cpu;
+        let s = Tensor::zeros((2, 3, 4, 4), DType::F32, &dev)?;
+        assert!(!fusable(&s.to_dtype(DType::F64)?, None));
+        assert!(!fusable(&s.transpose(2, 3)?, None));
+        assert!(!fusable(&s, Some(&Tensor::zeros((3, 1, 4, 4), DType::F32, &dev)?)));
+        assert!(!fusable(&s, Some(&Tensor::zeros((1, 1, 4, 5), DType::F32, &dev)?)));
+        assert!(fusable(&s, Some(&Tensor::zeros((1, 1, 4, 4), DType::F32, &dev)?)));
+        Ok(())
+    }
+}
