@@ -9,6 +9,7 @@ pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
 pub mod mask_fill;
+pub mod norm_affine;
 pub mod softmax;
 pub mod split;
 pub mod threads;

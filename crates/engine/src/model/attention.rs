@@ -4,7 +4,7 @@ use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
 use crate::kernels::attn_softmax;
-use crate::kernels::linear::linear;
+use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::mask_fill::mask_fill;
 use crate::kernels::softmax::softmax_last;
 use crate::model::config::Config;
@@ -24,22 +24,21 @@ pub enum AttnInput {
 
 /// `x: [batch, pos, d_model]` → `[batch, pos, n_heads, d_head]` for one of Q (0), K (1), V (2).
 fn project_shared(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usize) -> Result<Tensor> {
-    let (b, p, d) = x.dims3()?;
+    let (b, p, _) = x.dims3()?;
     let hd = h * dh;
     let wm = w.w_qkv.narrow(1, which * hd, hd)?;
     // The CPU gemm reads the strided column block in place; cuBLAS takes dense matrices only.
     let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
     let bias = w.b_qkv.narrow(0, which * hd, hd)?;
-    let y = linear(&x.reshape((b * p, d))?, &wm, Some(&bias))?;
-    Ok(y.reshape((b, p, h, dh))?)
+    Ok(linear_to(x, &wm, Some(&bias), &[b, p, h, dh])?)
 }
 
 /// Q, K and V from one product with the whole `w_qkv`.
 fn project_fused(x: &Tensor, w: &BlockWeights, h: usize, dh: usize) -> Result<(Tensor, Tensor, Tensor)> {
-    let (b, p, d) = x.dims3()?;
+    let (b, p, _) = x.dims3()?;
     let hd = h * dh;
-    let y = linear(&x.reshape((b * p, d))?, &w.w_qkv, Some(&w.b_qkv))?;
-    let part = |i: usize| -> Result<Tensor> { Ok(y.narrow(1, i * hd, hd)?.contiguous()?.reshape((b, p, h, dh))?) };
+    let y = linear(x, &w.w_qkv, Some(&w.b_qkv))?;
+    let part = |i: usize| -> Result<Tensor> { Ok(y.narrow(2, i * hd, hd)?.contiguous()?.reshape((b, p, h, dh))?) };
     Ok((part(0)?, part(1)?, part(2)?))
 }
 
@@ -155,7 +154,6 @@ pub fn forward(
         let result = taps.block(layer, BlockHook::Result, result)?;
         Ok(result.sum(D::Minus2)?.broadcast_add(&w.b_o)?)
     } else {
-        let out = linear(&z.reshape((b * p, h * dh))?, &w.w_o, Some(&w.b_o))?;
-        Ok(out.reshape((b, p, d))?)
+        Ok(linear_to(&z, &w.w_o, Some(&w.b_o), &[b, p, d])?)
     }
 }

@@ -9,12 +9,8 @@ use crate::model::hooks::{BlockHook, Taps};
 use crate::model::weights::MlpWeights;
 
 pub fn forward(layer: usize, w: &MlpWeights, act: Activation, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
-    let (b, p, d) = x.dims3()?;
-    let pre = linear(&x.reshape((b * p, d))?, &w.w_in, Some(&w.b_in))?;
-    let d_mlp = pre.dim(1)?;
-    let pre = taps.block(layer, BlockHook::MlpPre, pre.reshape((b, p, d_mlp))?)?;
+    let pre = taps.block(layer, BlockHook::MlpPre, linear(x, &w.w_in, Some(&w.b_in))?)?;
     let post = act.apply(&pre)?;
     let post = taps.block(layer, BlockHook::MlpPost, post)?;
-    let out = linear(&post.reshape((b * p, d_mlp))?, &w.w_out, Some(&w.b_out))?;
-    Ok(out.reshape((b, p, d))?)
+    Ok(linear(&post, &w.w_out, Some(&w.b_out))?)
 }

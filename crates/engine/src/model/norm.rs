@@ -4,6 +4,7 @@ use candle_core::{DType, Tensor, D};
 
 use crate::error::{Error, Result};
 use crate::kernels::layer_norm::{center_and_scale, layer_norm_fused};
+use crate::kernels::norm_affine::norm_affine;
 use crate::model::hooks::Taps;
 use crate::model::weights::NormWeights;
 
@@ -74,13 +75,21 @@ pub fn apply(
         }
     };
     let scale = taps.fire(hooks.scale, scale)?;
-    let mut y = centered.broadcast_div(&scale)?;
-    if let (true, Some(wt)) = (kind.has_weight(), &w.w) {
-        y = y.broadcast_mul(&wt.to_dtype(y.dtype())?)?;
-    }
-    if let (true, Some(b)) = (kind.has_bias(), &w.b) {
-        y = y.broadcast_add(&b.to_dtype(y.dtype())?)?;
-    }
+    let wt = if kind.has_weight() { w.w.as_ref() } else { None };
+    let bt = if kind.has_bias() { w.b.as_ref() } else { None };
+    let y = match norm_affine(&centered, &scale, wt, bt)? {
+        Some(y) => y,
+        None => {
+            let mut y = centered.broadcast_div(&scale)?;
+            if let Some(wt) = wt {
+                y = y.broadcast_mul(&wt.to_dtype(y.dtype())?)?;
+            }
+            if let Some(b) = bt {
+                y = y.broadcast_add(&b.to_dtype(y.dtype())?)?;
+            }
+            y
+        }
+    };
     let y = taps.fire(hooks.normalized, y)?;
     Ok(if y.dtype() != in_dtype { y.to_dtype(in_dtype)? } else { y })
 }

@@ -361,13 +361,11 @@ impl HookedModel {
     }
 
     fn unembed(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, p, d) = x.dims3()?;
-        let mut logits = crate::kernels::linear::linear(&x.reshape((b * p, d))?, &self.weights.w_u, Some(&self.weights.b_u))?;
+        let mut logits = crate::kernels::linear::linear(x, &self.weights.w_u, Some(&self.weights.b_u))?;
         let cap = self.cfg().output_logits_soft_cap;
         if cap > 0.0 {
             logits = ((logits / cap)?.tanh()? * cap)?;
         }
-        let v = logits.dim(1)?;
-        Ok(logits.reshape((b, p, v))?)
+        Ok(logits)
     }
 }
