@@ -9,9 +9,9 @@
 //! query with no key to attend to gets a zero row (TL's NaN → 0).
 
 use candle_core::cpu::kernels::VecOps;
-use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
 
-use super::par_rows;
+use super::{is_cpu_f32, par_rows};
 
 /// One query row: `s = s · inv_scale + mask`, then softmax over it.
 fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
@@ -95,12 +95,11 @@ impl InplaceOp2 for ScaleMaskSoftmax {
 /// Whether [`scale_mask_softmax_`] takes these scores (and mask): f32 contiguous on the CPU,
 /// outside any autograd graph, the mask's rows 1 or the batch and its query/key dims the scores'.
 pub fn fusable(scores: &Tensor, mask: Option<&Tensor>) -> bool {
-    let ok = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
     let Ok((b, _, q, k)) = scores.dims4() else { return false };
-    ok(scores)
+    is_cpu_f32(scores)
         && !scores.track_op()
         && mask.is_none_or(|m| match m.dims4() {
-            Ok((r, 1, mq, mk)) => ok(m) && (r == 1 || r == b) && mq == q && mk == k,
+            Ok((r, 1, mq, mk)) => is_cpu_f32(m) && (r == 1 || r == b) && mq == q && mk == k,
             _ => false,
         })
 }
@@ -118,7 +117,7 @@ pub fn scale_mask_softmax_(scores: &Tensor, inv_scale: f32, mask: Option<&Tensor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     /// The unfused ops the attention runs when the scores are observed.
     fn unfused(raw: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Vec<f32>> {

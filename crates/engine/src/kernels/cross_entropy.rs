@@ -99,7 +99,7 @@ impl CustomOp2 for NextTokenNllGrad {
 /// the op-by-op path. `tokens`: `[batch, pos]`.
 pub fn next_token_nll(logits: &Tensor, tokens: &Tensor) -> crate::error::Result<Option<Tensor>> {
     use crate::error::Error;
-    if !(logits.device().is_cpu() && logits.dtype() == DType::F32 && logits.is_contiguous()) {
+    if !super::is_cpu_f32(logits) {
         return Ok(None);
     }
     let (b, p, v) = logits.dims3()?;
@@ -117,6 +117,7 @@ pub fn next_token_nll(logits: &Tensor, tokens: &Tensor) -> crate::error::Result<
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::grad_gap;
     use super::*;
     use candle_core::{Device, Var, D};
 
@@ -137,9 +138,7 @@ mod tests {
         let d = (&ours - &want)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(d < 1e-5, "loss diff {d}");
         let coef = Tensor::randn(0f32, 1.0, (2, 4), &dev)?;
-        let g1 = (&ours * &coef)?.sum_all()?.backward()?;
-        let g2 = (&want * &coef)?.sum_all()?.backward()?;
-        let d = (g1.get(logits.as_tensor()).expect("grad") - g2.get(logits.as_tensor()).expect("grad"))?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let d = grad_gap(&ours, &want, &coef, logits.as_tensor())?;
         assert!(d < 1e-6, "grad diff {d}");
         let bad = Tensor::new(&[[0i64, 37, 0, 0, 0], [0, 0, 0, 0, 0]], &dev)?;
         assert!(next_token_nll(logits.as_tensor(), &bad).is_err());

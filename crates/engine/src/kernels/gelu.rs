@@ -89,7 +89,7 @@ impl CustomOp2 for GeluNewGrad {
 /// autograd graph: candle records a custom op only then), else candle's `gelu` (the same
 /// formula, differentiable).
 pub fn gelu_new_tensor(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous() {
+    if super::is_cpu_f32(x) {
         x.apply_op1(GeluNew)
     } else {
         x.gelu()

@@ -193,7 +193,7 @@ impl CustomOp1 for Scale {
 }
 
 fn fusable(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous()
+    super::is_cpu_f32(x)
 }
 
 /// The centred input and its scale, computed as the fused kernel does; None when the caller

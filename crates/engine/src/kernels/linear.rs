@@ -9,7 +9,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::op::Add;
-use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp2, Layout, Result, Shape, Storage, Tensor};
 
 struct ConstLinear {
     /// `[k, n]`, or `[batch, k, n]` for a batched input.
@@ -81,13 +81,12 @@ impl CustomOp1 for ConstLinear {
             return Ok(Some(grad.matmul(&self.w.t()?)?));
         }
         // As rows: `[m, n]` → `[m, k]`, then the input's shape.
-        let (k, n) = self.w.dims2()?;
+        let n = self.w.dim(1)?;
         let g = grad.reshape((grad.elem_count() / n, n))?;
         let dx = match input_grad_transposed(&g, &self.w)? {
             Some(dx) => dx,
             None => g.matmul(&self.w.t()?)?,
         };
-        debug_assert_eq!(dx.dim(1)?, k);
         Ok(Some(dx.reshape(x.dims())?))
     }
 }
@@ -161,8 +160,7 @@ pub fn linear_to(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &[usize]) -> R
 
 /// Whether [`RowBias`] takes `y` and `b`: contiguous f32 on the CPU, `b` one row of `y`'s last dim.
 fn row_bias_fits(y: &Tensor, b: &Tensor) -> bool {
-    let ok = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
-    ok(y) && ok(b) && b.rank() == 1 && y.dims().last() == Some(&b.dim(0).unwrap_or(usize::MAX))
+    super::is_cpu_f32(y) && super::is_cpu_f32(b) && b.rank() == 1 && y.dims().last() == Some(&b.dim(0).unwrap_or(usize::MAX))
 }
 
 /// `y[.., j] += b[j]` in place: the bias add of [`linear`], the same numbers as candle's
@@ -194,6 +192,7 @@ impl InplaceOp2 for RowBias {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::grad_gap;
     use super::*;
     use candle_core::{Device, Var};
 
@@ -244,13 +243,10 @@ mod tests {
         let coef = Tensor::randn(0f32, 1.0, (7, 33), &dev)?;
         let ours = linear(x.as_tensor(), &w, None)?;
         let theirs = x.as_tensor().matmul(&w)?;
-        let g1 = (&ours * &coef)?.sum_all()?.backward()?;
-        let g2 = (&theirs * &coef)?.sum_all()?.backward()?;
-        let (a, b) = (g1.get(x.as_tensor()).expect("grad"), g2.get(x.as_tensor()).expect("grad"));
-        assert_eq!(a.dims(), &[7, 5]);
-        assert!(a.is_contiguous());
-        let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let diff = grad_gap(&ours, &theirs, &coef, x.as_tensor())?;
         assert!(diff < 1e-5, "max diff {diff}");
+        let g = (&ours * &coef)?.sum_all()?.backward()?;
+        assert!(g.get(x.as_tensor()).expect("grad").is_contiguous());
         Ok(())
     }
 
@@ -267,11 +263,7 @@ mod tests {
         assert_eq!(ours.dims(), &[2, 3, 7]);
         let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-6, "forward max diff {diff}");
-        let g1 = (&ours * &coef)?.sum_all()?.backward()?;
-        let g2 = (&theirs * &coef)?.sum_all()?.backward()?;
-        let (a, b2) = (g1.get(z.as_tensor()).expect("grad"), g2.get(z.as_tensor()).expect("grad"));
-        assert_eq!(a.dims(), &[2, 3, 4, 5]);
-        let diff = (a - b2)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let diff = grad_gap(&ours, &theirs, &coef, z.as_tensor())?;
         assert!(diff < 1e-5, "grad max diff {diff}");
         // The untracked path gives the same numbers; a shape that does not hold the product fails.
         let plain = linear_to(&z.as_tensor().detach(), &w, Some(&b), &[2, 3, 7])?;

@@ -14,7 +14,13 @@ pub mod softmax;
 pub mod split;
 pub mod threads;
 
-use candle_core::{CpuStorage, Layout, Result, Storage};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+
+/// Whether `t` is contiguous f32 on the CPU: what the fused kernels (and the load path's
+/// in-place passes) take.
+pub fn is_cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
+}
 
 /// The contiguous f32 slice a kernel reads, or None when it must fall back.
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Option<&'a [f32]> {
@@ -51,5 +57,23 @@ fn cuda_part(st: &Storage) -> Option<&candle_core::CudaStorage> {
     match st {
         Storage::Cuda(c) => Some(c),
         _ => None,
+    }
+}
+
+/// Test support: kernels with a backward are checked against the candle ops they replace.
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::{Result, Tensor};
+
+    /// The largest gap between the gradients of `Σ coef · ours` and `Σ coef · theirs` with
+    /// respect to `wrt`; an error when either has no gradient there or one of `wrt`'s shape.
+    pub fn grad_gap(ours: &Tensor, theirs: &Tensor, coef: &Tensor, wrt: &Tensor) -> Result<f32> {
+        let g1 = (ours * coef)?.sum_all()?.backward()?;
+        let g2 = (theirs * coef)?.sum_all()?.backward()?;
+        let (Some(a), Some(b)) = (g1.get(wrt), g2.get(wrt)) else { candle_core::bail!("no gradient reached the input") };
+        if a.dims() != wrt.dims() || b.dims() != wrt.dims() {
+            candle_core::bail!("gradient shapes {:?} / {:?}, input {:?}", a.dims(), b.dims(), wrt.dims())
+        }
+        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
     }
 }

@@ -9,9 +9,9 @@
 //! backward gives `c` the gradient `(g · w) / scale` and `scale` the gradient
 //! `-Σ (g · w) · c / scale²`, as candle's division backward does.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
-use super::{f32_slice, par_rows};
+use super::{cpu_part, f32_slice, is_cpu_f32, par_rows};
 
 struct NormAffine {
     /// Weight and bias (length d), when the norm has them.
@@ -76,7 +76,7 @@ impl CustomOp2 for NormAffine {
         let (gs, gl) = grad.storage_and_layout();
         let (cs, cl) = c.storage_and_layout();
         let (ss, sl) = s.storage_and_layout();
-        let (Storage::Cpu(gs), Storage::Cpu(cs), Storage::Cpu(ss)) = (&*gs, &*cs, &*ss) else {
+        let (Some(gs), Some(cs), Some(ss)) = (cpu_part(&gs), cpu_part(&cs), cpu_part(&ss)) else {
             candle_core::bail!("norm affine: CPU operands expected")
         };
         let (Some(g), Some(cv), Some(sv)) = (f32_slice(gs, gl), f32_slice(cs, cl), f32_slice(ss, sl)) else {
@@ -110,8 +110,7 @@ impl CustomOp2 for NormAffine {
 /// `(c / scale) * w + b` as one node, or None when the caller must use candle ops (not contiguous
 /// f32 on the CPU).
 pub fn norm_affine(c: &Tensor, scale: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Option<Tensor>> {
-    let ok = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous();
-    if !ok(c) || !ok(scale) {
+    if !is_cpu_f32(c) || !is_cpu_f32(scale) {
         return Ok(None);
     }
     let vec = |t: Option<&Tensor>| -> Result<Option<Vec<f32>>> { t.map(|t| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()).transpose() };
@@ -121,6 +120,7 @@ pub fn norm_affine(c: &Tensor, scale: &Tensor, w: Option<&Tensor>, b: Option<&Te
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::grad_gap;
     use super::*;
     use candle_core::{Device, Var, D};
 
@@ -143,12 +143,8 @@ mod tests {
         // The forward: the same bits as the candle ops.
         assert_eq!(ours.flatten_all()?.to_vec1::<f32>()?, theirs.flatten_all()?.to_vec1::<f32>()?);
         let coef = Tensor::randn(0f32, 1.0, (2, 5, 16), &dev)?;
-        let g1 = (&ours * &coef)?.sum_all()?.backward()?;
-        let g2 = (&theirs * &coef)?.sum_all()?.backward()?;
         for v in [c.as_tensor(), s.as_tensor()] {
-            let (a, b) = (g1.get(v).expect("grad"), g2.get(v).expect("grad"));
-            assert_eq!(a.dims(), v.dims());
-            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let diff = grad_gap(&ours, &theirs, &coef, v)?;
             assert!(diff < 1e-5, "grad max diff {diff} (w {with_w}, b {with_b})");
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! closed-form backward `y (g - Σ g y)`.
 
 use candle_core::cpu::kernels::VecOps;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 
 use super::{f32_slice, not_supported, par_rows};
 
@@ -60,7 +60,7 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     if !x.track_op() {
         return candle_nn::ops::softmax_last_dim(x);
     }
-    if x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous() {
+    if super::is_cpu_f32(x) {
         x.apply_op1(SoftmaxLast)
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
@@ -69,6 +69,7 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::grad_gap;
     use super::*;
     use candle_core::{Device, Var};
 
@@ -81,9 +82,7 @@ mod tests {
         assert_eq!(ours.flatten_all()?.to_vec1::<f32>()?, fused.flatten_all()?.to_vec1::<f32>()?);
         let composite = candle_nn::ops::softmax(x.as_tensor(), D::Minus1)?;
         let coef = Tensor::randn(0f32, 1.0, (3, 70, 33), &dev)?;
-        let g1 = (&ours * &coef)?.sum_all()?.backward()?;
-        let g2 = (&composite * &coef)?.sum_all()?.backward()?;
-        let diff = (g1.get(x.as_tensor()).expect("grad") - g2.get(x.as_tensor()).expect("grad"))?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let diff = grad_gap(&ours, &composite, &coef, x.as_tensor())?;
         assert!(diff < 1e-6, "max diff {diff}");
         Ok(())
     }

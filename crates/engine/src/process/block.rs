@@ -7,7 +7,8 @@ use candle_core::{DType, Tensor};
 use crate::error::{Error, Result};
 use crate::kernels::split::par_rows_mut;
 use crate::model::weights::{BlockWeights, NormWeights};
-use crate::process::inplace::{is_cpu_f32, update_f32, Ownership};
+use crate::kernels::is_cpu_f32;
+use crate::process::inplace::{update_f32, Ownership};
 use crate::process::{center_last, fold_into, rows};
 
 /// How a LayerNorm / RMSNorm is folded (RMS: neither).

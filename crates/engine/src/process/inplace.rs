@@ -4,9 +4,10 @@
 
 use std::cell::RefCell;
 
-use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Storage, Tensor};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Storage, Tensor};
 
 use crate::error::{Error, Result};
+use crate::kernels::is_cpu_f32;
 
 /// Who else may hold a weight's storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +39,6 @@ impl<F: FnOnce(&mut [f32]) -> Result<()>> InplaceOp1 for Apply<F> {
         }
         Ok(())
     }
-}
-
-/// Whether `t` is contiguous f32 on the CPU (what the in-place kernels take).
-pub fn is_cpu_f32(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
 }
 
 /// `f` on the numbers of `t` (contiguous f32 on the CPU, else None): in place when `Fresh`,
