@@ -58,6 +58,11 @@ export declare class NativeKvCache {
   duplicate(): NativeKvCache
 }
 
+/**
+ * A loaded model. Every method takes `&self` (state behind `RefCell`s), so a JS hook that runs
+ * during a forward on the JS thread may call any of them, `dispose()` included: a run holds its
+ * own `Arc` of the weights, finishes with them, and the memory is freed when it ends.
+ */
 export declare class NativeModel {
   /**
    * Starts a generation from `prompt` (`[batch, pos]` tokens or `[batch, pos, d_model]`
@@ -92,6 +97,11 @@ export declare class NativeModel {
   tokenToId(token: string): number | null
   /** `{bos, eos, pad}` ids and strings, `prependsBos`, `paddingSide`. */
   tokenizerInfo(): string
+  /**
+   * Frees the weights now, or, for runs still in flight (async, or a hook's own model on the
+   * JS thread), as soon as they finish: they hold their own reference and complete normally.
+   * Every later call is `TL_DISPOSED`.
+   */
   dispose(): void
   get disposed(): boolean
   /** This model's tokenizer, to share with another model. */

@@ -36,12 +36,39 @@ export class TransformerLensError extends Error {
 
 const NATIVE_CODE = /^(TL_[A-Z_]+)\|([\s\S]*)$/
 
-/** Converts an error thrown by the addon (`CODE|message`) into a TransformerLensError. */
+/**
+ * napi's status codes for a JS argument it could not convert (the `code` of the Error it
+ * throws before the Rust function runs). The public API checks its arguments first
+ * (src/utils/args.ts); this is the backstop for any that slip through.
+ */
+const NAPI_ARG_CODES: ReadonlySet<string> = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+  'DateExpected',
+  'ArraybufferExpected',
+  'DetachableArraybufferExpected',
+])
+
+/**
+ * Converts an error thrown by the addon (`CODE|message`) into a TransformerLensError; napi's own
+ * argument-conversion errors become `TL_INVALID_ARGUMENT` (with the original as `cause`).
+ */
 export function fromNative(err: unknown): unknown {
   if (err instanceof TransformerLensError) return err
   if (err instanceof Error) {
     const m = NATIVE_CODE.exec(err.message)
     if (m) return new TransformerLensError(m[1] as ErrorCode, m[2])
+    const code = (err as { code?: unknown }).code
+    if (typeof code === 'string' && NAPI_ARG_CODES.has(code)) {
+      return new TransformerLensError('TL_INVALID_ARGUMENT', `invalid argument: ${err.message}`, { cause: err })
+    }
   }
   return err
 }

@@ -3,6 +3,7 @@ import * as binding from './native/binding'
 import { backward as backwardFrom } from './hooks/backward'
 import { RandnOptions, RandOptions, randomArgs } from './utils/random'
 import { Device, isDeviceName } from './utils/devices'
+import { boolArg, describe, dimArg, dimsArg, intArg, invalidArg, MAX_NUMEL, numberArg, shapeArg, stringArg, U32_MAX } from './utils/args'
 
 type NativeTensor = binding.NativeTensor
 
@@ -18,23 +19,44 @@ interface ReduceOptions {
 
 const DTYPES: readonly string[] = ['float32', 'float16', 'bfloat16', 'float64', 'int64', 'int32', 'uint32', 'uint8']
 
+const SAFE = { min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }
+
 function indexSpec(index: readonly IndexEntry[]): binding.IndexSpec[] {
-  return index.map((e) => {
+  if (!Array.isArray(index)) throw invalidArg('index', 'an array of index entries', index)
+  return index.map((e, i) => {
     if (e === null || e === undefined) return { kind: 'all' }
-    if (typeof e === 'number') {
-      if (!Number.isInteger(e)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `index ${e} is not an integer`)
-      return { kind: 'at', at: e }
-    }
+    if (typeof e === 'number') return { kind: 'at', at: intArg(`index[${i}]`, e, SAFE) }
     if (Array.isArray(e) && e.length === 2) {
-      return { kind: 'range', start: e[0] ?? undefined, end: e[1] ?? undefined }
+      const end = (v: unknown, what: string) => (v === null || v === undefined ? undefined : intArg(`index[${i}][${what}]`, v, SAFE))
+      return { kind: 'range', start: end(e[0], 'start'), end: end(e[1], 'end') }
     }
-    throw new TransformerLensError('TL_INVALID_ARGUMENT', `bad index entry ${JSON.stringify(e)}: use null, an int or [start, end]`)
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', `bad index entry ${describe(e)} at index[${i}]: use null, an int or [start, end]`)
   })
 }
 
-function dimsArg(dim: number | readonly number[] | undefined): number[] {
-  if (dim === undefined) return []
-  return typeof dim === 'number' ? [dim] : [...dim]
+/** `t` as a Tensor operand (argument `name`). */
+function tensorArg(name: string, t: unknown): Tensor {
+  if (!(t instanceof Tensor)) throw invalidArg(name, 'a Tensor', t)
+  return t
+}
+
+function tensorsArg(name: string, ts: unknown): Tensor[] {
+  if (!Array.isArray(ts)) throw invalidArg(name, 'an array of Tensors', ts)
+  return ts.map((t, i) => tensorArg(`${name}[${i}]`, t))
+}
+
+/** A scalar operand: a number, or a Tensor (returned as is). */
+function operandArg(name: string, v: unknown): Tensor | number {
+  if (typeof v === 'number' || v instanceof Tensor) return v
+  throw invalidArg(name, 'a Tensor or a number', v)
+}
+
+function dtypeArg(dtype: unknown): string {
+  return stringArg('dtype', dtype)
+}
+
+function keepdimArg(o: ReduceOptions | undefined): boolean {
+  return o?.keepdim === undefined ? false : boolArg('keepdim', o.keepdim)
 }
 
 /**
@@ -59,7 +81,13 @@ export class Tensor {
 
   /** A tensor from a typed array (copied once). Float32Array → float32, BigInt64Array → int64, ... */
   static from(data: TypedArray | number[], shape?: readonly number[], dtype?: DType): Tensor {
-    const shp = shape ? [...shape] : [data.length]
+    if (dtype !== undefined) dtypeArg(dtype)
+    if (Array.isArray(data)) {
+      for (let i = 0; i < data.length; i++) if (typeof data[i] !== 'number') throw invalidArg(`data[${i}]`, 'a number (pass a flat array)', data[i])
+    } else if (!ArrayBuffer.isView(data)) {
+      throw invalidArg('data', 'a typed array or an array of numbers', data)
+    }
+    const shp = shapeArg('shape', shape === undefined || shape === null ? [data.length] : shape)
     let t: Tensor
     if (Array.isArray(data)) t = wrapT(native(() => binding.tensorFromF64(new Float64Array(data), shp))).to(dtype ?? 'float32')
     else if (data instanceof Float32Array) t = wrapT(native(() => binding.tensorFromF32(data, shp)))
@@ -72,7 +100,10 @@ export class Tensor {
   }
 
   static full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
-    return wrapT(native(() => binding.tensorFull([...shape], value, dtype)))
+    const shp = shapeArg('shape', shape)
+    numberArg('value', value)
+    dtypeArg(dtype)
+    return wrapT(native(() => binding.tensorFull(shp, value, dtype)))
   }
   static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
     return Tensor.full(shape, 0, dtype)
@@ -82,15 +113,20 @@ export class Tensor {
   }
   /** `arange(end)` or `arange(start, end, step)`; int64 for integer arguments, as torch. */
   static arange(start: number, end?: number, step = 1, dtype?: DType): Tensor {
-    const [s, e] = end === undefined ? [0, start] : [start, end]
+    const [s, e] = end === undefined ? [0, numberArg('end', start, { finite: true })] : [numberArg('start', start, { finite: true }), numberArg('end', end, { finite: true })]
+    numberArg('step', step, { finite: true })
+    if (step !== 0 && Math.ceil((e - s) / step) > MAX_NUMEL) throw new TransformerLensError('TL_INVALID_ARGUMENT', `arange(${s}, ${e}, ${step}) has more than 2^53 - 1 elements`)
     const dt = dtype ?? ([s, e, step].every(Number.isInteger) ? 'int64' : 'float32')
+    dtypeArg(dt)
     return wrapT(native(() => binding.tensorArange(s, e, step, dt)))
   }
   static cat(tensors: readonly Tensor[], dim = 0): Tensor {
-    return wrapT(native(() => binding.tensorCat(tensors.map((t) => t.native), dim, false)))
+    const parts = tensorsArg('tensors', tensors).map((t) => t.native)
+    return wrapT(native(() => binding.tensorCat(parts, dimArg('dim', dim), false)))
   }
   static stack(tensors: readonly Tensor[], dim = 0): Tensor {
-    return wrapT(native(() => binding.tensorCat(tensors.map((t) => t.native), dim, true)))
+    const parts = tensorsArg('tensors', tensors).map((t) => t.native)
+    return wrapT(native(() => binding.tensorCat(parts, dimArg('dim', dim), true)))
   }
 
   // ---- metadata ----
@@ -129,6 +165,7 @@ export class Tensor {
   size(dim?: number): number | number[] {
     const s = this.shape
     if (dim === undefined) return s
+    dimArg('dim', dim)
     const d = dim < 0 ? dim + s.length : dim
     if (d < 0 || d >= s.length) throw new TransformerLensError('TL_SHAPE_MISMATCH', `dim ${dim} is out of range for shape [${s}]`)
     return s[d]
@@ -170,6 +207,7 @@ export class Tensor {
   // ---- elementwise ----
 
   #bin(op: string, other: Tensor | number): Tensor {
+    operandArg('other', other)
     if (typeof other === 'number') return wrapT(native(() => this.native.scalar(op, other)))
     return wrapT(native(() => this.native.binary(op, other.native)))
   }
@@ -257,6 +295,8 @@ export class Tensor {
   }
   /** `cond.where(a, b)`: `a` where this tensor is non-zero, else `b` (broadcasting). */
   where(onTrue: Tensor | number, onFalse: Tensor | number): Tensor {
+    operandArg('onTrue', onTrue)
+    operandArg('onFalse', onFalse)
     const asT = (v: Tensor | number) => (typeof v === 'number' ? Tensor.full([], v, typeof onTrue === 'number' ? 'float32' : onTrue.dtype) : v)
     return wrapT(native(() => this.native.whereCond(asT(onTrue).native, asT(onFalse).native)))
   }
@@ -264,7 +304,8 @@ export class Tensor {
   // ---- reductions ----
 
   #red(op: string, dim: number | readonly number[] | undefined, o?: ReduceOptions): Tensor {
-    return wrapT(native(() => this.native.reduce(op, dimsArg(dim), o?.keepdim ?? false)))
+    const args = [op, dimsArg('dim', dim), keepdimArg(o)] as const
+    return wrapT(native(() => this.native.reduce(...args)))
   }
   sum(dim?: number | readonly number[], o?: ReduceOptions): Tensor {
     return this.#red('sum', dim, o)
@@ -293,25 +334,27 @@ export class Tensor {
     return this.#red('std', dim, o)
   }
   softmax(dim = -1): Tensor {
-    return wrapT(native(() => this.native.softmax(dim, false)))
+    return wrapT(native(() => this.native.softmax(dimArg('dim', dim), false)))
   }
   logSoftmax(dim = -1): Tensor {
-    return wrapT(native(() => this.native.softmax(dim, true)))
+    return wrapT(native(() => this.native.softmax(dimArg('dim', dim), true)))
   }
   /** p-norm over `dim` (all elements by default), as torch.linalg.vector_norm. */
   norm(o: { p?: number; dim?: number | readonly number[]; keepdim?: boolean } = {}): Tensor {
-    return wrapT(native(() => this.native.norm(o.p ?? 2, dimsArg(o.dim), o.keepdim ?? false)))
+    const args = [numberArg('p', o.p ?? 2), dimsArg('dim', o.dim), keepdimArg(o)] as const
+    return wrapT(native(() => this.native.norm(...args)))
   }
   /** `[values, indices]` of the k largest (or smallest) along `dim`. */
   topk(k: number, o: { dim?: number; largest?: boolean } = {}): [Tensor, Tensor] {
-    const [v, i] = native(() => this.native.topk(k, o.dim ?? -1, o.largest ?? true))
+    const args = [intArg('k', k, { min: 0, max: U32_MAX }), dimArg('dim', o.dim ?? -1), boolArg('largest', o.largest ?? true)] as const
+    const [v, i] = native(() => this.native.topk(...args))
     return [wrapT(v), wrapT(i)]
   }
 
   // ---- shape ----
 
   reshape(...shape: number[] | [readonly number[]]): Tensor {
-    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as number[]
+    const s = shapeArg('shape', Array.isArray(shape[0]) ? shape[0] : shape, { infer: true })
     return wrapT(native(() => this.native.reshape(s)))
   }
   view(...shape: number[]): Tensor {
@@ -321,26 +364,27 @@ export class Tensor {
     return this.reshape(-1)
   }
   permute(...dims: number[] | [readonly number[]]): Tensor {
-    const d = (Array.isArray(dims[0]) ? dims[0] : dims) as number[]
+    const d = dimsArg('dims', Array.isArray(dims[0]) ? dims[0] : dims)
     return wrapT(native(() => this.native.permute(d)))
   }
   transpose(a: number, b: number): Tensor {
-    return wrapT(native(() => this.native.transpose(a, b)))
+    return wrapT(native(() => this.native.transpose(dimArg('a', a), dimArg('b', b))))
   }
   /** The transpose of the last two dims. */
   get T(): Tensor {
     return this.transpose(-2, -1)
   }
   unsqueeze(dim: number): Tensor {
-    return wrapT(native(() => this.native.unsqueeze(dim)))
+    return wrapT(native(() => this.native.unsqueeze(dimArg('dim', dim))))
   }
   squeeze(dim?: number): Tensor {
-    return wrapT(native(() => this.native.squeeze(dim)))
+    return wrapT(native(() => this.native.squeeze(dim === undefined || dim === null ? undefined : dimArg('dim', dim))))
   }
 
   /** torch's `broadcast_to` / `expand`: size-1 and missing leading dims stretched to `shape`. */
   broadcastTo(shape: readonly number[]): Tensor {
-    return wrapT(native(() => this.native.broadcastTo([...shape])))
+    const shp = shapeArg('shape', shape)
+    return wrapT(native(() => this.native.broadcastTo(shp)))
   }
 
   // ---- linear algebra ----
@@ -378,14 +422,17 @@ export class Tensor {
   }
   /** A copy with `t[index] = value`: `z.sliceAssign([null, null, 3], 0)` ≙ `z[:, :, 3] = 0`. */
   sliceAssign(index: readonly IndexEntry[], value: Tensor | number): Tensor {
-    const v = typeof value === 'number' ? Tensor.full([], value, this.dtype) : value
-    return wrapT(native(() => this.native.sliceAssign(indexSpec(index), v.native)))
+    const spec = indexSpec(index)
+    const v = typeof operandArg('value', value) === 'number' ? Tensor.full([], value as number, this.dtype) : (value as Tensor)
+    return wrapT(native(() => this.native.sliceAssign(spec, v.native)))
   }
   indexSelect(dim: number, indices: Tensor): Tensor {
-    return wrapT(native(() => this.native.indexSelect(dim, indices.native)))
+    const idx = tensorArg('indices', indices).native
+    return wrapT(native(() => this.native.indexSelect(dimArg('dim', dim), idx)))
   }
   gather(dim: number, indices: Tensor): Tensor {
-    return wrapT(native(() => this.native.gather(dim, indices.native)))
+    const idx = tensorArg('indices', indices).native
+    return wrapT(native(() => this.native.gather(dimArg('dim', dim), idx)))
   }
 
   // ---- conversion and lifetime ----
@@ -395,12 +442,14 @@ export class Tensor {
    * Returns this same tensor's data, unshared only when something changed.
    */
   to(target: DType | Device): Tensor {
+    stringArg('target', target)
     if (isDeviceName(target)) return wrapT(native(() => this.native.toDevice(target)))
     if (!DTYPES.includes(target as DType)) throw new TransformerLensError('TL_DTYPE', `unknown dtype or device '${target}'`)
     return wrapT(native(() => this.native.toDtype(target)))
   }
   /** This tensor on the GPU (`'cuda'`, or `'cuda:N'` with an index). */
   cuda(index = 0): Tensor {
+    intArg('index', index, { min: 0 })
     return this.to(`cuda:${index}`)
   }
   /** This tensor in host memory. */
@@ -430,12 +479,16 @@ export class Tensor {
   /** Uniform on `[low, high)` (default `[0, 1)`). The same `seed` gives the same values on every platform. */
   static rand(shape: readonly number[], options: RandOptions = {}): Tensor {
     const a = randomArgs(shape, options)
-    return wrapT(native(() => binding.tensorRand(a.shape, a.seed, options.low ?? 0, options.high ?? 1, a.dtype)))
+    const low = numberArg('low', options.low ?? 0)
+    const high = numberArg('high', options.high ?? 1)
+    return wrapT(native(() => binding.tensorRand(a.shape, a.seed, low, high, dtypeArg(a.dtype))))
   }
   /** Normal with `mean` (default 0) and `std` (default 1). The same `seed` gives the same values on every platform. */
   static randn(shape: readonly number[], options: RandnOptions = {}): Tensor {
     const a = randomArgs(shape, options)
-    return wrapT(native(() => binding.tensorRandn(a.shape, a.seed, options.mean ?? 0, options.std ?? 1, a.dtype)))
+    const mean = numberArg('mean', options.mean ?? 0)
+    const std = numberArg('std', options.std ?? 1)
+    return wrapT(native(() => binding.tensorRandn(a.shape, a.seed, mean, std, dtypeArg(a.dtype))))
   }
 }
 

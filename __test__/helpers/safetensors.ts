@@ -66,3 +66,35 @@ export function shardSafetensors(file: string, outDir: string, n: number): { ind
   fs.writeFileSync(path.join(outDir, index), JSON.stringify({ metadata: { total_size: buf.length - base }, weight_map: weightMap }, null, 2))
   return { index, shards }
 }
+
+export interface RawTensor {
+  dtype: string
+  shape: number[]
+  bytes: Buffer
+}
+
+/** Rewrites a safetensors file in place after `edit` changes its tensors (names, dtypes, shapes, bytes). */
+export function rewriteSafetensors(file: string, edit: (tensors: Map<string, RawTensor>) => void): void {
+  const buf = fs.readFileSync(file)
+  const headerLen = Number(buf.readBigUInt64LE(0))
+  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8'))
+  const base = 8 + headerLen
+  const tensors = new Map<string, RawTensor>()
+  for (const [name, info] of Object.entries<any>(header)) {
+    if (name === '__metadata__') continue
+    const [s, e] = info.data_offsets as [number, number]
+    tensors.set(name, { dtype: info.dtype, shape: info.shape, bytes: Buffer.from(buf.subarray(base + s, base + e)) })
+  }
+  edit(tensors)
+  const out: Record<string, unknown> = { __metadata__: { format: 'pt' } }
+  let offset = 0
+  for (const [name, t] of tensors) {
+    out[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] }
+    offset += t.bytes.length
+  }
+  let json = JSON.stringify(out)
+  json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const len = Buffer.alloc(8)
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)))
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(json), ...[...tensors.values()].map((t) => t.bytes)]))
+}

@@ -6,6 +6,7 @@ import { withAbort } from './abort'
 import { opt } from './options'
 import type { TokenizerView } from './tokenizer'
 import type { ActivationCache } from '../cache/activation-cache'
+import { boolArg, enumArg, intArg, invalidArg, optFnArg, tokenIdArg, tokenIdsArg, U32_MAX } from '../utils/args'
 
 /** TL's `generate` options (snake_case names accepted too). */
 export interface GenerateOptions {
@@ -79,13 +80,25 @@ interface Prepared {
 type InputKind = 'str' | 'tokens' | 'embeds'
 
 function prepare(host: GenerationHost, input: string | string[] | Tensor, o: GenerateOptions): Prepared {
-  const maxNew = opt(o, 'maxNewTokens', 10)
-  if (!Number.isInteger(maxNew) || maxNew < 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', `maxNewTokens must be a non-negative integer, got ${maxNew}`)
+  if (o !== null && o !== undefined && typeof o !== 'object') throw invalidArg('options', 'an object', o)
+  // Every option is checked before anything runs (napi would wrap a count modulo 2^32).
+  const maxNew = intArg('maxNewTokens', opt<unknown>(o, 'maxNewTokens', 10), { min: 0, max: U32_MAX })
   let tokens: Tensor
   let mask: Tensor | undefined = opt<Tensor | undefined>(o, 'attentionMask', undefined)
+  if (mask !== undefined && mask !== null && !(mask instanceof Tensor)) throw invalidArg('attentionMask', 'a Tensor', mask)
   let inputKind: InputKind
-  const prependBos = opt(o, 'prependBos', host.defaultPrependBos)
+  const prependBos = boolArg('prependBos', opt(o, 'prependBos', host.defaultPrependBos))
   const paddingSide = opt<'left' | 'right' | undefined>(o, 'paddingSide', undefined)
+  if (paddingSide !== undefined) enumArg('paddingSide', paddingSide, ['left', 'right'])
+  const stopAtEos = boolArg('stopAtEos', opt(o, 'stopAtEos', true))
+  const eos = opt<unknown>(o, 'eosTokenId', undefined)
+  if (eos !== undefined && eos !== null && !Array.isArray(eos)) tokenIdArg('eosTokenId', eos)
+  const eosList = Array.isArray(eos) ? tokenIdsArg('eosTokenId', eos) : null
+  const rt = opt<'input' | InputKind>(o, 'returnType', 'input')
+  enumArg('returnType', rt, ['input', 'str', 'tokens', 'embeds'])
+  const useKvCache = boolArg('useKvCache', opt(o, 'useKvCache', opt(o, 'usePastKvCache', true)))
+  const sample = sampleArgs(o, boolArg('doSample', opt(o, 'doSample', true)))
+  optFnArg('onProgress', opt<unknown>(o, 'onProgress', undefined))
   if (typeof input === 'string' || Array.isArray(input)) {
     if (host.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', 'this model has no tokenizer: pass a token Tensor')
     inputKind = 'str'
@@ -109,11 +122,9 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
     const side = paddingSide ?? host.tokenizer.paddingSide
     mask = host.tokenizer.attentionMask(tokens, prependBos, side === 'left')
   }
-  const stopAtEos = opt(o, 'stopAtEos', true)
   let stopTokens: number[] = []
   let eosPad = 0
   if (stopAtEos) {
-    const eos = opt<number | number[] | undefined>(o, 'eosTokenId', undefined)
     const tokEos = host.tokenizer?.eosTokenId ?? null
     if (eos === undefined || eos === null) {
       if (tokEos === null) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'stopAtEos needs an eosTokenId: the model has no tokenizer EOS')
@@ -122,22 +133,20 @@ function prepare(host: GenerationHost, input: string | string[] | Tensor, o: Gen
     } else if (typeof eos === 'number') {
       stopTokens = [eos]
       eosPad = eos
-    } else {
-      if (eos.length === 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'eosTokenId must not be an empty list')
-      stopTokens = [...eos]
-      eosPad = tokEos ?? eos[0]
+    } else if (eosList !== null) {
+      if (eosList.length === 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'eosTokenId must not be an empty list')
+      stopTokens = eosList
+      eosPad = tokEos ?? eosList[0]
     }
   }
-  const rt = opt<'input' | InputKind>(o, 'returnType', 'input')
-  if (!['input', 'str', 'tokens', 'embeds'].includes(rt)) throw new TransformerLensError('TL_INVALID_ARGUMENT', `returnType must be 'input', 'str', 'tokens' or 'embeds', got '${rt}'`)
   const returnType = rt === 'input' ? inputKind : rt
   if (returnType === 'str' && host.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', "returnType 'str' needs a tokenizer")
   const args: binding.GenerateArgs = {
     maxNewTokens: maxNew,
     stopTokens,
     eosPad,
-    useKvCache: opt(o, 'useKvCache', opt(o, 'usePastKvCache', true)),
-    sample: sampleArgs(o, opt(o, 'doSample', true)),
+    useKvCache,
+    sample,
   }
 
   const gen = native(() => host.native.startGeneration(tokens.native, mask?.native, args))

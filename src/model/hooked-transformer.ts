@@ -16,6 +16,7 @@ import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
 import type { Device } from '../utils/devices'
+import { boolArg, enumArg, intArg, invalidArg, optIntArg, stringArg, stringArrayArg, tokenIdArg, tokenIdsArg, U32_MAX } from '../utils/args'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 
 
@@ -125,29 +126,38 @@ export class HookedTransformer extends WeightProperties {
   /** TL's `to_tokens`: `[batch, pos]` int64. */
   toTokens(input: string | string[], options: { prependBos?: boolean; paddingSide?: 'left' | 'right'; truncate?: boolean } = {}): Tensor {
     if (this.tokenizer === null) throw new TransformerLensError('TL_TOKENIZER', 'this model has no tokenizer')
-    const prependBos = opt(options, 'prependBos', this.#cfg.default_prepend_bos)
-    const paddingSide = opt(options, 'paddingSide', this.tokenizer.paddingSide)
-    const truncate = opt(options, 'truncate', true)
-    const texts = typeof input === 'string' ? [input] : input
+    const texts = typeof input === 'string' ? [input] : Array.isArray(input) ? stringArrayArg('input', input) : null
+    if (texts === null) throw invalidArg('input', 'a string or an array of strings', input)
+    const prependBos = boolArg('prependBos', opt(options, 'prependBos', this.#cfg.default_prepend_bos))
+    const paddingSide = enumArg('paddingSide', opt(options, 'paddingSide', this.tokenizer.paddingSide), ['left', 'right'])
+    const truncate = boolArg('truncate', opt(options, 'truncate', true))
     return wrapT(native(() => this.#native.toTokens(texts, prependBos, paddingSide === 'left', truncate ? this.#cfg.n_ctx : undefined)))
   }
 
   /** TL's `to_str_tokens` for a string or a 1-D/2-D (batch 1) token tensor. */
   toStrTokens(input: string | Tensor, options: { prependBos?: boolean } = {}): string[] {
+    if (typeof input !== 'string' && !(input instanceof Tensor)) throw invalidArg('input', 'a string or a Tensor of tokens', input)
     const tokens = typeof input === 'string' ? this.toTokens(input, options) : input
     const flat = tokens.toArray()
     if (tokens.ndim > 2 || (tokens.ndim === 2 && tokens.shape[0] !== 1)) {
       throw new TransformerLensError('TL_SHAPE_MISMATCH', `toStrTokens takes one sequence, got shape [${tokens.shape}]`)
     }
     const n = this.#native
-    return Array.from(flat as ArrayLike<number | bigint>, (id) => native(() => n.decode([Number(id)], false)))
+    return Array.from(flat as ArrayLike<number | bigint>, (id, i) => {
+      const one = [tokenIdArg(`tokens[${i}]`, Number(id))]
+      return native(() => n.decode(one, false))
+    })
   }
 
   /** TL's `to_string`: decodes tokens (1-D → string, 2-D → one string per row). */
   toString(tokens: Tensor | number[]): string | string[] {
-    if (Array.isArray(tokens)) return native(() => this.#native.decode(tokens, false))
+    if (Array.isArray(tokens)) {
+      const ids = tokenIdsArg('tokens', tokens)
+      return native(() => this.#native.decode(ids, false))
+    }
+    if (!(tokens instanceof Tensor)) throw invalidArg('tokens', 'a Tensor or an array of token ids', tokens)
     const shape = tokens.shape
-    const flat = Array.from(tokens.toArray() as ArrayLike<number | bigint>, Number)
+    const flat = tokenIdsArg('tokens', Array.from(tokens.toArray() as ArrayLike<number | bigint>, Number))
     if (shape.length <= 1) return native(() => this.#native.decode(flat, false))
     const w = shape[shape.length - 1]
     const out: string[] = []
@@ -199,9 +209,9 @@ export class HookedTransformer extends WeightProperties {
 
   async #run(input: Input, o: ForwardOptions | undefined, extraHooks: readonly FwdHook[], cacheFilter: ((n: string) => boolean) | null, grad: GradPlan = {}) {
     const n = this.#native
-    const returnType = opt<ForwardOptions['returnType']>(o, 'returnType', 'logits')
-    const startAtLayer = opt<number | undefined>(o, 'startAtLayer', undefined)
-    const stopAtLayer = opt<number | undefined>(o, 'stopAtLayer', undefined)
+    const returnType = enumArg('returnType', opt<ForwardOptions['returnType']>(o, 'returnType', 'logits'), ['logits', 'loss', 'both', null])
+    const startAtLayer = optIntArg('startAtLayer', opt<unknown>(o, 'startAtLayer', undefined))
+    const stopAtLayer = optIntArg('stopAtLayer', opt<unknown>(o, 'stopAtLayer', undefined))
     let x: Tensor
     if (startAtLayer !== undefined && startAtLayer !== null) {
       if (!(input instanceof Tensor)) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'with startAtLayer the input must be a residual-stream Tensor')
@@ -212,12 +222,13 @@ export class HookedTransformer extends WeightProperties {
     const plan = compilePlan(this.#hookCtx(), extraHooks, cacheFilter, grad)
     const args = {
       returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
-      lossPerToken: opt(o, 'lossPerToken', false),
+      lossPerToken: boolArg('lossPerToken', opt(o, 'lossPerToken', false)),
       startAtLayer: startAtLayer ?? undefined,
       stopAtLayer: stopAtLayer ?? undefined,
       gradRun: plan.gradRun,
     }
-    const kv = opt<HookedTransformerKeyValueCache | undefined>(o, 'pastKvCache', undefined)
+    const kv = opt<HookedTransformerKeyValueCache | undefined>(o, 'pastKvCache', undefined) ?? undefined
+    if (kv !== undefined && !(kv instanceof HookedTransformerKeyValueCache)) throw invalidArg('pastKvCache', 'a HookedTransformerKeyValueCache', kv)
     const mask = this.#attentionMask(x, o, kv, startAtLayer)
     const signal = opt<AbortSignal | undefined>(o, 'signal', undefined)
     if (signal?.aborted) throw new TransformerLensError('TL_ABORTED', 'the run was aborted before it started')
@@ -253,7 +264,10 @@ export class HookedTransformer extends WeightProperties {
 
   #attentionMask(x: Tensor, o: ForwardOptions | undefined, kv: HookedTransformerKeyValueCache | undefined, startAtLayer: number | undefined): Tensor | undefined {
     const given = opt<Tensor | undefined>(o, 'attentionMask', undefined)
-    if (given !== undefined && given !== null) return given
+    if (given !== undefined && given !== null) {
+      if (!(given instanceof Tensor)) throw invalidArg('attentionMask', 'a Tensor', given)
+      return given
+    }
     const paddingSide = opt(o, 'paddingSide', this.tokenizer?.paddingSide ?? 'right')
     if (paddingSide !== 'left' && kv === undefined) return undefined
     if (startAtLayer !== undefined && startAtLayer !== null) {
@@ -264,7 +278,7 @@ export class HookedTransformer extends WeightProperties {
       if (kv !== undefined) return undefined
       throw new TransformerLensError('TL_TOKENIZER', 'cannot compute an attention mask without a tokenizer: pass attentionMask')
     }
-    return this.tokenizer.attentionMask(x, opt(o, 'prependBos', this.#cfg.default_prepend_bos), paddingSide === 'left')
+    return this.tokenizer.attentionMask(x, boolArg('prependBos', opt(o, 'prependBos', this.#cfg.default_prepend_bos)), paddingSide === 'left')
   }
 
   #result(run: binding.NativeRun, returnType: ForwardOptions['returnType'], stopAtLayer: number | undefined): ForwardResult {
@@ -374,6 +388,7 @@ export class HookedTransformer extends WeightProperties {
 
   /** An empty KV cache for this model (TL's `HookedTransformerKeyValueCache.init_cache`). */
   initKvCache(batchSize = 1): HookedTransformerKeyValueCache {
+    intArg('batchSize', batchSize, { min: 1, max: U32_MAX })
     return wrapKv(native(() => this.#native.initKvCache(batchSize)))
   }
 
@@ -396,12 +411,14 @@ export class HookedTransformer extends WeightProperties {
    * caches and KV caches live there; token and hook-replacement tensors are moved for you.
    */
   to(device: Device): this {
+    stringArg('device', device)
     native(() => this.#native.toDevice(device))
     this.#cfg = JSON.parse(this.#native.configJson())
     return this
   }
   /** `to('cuda')`, or `to('cuda:N')`. */
   cuda(index = 0): this {
+    intArg('index', index, { min: 0 })
     return this.to(`cuda:${index}`)
   }
   /** `to('cpu')`. */
@@ -410,6 +427,7 @@ export class HookedTransformer extends WeightProperties {
   }
 
   #setFlag(name: string, value: boolean): void {
+    boolArg(name, value)
     native(() => this.#native.setFlag(name, value))
     this.#cfg = this.#refresh(this.#native)
   }
@@ -428,6 +446,7 @@ export class HookedTransformer extends WeightProperties {
 
   /** TL's `to_single_str_token`: the string of one token id. */
   toSingleStrToken(token: number): string {
+    tokenIdArg('token', token)
     const s = this.toStrTokens(Tensor.from(BigInt64Array.from([BigInt(token)]), [1]))
     if (s.length !== 1) throw new TransformerLensError('TL_INVALID_ARGUMENT', `token ${token} does not decode to one token`)
     return s[0]
@@ -457,10 +476,15 @@ export class HookedTransformer extends WeightProperties {
 
   /** TL's `to_single_token`: the id of a string that is exactly one token. */
   toSingleToken(s: string): number {
+    stringArg('s', s)
     return weights.toSingleToken(this, s)
   }
 
-  /** Frees the weights now. Using the model afterwards throws TL_DISPOSED. */
+  /**
+   * Frees the weights. Safe while runs are in flight (an async forward or generation, or from
+   * inside a hook of a run on this model): they finish normally with the weights they started
+   * with, which are freed as the last of them ends. Using the model afterwards throws TL_DISPOSED.
+   */
   dispose(): void {
     weights.releaseWeights(this)
     this.#n?.dispose()
@@ -468,6 +492,10 @@ export class HookedTransformer extends WeightProperties {
   }
   [Symbol.dispose](): void {
     this.dispose()
+  }
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.#n === null
   }
 
   // ---- set_tokenizer (src/model/set-tokenizer.ts) ----

@@ -1,6 +1,7 @@
 import { native } from '../errors'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
+import { boolArg, intArg, invalidArg } from '../utils/args'
 
 const NATIVE = Symbol('native')
 
@@ -28,6 +29,7 @@ export class HookedTransformerKeyValueCacheEntry {
     return native(() => this.#n.entryFrozen(this.layer))
   }
   set frozen(v: boolean) {
+    boolArg('frozen', v)
     native(() => this.#n.setEntryFrozen(this.layer, v))
   }
 }
@@ -55,6 +57,7 @@ export class HookedTransformerKeyValueCache {
 
   /** Entry `layer` (negative counts from the end), as TL's `cache[i]`. */
   get(layer: number): HookedTransformerKeyValueCacheEntry {
+    intArg('layer', layer)
     const n = this.entries.length
     const i = layer < 0 ? layer + n : layer
     const e = this.entries[i]
@@ -85,6 +88,7 @@ export class HookedTransformerKeyValueCache {
   }
   /** TL's `append_attention_mask`: past + new mask, stored unless frozen. */
   appendAttentionMask(mask: Tensor): Tensor {
+    if (!(mask instanceof Tensor)) throw invalidArg('mask', 'a Tensor', mask)
     return wrapT(native(() => this[NATIVE].appendAttentionMask(mask.native)))
   }
   /** A deep copy, to extend one prefix in several directions. */

@@ -7,6 +7,7 @@ import { getOfficialModelName } from '../registry/models'
 import { DownloadOptions, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
 import { defaultDevice } from '../utils/devices'
 import { LoadOptions, opt, paddingLeftArg } from './options'
+import { boolArg, optIntArg, stringArg, U32_MAX } from '../utils/args'
 
 export interface ResolvedModel {
   /** Folder holding config.json, model.safetensors, tokenizer.json, ... */
@@ -121,24 +122,27 @@ export async function ensureModel(name: string, opts: EnsureModelOptions = {}): 
  * `options` say (TL's defaults: every processing step on), on `options.device`.
  */
 export async function loadNativeModel(modelName: string, options: LoadOptions): Promise<binding.NativeModel> {
-  const device = opt(options, 'device', undefined) ?? defaultDevice()
+  stringArg('modelName', modelName)
+  const device = stringArg('device', opt(options, 'device', undefined) ?? defaultDevice())
   const paddingLeft = paddingLeftArg(options)
+  // Checked before any download, as napi would wrap firstNLayers modulo 2^32.
+  const flag = (name: string) => boolArg(name, opt(options, name, true))
+  const defaultPrependBos = opt<unknown>(options, 'defaultPrependBos', undefined)
+  const args: binding.LoadArgs = {
+    dir: '',
+    officialName: '',
+    foldLn: flag('foldLn'),
+    centerWritingWeights: flag('centerWritingWeights'),
+    centerUnembed: flag('centerUnembed'),
+    foldValueBiases: flag('foldValueBiases'),
+    dtype: stringArg('dtype', opt(options, 'dtype', 'float32')),
+    defaultPrependBos: defaultPrependBos === undefined || defaultPrependBos === null ? undefined : boolArg('defaultPrependBos', defaultPrependBos),
+    firstNLayers: optIntArg('firstNLayers', opt<unknown>(options, 'firstNLayers', undefined), { min: 1, max: U32_MAX }),
+    paddingLeft,
+    device,
+  }
   const { dir, officialName } = await ensureModel(modelName, options)
-  return nativeAsync(() =>
-    binding.loadModel({
-      dir,
-      officialName,
-      foldLn: opt(options, 'foldLn', true),
-      centerWritingWeights: opt(options, 'centerWritingWeights', true),
-      centerUnembed: opt(options, 'centerUnembed', true),
-      foldValueBiases: opt(options, 'foldValueBiases', true),
-      dtype: opt(options, 'dtype', 'float32'),
-      defaultPrependBos: opt(options, 'defaultPrependBos', undefined),
-      firstNLayers: opt(options, 'firstNLayers', undefined),
-      paddingLeft,
-      device,
-    }),
-  )
+  return nativeAsync(() => binding.loadModel({ ...args, dir, officialName }))
 }
 
 /** A tokenizer's hub repo: TL's official name for a model name or alias, else a hub id (`org/name`) as given. */

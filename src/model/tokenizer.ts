@@ -1,6 +1,7 @@
 import { native } from '../errors'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
+import { boolArg, invalidArg, stringArg, tokenIdsArg } from '../utils/args'
 
 /** The model each view reads from, so `setTokenizer` can share its tokenizer. */
 const owners = new WeakMap<TokenizerView, binding.NativeModel>()
@@ -35,7 +36,9 @@ export class TokenizerView {
   }
 
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
-    return native(() => this.#n.encode(text, options.addSpecialTokens ?? true))
+    stringArg('text', text)
+    const add = boolArg('addSpecialTokens', options.addSpecialTokens ?? true)
+    return native(() => this.#n.encode(text, add))
   }
 
   /**
@@ -44,10 +47,15 @@ export class TokenizerView {
    * (right) pad tokens; with BOS == pad and `prependBos`, the BOS is kept.
    */
   attentionMask(tokens: Tensor, prependBos: boolean, paddingLeft: boolean = this.paddingSide === 'left'): Tensor {
+    if (!(tokens instanceof Tensor)) throw invalidArg('tokens', 'a Tensor', tokens)
+    boolArg('prependBos', prependBos)
+    boolArg('paddingLeft', paddingLeft)
     return wrapT(native(() => this.#n.attentionMask(tokens.native, prependBos, paddingLeft)))
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
-    return native(() => this.#n.decode([...ids], options.skipSpecialTokens ?? false))
+    const list = tokenIdsArg('ids', ids)
+    const skip = boolArg('skipSpecialTokens', options.skipSpecialTokens ?? false)
+    return native(() => this.#n.decode(list, skip))
   }
 }

@@ -124,7 +124,7 @@ impl NativeModel {
     #[napi]
     pub fn start_generation(&self, prompt: &NativeTensor, attention_mask: Option<&NativeTensor>, args: GenerateArgs) -> Result<NativeGeneration> {
         guard(|| {
-            let model = self.m()?.clone();
+            let model = self.m()?;
             let opts = GenerateOptions {
                 max_new_tokens: args.max_new_tokens as usize,
                 stop_tokens: args.stop_tokens.clone(),

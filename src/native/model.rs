@@ -1,5 +1,6 @@
 //! `NativeModel`: a loaded model (weights, hook table, tokenizer) and its runs.
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ impl Task for LoadTask {
     fn resolve(&mut self, env: Env, (model, tok): Self::Output) -> Result<NativeModel> {
         let bytes = model.weights.nbytes() as i64;
         env.adjust_external_memory(bytes)?;
-        Ok(NativeModel { model: Some(Arc::new(model)), tokenizer: tok.map(Arc::new), bytes })
+        Ok(NativeModel::new(model, tok, bytes))
     }
 }
 
@@ -205,11 +206,14 @@ impl Task for ForwardTask {
     }
 }
 
+/// A loaded model. Every method takes `&self` (state behind `RefCell`s), so a JS hook that runs
+/// during a forward on the JS thread may call any of them, `dispose()` included: a run holds its
+/// own `Arc` of the weights, finishes with them, and the memory is freed when it ends.
 #[napi]
 pub struct NativeModel {
-    model: Option<Arc<HookedModel>>,
-    tokenizer: Option<Arc<Tokenizer>>,
-    bytes: i64,
+    model: RefCell<Option<Arc<HookedModel>>>,
+    tokenizer: RefCell<Option<Arc<Tokenizer>>>,
+    bytes: Cell<i64>,
 }
 
 fn disposed() -> napi::Error {
@@ -217,14 +221,22 @@ fn disposed() -> napi::Error {
 }
 
 impl NativeModel {
-    pub(crate) fn m(&self) -> Result<&Arc<HookedModel>> {
-        self.model.as_ref().ok_or_else(disposed)
+    pub(crate) fn new(model: HookedModel, tokenizer: Option<Tokenizer>, bytes: i64) -> Self {
+        NativeModel { model: RefCell::new(Some(Arc::new(model))), tokenizer: RefCell::new(tokenizer.map(Arc::new)), bytes: Cell::new(bytes) }
     }
-    pub(crate) fn tok(&self) -> Result<&Arc<Tokenizer>> {
+    pub(crate) fn m(&self) -> Result<Arc<HookedModel>> {
+        self.model.borrow().clone().ok_or_else(disposed)
+    }
+    pub(crate) fn tok(&self) -> Result<Arc<Tokenizer>> {
         self.m()?;
         self.tokenizer
-            .as_ref()
+            .borrow()
+            .clone()
             .ok_or_else(|| to_napi(Error::new(ErrorCode::Tokenizer, "this model has no tokenizer: pass token tensors instead of strings")))
+    }
+    /// Replaces the model (a flag, device or tokenizer change): runs in flight keep the old one.
+    fn replace(&self, next: HookedModel) {
+        *self.model.borrow_mut() = Some(Arc::new(next));
     }
 }
 
@@ -244,25 +256,25 @@ impl NativeModel {
 
     /// Turns one of TL's `use_*` flags on or off (`set_use_attn_result`, ...).
     #[napi]
-    pub fn set_flag(&mut self, name: String, value: bool) -> Result<()> {
+    pub fn set_flag(&self, name: String, value: bool) -> Result<()> {
         guard(|| {
-            let mut next = HookedModel::clone(self.m()?);
+            let mut next = HookedModel::clone(&*self.m()?);
             next.set_flag(&name, value).napi()?;
-            self.model = Some(Arc::new(next));
+            self.replace(next);
             Ok(())
         })
     }
 
     /// TL's `model.to(device)`: moves the weights; runs and caches follow.
     #[napi]
-    // In place, as torch's `Module.to`: hence `&mut self` under a `to_` name.
+    // In place, as torch's `Module.to`, under a `to_` name.
     #[allow(clippy::wrong_self_convention)]
-    pub fn to_device(&mut self, device: String) -> Result<()> {
+    pub fn to_device(&self, device: String) -> Result<()> {
         guard(|| {
             let dev = tl_engine::device::parse(&device).napi()?;
-            let mut next = HookedModel::clone(self.m()?);
+            let mut next = HookedModel::clone(&*self.m()?);
             next.to_device(&dev, &device).napi()?;
-            self.model = Some(Arc::new(next));
+            self.replace(next);
             Ok(())
         })
     }
@@ -285,7 +297,7 @@ impl NativeModel {
         guard(|| {
             options(&args)?;
             Ok(AsyncTask::new(ForwardTask {
-                model: self.m()?.clone(),
+                model: self.m()?,
                 input: input.tensor()?.clone(),
                 args,
                 flags,
@@ -310,7 +322,7 @@ impl NativeModel {
     ) -> Result<NativeRun> {
         guard(|| {
             let extras = RunExtras::new(attention_mask, kv_cache, None)?;
-            let model = self.m()?.clone();
+            let model = self.m()?;
             let input = input.tensor()?.clone();
             let mut call = js_caller(&env, &hook);
             run_forward(&model, &input, &args, &flags, &extras, Some(&mut call))
@@ -334,7 +346,7 @@ impl NativeModel {
         guard(|| {
             let t = tokens.tensor()?;
             let t = if t.rank() == 1 { t.unsqueeze(0).napi()? } else { t.clone() };
-            let mask = match &self.tokenizer {
+            let mask = match &*self.tokenizer.borrow() {
                 Some(tok) => {
                     let pad = tok.pad_token_id.map(|x| x as i64).unwrap_or(-1);
                     attention_mask_from_tokens(&t, pad, tok.bos_token_id.map(|x| x as i64), padding_left, prepend_bos).napi()?
@@ -359,7 +371,7 @@ impl NativeModel {
 
     #[napi]
     pub fn has_tokenizer(&self) -> bool {
-        self.tokenizer.is_some()
+        self.tokenizer.borrow().is_some()
     }
 
     #[napi]
@@ -399,19 +411,23 @@ impl NativeModel {
         ]))
     }
 
+    /// Frees the weights now, or, for runs still in flight (async, or a hook's own model on the
+    /// JS thread), as soon as they finish: they hold their own reference and complete normally.
+    /// Every later call is `TL_DISPOSED`.
     #[napi]
-    pub fn dispose(&mut self, env: Env) -> Result<()> {
-        if self.model.take().is_some() && self.bytes > 0 {
-            env.adjust_external_memory(-self.bytes)?;
+    pub fn dispose(&self, env: Env) -> Result<()> {
+        let had = self.model.borrow_mut().take().is_some();
+        if had && self.bytes.get() > 0 {
+            env.adjust_external_memory(-self.bytes.replace(0))?;
         }
-        self.tokenizer = None;
+        *self.tokenizer.borrow_mut() = None;
         crate::alloc::release_free_memory();
         Ok(())
     }
 
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
-        self.model.is_none()
+        self.model.borrow().is_none()
     }
 
     // ---- set_tokenizer ----
@@ -419,23 +435,23 @@ impl NativeModel {
     /// This model's tokenizer, to share with another model.
     #[napi]
     pub fn tokenizer_handle(&self) -> Result<crate::tokenizer::NativeTokenizer> {
-        Ok(crate::tokenizer::NativeTokenizer { inner: self.tok()?.clone() })
+        Ok(crate::tokenizer::NativeTokenizer { inner: self.tok()? })
     }
 
     /// TL's `set_tokenizer`: uses `tokenizer` from now on, padding on the given side, and
     /// updates the config as TL does (`tokenizer_prepends_bos`, unset vocab sizes).
     #[napi]
-    pub fn set_tokenizer(&mut self, tokenizer: &crate::tokenizer::NativeTokenizer, padding_left: bool) -> Result<()> {
+    pub fn set_tokenizer(&self, tokenizer: &crate::tokenizer::NativeTokenizer, padding_left: bool) -> Result<()> {
         guard(|| {
             let tok = if tokenizer.inner.padding_side_left == padding_left {
                 tokenizer.inner.clone()
             } else {
                 Arc::new(tokenizer.inner.with_padding_side(padding_left))
             };
-            let mut next = HookedModel::clone(self.m()?);
+            let mut next = HookedModel::clone(&*self.m()?);
             tok.apply_to_config(&mut next.arch.cfg);
-            self.model = Some(Arc::new(next));
-            self.tokenizer = Some(tok);
+            self.replace(next);
+            *self.tokenizer.borrow_mut() = Some(tok);
             Ok(())
         })
     }

@@ -63,11 +63,21 @@ fn items(spec: &[IndexSpec]) -> Result<Vec<index::IndexItem>> {
         .collect()
 }
 
-fn shape_of(shape: &[i64], len: usize) -> Result<Vec<usize>> {
+/// A shape from JS: non-negative dims whose element count does not overflow.
+fn dims_of(shape: &[i64]) -> Result<Vec<usize>> {
     if shape.iter().any(|&d| d < 0) {
         return Err(invalid(format!("shape {shape:?} has a negative dim")));
     }
     let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    if dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none() {
+        return Err(invalid(format!("shape {shape:?} has more elements than can be addressed")));
+    }
+    Ok(dims)
+}
+
+/// [`dims_of`] for `len` values.
+fn shape_of(shape: &[i64], len: usize) -> Result<Vec<usize>> {
+    let dims = dims_of(shape)?;
     if dims.iter().product::<usize>() != len {
         return Err(to_napi(Error::shape(format!("{len} values do not fill shape {shape:?}"))));
     }
@@ -104,7 +114,7 @@ pub fn tensor_from_i32(env: Env, data: Int32Array, shape: Vec<i64>) -> Result<Na
 #[napi]
 pub fn tensor_full(env: Env, shape: Vec<i64>, value: f64, dtype: String) -> Result<NativeTensor> {
     guard(|| {
-        let dims = shape_of(&shape, shape.iter().product::<i64>().max(0) as usize)?;
+        let dims = dims_of(&shape)?;
         let dt = ops::parse_dtype(&dtype).napi()?;
         let t = Tensor::full(value, dims, &Device::Cpu).napi()?.to_dtype(dt).napi()?;
         wrap(&env, t)
@@ -356,7 +366,7 @@ impl NativeTensor {
     #[napi]
     pub fn broadcast_to(&self, env: Env, shape: Vec<i64>) -> Result<NativeTensor> {
         guard(|| {
-            let dims = shape_of(&shape, shape.iter().product::<i64>().max(0) as usize)?;
+            let dims = dims_of(&shape)?;
             wrap(&env, self.tensor()?.broadcast_as(dims).napi()?)
         })
     }
@@ -406,7 +416,7 @@ impl NativeTensor {
 // ---- seeded random tensors (tl_engine::tensor::random) ----
 
 fn random_dims(shape: &[i64]) -> Result<Vec<usize>> {
-    shape_of(shape, shape.iter().product::<i64>().max(0) as usize)
+    dims_of(shape)
 }
 
 fn random_seed(seed: String) -> Result<u64> {

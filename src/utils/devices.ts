@@ -4,6 +4,7 @@
  */
 import { native, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
+import { stringArg } from './args'
 
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`
 
@@ -46,5 +47,6 @@ export function isDeviceName(s: string): s is Device {
  * Runs return once their work is queued, so time GPU work with this. A no-op for `'cpu'`.
  */
 export function synchronize(device: Device = 'cuda'): void {
+  stringArg('device', device)
   native(() => binding.synchronize(device))
 }

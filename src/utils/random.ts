@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto'
 
 import { TransformerLensError } from '../errors'
+import { shapeArg } from './args'
 import type { DType } from '../tensor'
 
 const U64_END = 1n << 64n
@@ -49,8 +50,5 @@ export function randomSeed(): string {
 
 /** The shape, seed (given or fresh) and dtype of a random draw, checked. */
 export function randomArgs(shape: readonly number[], o: { seed?: Seed; dtype?: DType }): { shape: number[]; seed: string; dtype: DType } {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new TransformerLensError('TL_INVALID_ARGUMENT', `a shape is an array of non-negative integers, got ${JSON.stringify(shape)}`)
-  }
-  return { shape: [...shape], seed: seedArg(o.seed) ?? randomSeed(), dtype: o.dtype ?? 'float32' }
+  return { shape: shapeArg('shape', shape), seed: seedArg(o.seed) ?? randomSeed(), dtype: o.dtype ?? 'float32' }
 }

@@ -3,6 +3,7 @@ import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import { opt } from '../model/options'
 import { seedArg } from './random'
+import { boolArg, invalidArg, numberArg, optIntArg, U32_MAX } from './args'
 
 export interface SampleLogitsOptions {
   topK?: number
@@ -22,12 +23,14 @@ export interface SampleLogitsOptions {
  */
 export function sampleArgs(o: object, doSample: boolean): binding.SampleArgs {
   const seed = seedArg(opt<unknown>(o, 'seed', undefined))
+  const topP = opt<unknown>(o, 'topP', undefined)
   return {
-    doSample,
-    temperature: opt(o, 'temperature', 1.0),
-    topK: opt<number | undefined>(o, 'topK', undefined) ?? undefined,
-    topP: opt<number | undefined>(o, 'topP', undefined) ?? undefined,
-    freqPenalty: opt(o, 'freqPenalty', 0.0),
+    doSample: boolArg('doSample', doSample),
+    // Ranges (temperature >= 0, top_p in (0, 1]) are TL's and checked natively.
+    temperature: numberArg('temperature', opt<unknown>(o, 'temperature', 1.0)),
+    topK: optIntArg('topK', opt<unknown>(o, 'topK', undefined), { min: 1, max: U32_MAX }),
+    topP: topP === undefined || topP === null ? undefined : numberArg('topP', topP),
+    freqPenalty: numberArg('freqPenalty', opt<unknown>(o, 'freqPenalty', 0.0), { finite: true }),
     seed,
   }
 }
@@ -37,8 +40,10 @@ export function sampleArgs(o: object, doSample: boolean): binding.SampleArgs {
  * temperature, frequency penalty and top-k (or else top-p) filtering, as TL orders them.
  */
 export function sampleLogits(finalLogits: Tensor, options: SampleLogitsOptions = {}): Tensor {
-  const args = sampleArgs(options, true)
-  const tokens = opt<Tensor | undefined>(options, 'tokens', undefined)
+  if (!(finalLogits instanceof Tensor)) throw invalidArg('finalLogits', 'a Tensor', finalLogits)
+  const args = sampleArgs(options ?? {}, true)
+  const tokens = opt<Tensor | undefined>(options, 'tokens', undefined) ?? undefined
+  if (tokens !== undefined && !(tokens instanceof Tensor)) throw invalidArg('tokens', 'a Tensor', tokens)
   if (args.freqPenalty > 0 && !tokens) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'Must provide input_tokens (tokens) if applying a frequency penalty')
   return wrapT(native(() => binding.sampleLogitsNative(finalLogits.native, tokens?.native, args)))
 }

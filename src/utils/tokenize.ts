@@ -7,6 +7,7 @@ import type { HookedTransformer } from '../model/hooked-transformer'
 import { opt } from '../model/options'
 import { TokenizerView } from '../model/tokenizer'
 import { Tensor } from '../tensor'
+import { I32_MAX, intArg, invalidArg, U32_MAX } from './args'
 
 export interface TokenizeAndConcatenateOptions {
   /** Row length, BOS included (default 1024). TL: `max_length`. */
@@ -83,11 +84,12 @@ function tokenizeBatch(texts: string[], tok: TokenizerView, eos: string, padId: 
 export function tokenizeAndConcatenate(texts: TextRows, model: HookedTransformer | TokenizerView, options: TokenizeAndConcatenateOptions = {}): Tensor {
   const tok = model instanceof TokenizerView ? model : model.tokenizer
   if (tok === null) throw new TransformerLensError('TL_TOKENIZER', 'this model has no tokenizer')
-  const maxLength = opt(options, 'maxLength', 1024)
+  if (!Array.isArray(texts)) throw invalidArg('texts', 'an array of strings or rows', texts)
+  const maxLength = intArg('maxLength', opt<unknown>(options, 'maxLength', 1024), { min: 1, max: I32_MAX })
   const column = opt(options, 'columnName', 'text')
   const addBos = opt(options, 'addBosToken', true)
   const streaming = opt(options, 'streaming', false)
-  const batchSize = opt(options, 'batchSize', 1000)
+  const batchSize = intArg('batchSize', opt<unknown>(options, 'batchSize', 1000), { min: 1, max: U32_MAX })
   if (tok.eosTokenId === null) throw new TransformerLensError('TL_TOKENIZER', 'Tokenizer must have an EOS token.')
   if (addBos && tok.bosTokenId === null) throw new TransformerLensError('TL_TOKENIZER', 'Tokenizer must have a BOS token to add one.')
   const rowsIn: string[] = texts.map((r, i) => {
@@ -100,7 +102,7 @@ export function tokenizeAndConcatenate(texts: TextRows, model: HookedTransformer
   const seqLen = addBos ? maxLength - 1 : maxLength
   if (seqLen < 1) throw new TransformerLensError('TL_INVALID_ARGUMENT', `maxLength ${maxLength} leaves no room for tokens`)
   // datasets.map: num_proc is capped at the number of rows; each worker maps one contiguous shard.
-  const numProc = streaming ? 1 : Math.max(1, Math.min(opt(options, 'numProc', 10), rowsIn.length))
+  const numProc = streaming ? 1 : Math.max(1, Math.min(intArg('numProc', opt<unknown>(options, 'numProc', 10), { min: 1, max: U32_MAX }), rowsIn.length))
   const out: number[][] = []
   for (const [a, b] of shardBounds(rowsIn.length, numProc)) {
     for (let i = a; i < b; i += batchSize) {

@@ -6,73 +6,117 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::{hf_f64, hf_usize};
-use crate::load::safetensors::WeightFile;
+use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
+use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
+
+pub const FAMILY: Family = Family {
+    architecture: "GPT2LMHeadModel",
+    prefixes: &["transformer.", ""],
+    hf_fields: &[
+        ("n_layers", "n_layer"),
+        ("d_model", "n_embd"),
+        ("n_heads", "n_head"),
+        ("n_ctx", "n_ctx"),
+        ("d_vocab", "vocab_size"),
+        ("eps", "layer_norm_epsilon"),
+        ("act_fn", "activation_function"),
+    ],
+    config,
+    tensors,
+    layer_tensors,
+    convert,
+};
 
 pub fn config(hf: &serde_json::Value) -> Result<Config> {
     let d_model = hf_usize(hf, "n_embd")?;
     let n_heads = hf_usize(hf, "n_head")?;
-    let n_ctx = hf.get("n_ctx").and_then(|v| v.as_u64()).map(|v| v as usize).map_or_else(|| hf_usize(hf, "n_positions"), Ok)?;
+    let n_ctx = match hf_opt_usize(hf, "n_ctx")? {
+        Some(n) => n,
+        None => hf_usize(hf, "n_positions")?,
+    };
     Ok(Config {
         d_model,
-        d_head: d_model / n_heads.max(1),
+        d_head: exact_div(d_model, "n_embd", n_heads, "n_head")?,
         n_heads,
         d_mlp: Some(d_model * 4),
         n_layers: hf_usize(hf, "n_layer")?,
         n_ctx,
-        eps: hf_f64(hf, "layer_norm_epsilon", 1e-5),
+        eps: hf_f64(hf, "layer_norm_epsilon", 1e-5)?,
         d_vocab: hf_usize(hf, "vocab_size")?,
-        act_fn: Some(hf.get("activation_function").and_then(|v| v.as_str()).unwrap_or("gelu_new").to_string()),
+        act_fn: Some(hf_str(hf, "activation_function", "gelu_new")?),
         use_attn_scale: true,
         use_local_attn: false,
-        scale_attn_by_inverse_layer_idx: hf.get("scale_attn_by_inverse_layer_idx").and_then(|v| v.as_bool()).unwrap_or(false),
+        scale_attn_by_inverse_layer_idx: hf_bool(hf, "scale_attn_by_inverse_layer_idx", false)?,
         normalization_type: Some("LN".into()),
         original_architecture: Some("GPT2LMHeadModel".into()),
         ..Config::default()
     })
 }
 
-fn ln(wf: &WeightFile, name: &str, d: usize) -> Result<NormWeights> {
-    let w = wf.get_prefixed("transformer.", &format!("{name}.weight"))?;
-    let b = wf.get_prefixed("transformer.", &format!("{name}.bias"))?;
-    WeightFile::expect_shape(&w, name, &[d])?;
-    WeightFile::expect_shape(&b, name, &[d])?;
-    Ok(NormWeights { w: Some(w), b: Some(b) })
+fn layer(l: usize, s: &str) -> String {
+    format!("h.{l}.{s}")
 }
 
-pub fn convert(cfg: &Config, wf: &WeightFile) -> Result<ModelWeights> {
-    let (d, n_layers) = (cfg.d_model, cfg.n_layers);
-    let get = |n: &str| wf.get_prefixed("transformer.", n);
-    let w_e = get("wte.weight")?;
-    WeightFile::expect_shape(&w_e, "wte.weight", &[cfg.d_vocab, d])?;
-    let w_pos = get("wpe.weight")?;
-    WeightFile::expect_shape(&w_pos, "wpe.weight", &[cfg.n_ctx, d])?;
-    let mut blocks = Vec::with_capacity(n_layers);
-    for l in 0..n_layers {
-        let p = |s: &str| format!("h.{l}.{s}");
-        let w_qkv = get(&p("attn.c_attn.weight"))?;
-        WeightFile::expect_shape(&w_qkv, &p("attn.c_attn.weight"), &[d, 3 * d])?;
-        let w_in = get(&p("mlp.c_fc.weight"))?;
-        WeightFile::expect_shape(&w_in, &p("mlp.c_fc.weight"), &[d, cfg.d_mlp()])?;
+pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
+    let (d, v) = (cfg.d_model, cfg.d_vocab);
+    vec![
+        TensorSpec::new("wte.weight", &[v, d]),
+        TensorSpec::new("wpe.weight", &[cfg.n_ctx, d]),
+        TensorSpec::new("ln_f.weight", &[d]),
+        TensorSpec::new("ln_f.bias", &[d]),
+        // Tied embeddings: lm_head is W_E; HF checkpoints usually omit it.
+        TensorSpec::optional("lm_head.weight", &[v, d]),
+    ]
+}
+
+pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
+    let (d, m) = (cfg.d_model, cfg.d_mlp());
+    [
+        ("ln_1.weight", vec![d]),
+        ("ln_1.bias", vec![d]),
+        ("attn.c_attn.weight", vec![d, 3 * d]),
+        ("attn.c_attn.bias", vec![3 * d]),
+        ("attn.c_proj.weight", vec![d, d]),
+        ("attn.c_proj.bias", vec![d]),
+        ("ln_2.weight", vec![d]),
+        ("ln_2.bias", vec![d]),
+        ("mlp.c_fc.weight", vec![d, m]),
+        ("mlp.c_fc.bias", vec![m]),
+        ("mlp.c_proj.weight", vec![m, d]),
+        ("mlp.c_proj.bias", vec![d]),
+    ]
+    .into_iter()
+    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
+    .collect()
+}
+
+fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
+    Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+}
+
+pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
+    let w_e = w.get("wte.weight")?;
+    let mut blocks = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        let get = |s: &str| w.get(&layer(l, s));
         blocks.push(BlockWeights {
-            ln1: ln(wf, &p("ln_1"), d)?,
-            w_qkv,
-            b_qkv: get(&p("attn.c_attn.bias"))?,
-            w_o: get(&p("attn.c_proj.weight"))?,
-            b_o: get(&p("attn.c_proj.bias"))?,
-            ln2: ln(wf, &p("ln_2"), d)?,
+            ln1: ln(w, &layer(l, "ln_1"))?,
+            w_qkv: get("attn.c_attn.weight")?,
+            b_qkv: get("attn.c_attn.bias")?,
+            w_o: get("attn.c_proj.weight")?,
+            b_o: get("attn.c_proj.bias")?,
+            ln2: ln(w, &layer(l, "ln_2"))?,
             mlp: Some(MlpWeights {
-                w_in,
-                b_in: get(&p("mlp.c_fc.bias"))?,
-                w_out: get(&p("mlp.c_proj.weight"))?,
-                b_out: get(&p("mlp.c_proj.bias"))?,
+                w_in: get("mlp.c_fc.weight")?,
+                b_in: get("mlp.c_fc.bias")?,
+                w_out: get("mlp.c_proj.weight")?,
+                b_out: get("mlp.c_proj.bias")?,
             }),
         });
     }
-    // Tied embeddings: lm_head is W_E; HF checkpoints usually omit it.
-    let w_u = if wf.has("lm_head.weight") { wf.get_any(&["lm_head.weight"])?.t()? } else { w_e.t()? };
+    let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: Some(w_pos), blocks, ln_final: ln(wf, "ln_f", d)?, w_u, b_u })
+    Ok(ModelWeights { w_e, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: ln(w, "ln_f")?, w_u, b_u })
 }

@@ -1,20 +1,34 @@
-//! One module per HF architecture: its config mapping (TL's `convert_hf_model_config`) and its
-//! HF → compute-layout weight conversion. Chosen from `config.json`'s `architectures[0]`.
+//! One module per HF architecture: its config mapping (TL's `convert_hf_model_config`), the
+//! tensors that config implies, and its HF → compute-layout weight conversion. Chosen from
+//! `config.json`'s `architectures[0]`.
+//!
+//! Every family goes through the same checks on the way in (`load::model`): its config is
+//! validated (`model::validate`), its sizes are bounded by the weight files, and every tensor
+//! it declares is checked against the safetensors headers (`load::spec`) before any is read.
 
 pub mod gpt2;
 
 use crate::error::{Error, Result};
-use crate::load::safetensors::WeightFile;
+use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
+use crate::model::validate::Problem;
 use crate::model::weights::ModelWeights;
 
 pub struct Family {
     pub architecture: &'static str,
+    /// Module prefixes the checkpoint's tensor names may carry, tried in order.
+    pub prefixes: &'static [&'static str],
+    /// TL config field → the config.json key it comes from, to name the file's key in errors.
+    pub hf_fields: &'static [(&'static str, &'static str)],
     pub config: fn(&serde_json::Value) -> Result<Config>,
-    pub convert: fn(&Config, &WeightFile) -> Result<ModelWeights>,
+    /// The tensors outside the blocks that the config implies (names without prefix, shapes).
+    pub tensors: fn(&Config) -> Vec<TensorSpec>,
+    /// The tensors of block `layer`.
+    pub layer_tensors: fn(&Config, usize) -> Vec<TensorSpec>,
+    pub convert: fn(&Config, &Checked) -> Result<ModelWeights>,
 }
 
-const FAMILIES: &[Family] = &[Family { architecture: "GPT2LMHeadModel", config: gpt2::config, convert: gpt2::convert }];
+const FAMILIES: &[Family] = &[gpt2::FAMILY];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {
     hf.get("architectures")
@@ -32,14 +46,71 @@ pub fn family(architecture: &str) -> Result<&'static Family> {
         .ok_or_else(|| Error::unsupported(format!("architecture '{architecture}' is not supported yet")))
 }
 
-/// Reads a numeric field of config.json, naming it when missing.
-pub(crate) fn hf_usize(hf: &serde_json::Value, key: &str) -> Result<usize> {
-    hf.get(key)
-        .and_then(|v| v.as_u64())
-        .map(|v| v as usize)
-        .ok_or_else(|| Error::corrupt(format!("config.json has no integer '{key}'")))
+impl Family {
+    /// A config problem as `TL_CORRUPT_FILE`, naming config.json's key where the family maps one.
+    pub fn config_error(&self, p: Problem) -> Error {
+        let key = self.hf_fields.iter().find(|(tl, _)| *tl == p.field).map(|(_, hf)| *hf);
+        match key {
+            Some(hf) if hf != p.field => Error::corrupt(format!("config.json: '{hf}' (TL's {}) {}", p.field, p.message)),
+            _ => Error::corrupt(format!("config.json: {} {}", p.field, p.message)),
+        }
+    }
 }
 
-pub(crate) fn hf_f64(hf: &serde_json::Value, key: &str, default: f64) -> f64 {
-    hf.get(key).and_then(|v| v.as_f64()).unwrap_or(default)
+/// Dimensions past this are not a model's (2^48 elements is a petabyte of weights); capping
+/// here keeps products of config values from overflowing before the files bound them.
+const MAX_DIM: u64 = 1 << 48;
+
+/// A size field of config.json: a non-negative integer below [`MAX_DIM`], named when missing
+/// or malformed.
+pub(crate) fn hf_usize(hf: &serde_json::Value, key: &str) -> Result<usize> {
+    match hf.get(key) {
+        None | Some(serde_json::Value::Null) => Err(Error::corrupt(format!("config.json has no integer '{key}'"))),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= MAX_DIM => Ok(n as usize),
+            Some(n) => Err(Error::corrupt(format!("config.json: '{key}' is {n}, too large for a model dimension"))),
+            None => Err(Error::corrupt(format!("config.json: '{key}' must be a non-negative integer, got {v}"))),
+        },
+    }
+}
+
+/// A size field that may be absent (`None`); present, it must be valid as for [`hf_usize`].
+pub(crate) fn hf_opt_usize(hf: &serde_json::Value, key: &str) -> Result<Option<usize>> {
+    match hf.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(_) => hf_usize(hf, key).map(Some),
+    }
+}
+
+/// A float field, `default` when absent; present, it must be a number.
+pub(crate) fn hf_f64(hf: &serde_json::Value, key: &str, default: f64) -> Result<f64> {
+    match hf.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(default),
+        Some(v) => v.as_f64().ok_or_else(|| Error::corrupt(format!("config.json: '{key}' must be a number, got {v}"))),
+    }
+}
+
+/// A boolean field, `default` when absent; present, it must be a boolean.
+pub(crate) fn hf_bool(hf: &serde_json::Value, key: &str, default: bool) -> Result<bool> {
+    match hf.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(default),
+        Some(v) => v.as_bool().ok_or_else(|| Error::corrupt(format!("config.json: '{key}' must be true or false, got {v}"))),
+    }
+}
+
+/// A string field, `default` when absent; present, it must be a string.
+pub(crate) fn hf_str(hf: &serde_json::Value, key: &str, default: &str) -> Result<String> {
+    match hf.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(default.to_string()),
+        Some(v) => v.as_str().map(String::from).ok_or_else(|| Error::corrupt(format!("config.json: '{key}' must be a string, got {v}"))),
+    }
+}
+
+/// `total / parts` where the family requires an exact split (d_model into heads), naming both
+/// config.json keys when `parts` is 0 or does not divide.
+pub(crate) fn exact_div(total: usize, total_key: &str, parts: usize, parts_key: &str) -> Result<usize> {
+    if parts == 0 || !total.is_multiple_of(parts) {
+        return Err(Error::corrupt(format!("config.json: '{total_key}' {total} is not divisible by '{parts_key}' {parts}")));
+    }
+    Ok(total / parts)
 }

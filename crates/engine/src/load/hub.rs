@@ -22,6 +22,11 @@ pub fn repo_folder_name(repo_id: &str) -> String {
     format!("models--{}", repo_id.replace('/', "--"))
 }
 
+/// One path component that stays in its folder (no separators, not `.` or `..`).
+fn is_plain_name(c: &str) -> bool {
+    !c.is_empty() && c != "." && c != ".." && !c.contains(['/', '\\', '\0'])
+}
+
 /// The snapshot folder of `repo_id` at `revision` (a branch/tag name under `refs/`, or a commit).
 /// `Ok(None)` when the cache does not hold it.
 pub fn find_snapshot(cache: &Path, repo_id: &str, revision: &str) -> Result<Option<PathBuf>> {
@@ -31,13 +36,22 @@ pub fn find_snapshot(cache: &Path, repo_id: &str, revision: &str) -> Result<Opti
     }
     let ref_file = repo.join("refs").join(revision);
     let commit = if ref_file.is_file() {
-        std::fs::read_to_string(&ref_file)?.trim().to_string()
-    } else {
+        let c = std::fs::read_to_string(&ref_file)?.trim().to_string();
+        if !is_plain_name(&c) {
+            return Err(Error::corrupt(format!("{} names the snapshot {c:?}, which is not a commit hash", ref_file.display())));
+        }
+        c
+    } else if is_plain_name(revision) {
         revision.to_string()
+    } else {
+        return Ok(None); // not a ref this cache holds, nor a commit
     };
     let snap = repo.join("snapshots").join(&commit);
     Ok(if snap.is_dir() { Some(snap) } else { None })
 }
+
+/// The largest JSON file read (config, index, tokenizer): real tokenizer.json files reach ~35 MB.
+pub const MAX_JSON_BYTES: u64 = 512 << 20;
 
 /// A model's files: a folder (snapshot or local) to read named files from.
 #[derive(Debug, Clone)]
@@ -48,6 +62,14 @@ pub struct ModelFiles {
 impl ModelFiles {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+    /// A file named inside the folder by another file (a shard in an index): one plain name,
+    /// never a path that leaves the folder.
+    pub fn named_in_file(&self, name: &str, by: &str) -> Result<PathBuf> {
+        if !is_plain_name(name) {
+            return Err(Error::corrupt(format!("{by} names the file {name:?}, which is not a plain file name in {}", self.dir.display())));
+        }
+        self.require(name)
     }
     pub fn has(&self, name: &str) -> bool {
         self.path(name).is_file()
@@ -62,7 +84,11 @@ impl ModelFiles {
     }
     pub fn read_json(&self, name: &str) -> Result<serde_json::Value> {
         let p = self.require(name)?;
-        let text = std::fs::read_to_string(&p)?;
-        serde_json::from_str(&text).map_err(|e| Error::corrupt(format!("{} is not valid JSON: {e}", p.display())))
+        let len = std::fs::metadata(&p)?.len();
+        if len > MAX_JSON_BYTES {
+            return Err(Error::corrupt(format!("{} is {len} bytes, more than any HF JSON file ({MAX_JSON_BYTES} at most)", p.display())));
+        }
+        let bytes = std::fs::read(&p)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format!("{} is not valid JSON: {e}", p.display())))
     }
 }

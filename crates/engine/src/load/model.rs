@@ -4,10 +4,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::families;
 use crate::load::hub::ModelFiles;
 use crate::load::safetensors::WeightFile;
+use crate::load::spec;
+use crate::model::transformer::Arch;
 use crate::load::tokenizer::Tokenizer;
 use crate::model::transformer::HookedModel;
 use crate::process::{self, Ownership, ProcessOptions};
@@ -55,6 +57,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let arch = families::architecture_of(&hf)?;
     let fam = families::family(&arch)?;
     let mut cfg = (fam.config)(&hf)?;
+    crate::model::validate::check(&cfg).map_err(|p| fam.config_error(p))?;
     cfg.model_name = opts.official_name.rsplit('/').next().unwrap_or(&opts.official_name).to_string();
     cfg.tokenizer_name = Some(opts.official_name.clone());
     cfg.init_weights = false;
@@ -64,14 +67,23 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
         cfg.default_prepend_bos = b;
     }
     if let Some(n) = opts.first_n_layers {
+        if n == 0 {
+            return Err(Error::invalid("first_n_layers must be at least 1"));
+        }
         cfg.n_layers = n.min(cfg.n_layers);
     }
     cfg.finalize()?;
+    // Behaviour the engine cannot run (an unknown act_fn, ...) is refused before weights are read.
+    Arch::new(cfg.clone())?;
     let trace = std::env::var_os("TL_TRACE_LOAD").is_some();
     let t0 = std::time::Instant::now();
-    // Weights are read and processed on the CPU (the fast, exact path), then moved.
+    // Weights are read and processed on the CPU (the fast, exact path), then moved. Every size
+    // and tensor the config implies is checked against the headers before anything is read.
     let wf = WeightFile::open(&files, opts.dtype, &Device::Cpu)?;
-    let mut weights = (fam.convert)(&cfg, &wf)?;
+    spec::bound_by_files(&cfg, &wf)?;
+    let checked = spec::check(&wf, fam, &cfg)?;
+    let mut weights = (fam.convert)(&cfg, &checked)?;
+    drop(checked);
     drop(wf);
     let t1 = std::time::Instant::now();
     // Families' conversions give every weight its own storage (a tied W_U viewing W_E aside),

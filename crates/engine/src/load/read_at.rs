@@ -62,6 +62,7 @@ impl Shards {
     }
 
     /// The `n_bytes` of little-endian f32s of tensor `name`; None when its place is unknown.
+    /// NaN or an infinity is `TL_CORRUPT_FILE` (checked in the pass that reads the bytes).
     pub fn read_f32(&self, name: &str, n_bytes: usize) -> Result<Option<Vec<f32>>> {
         let Some((file, start)) = self.at.get(name).and_then(|&(i, off)| Some((self.files.get(i)?, off))) else {
             return Ok(None);
@@ -74,10 +75,16 @@ impl Shards {
         par_rows_mut(&mut out, 1, |part, first| {
             file.read_exact_at(as_bytes_mut(part), start + 4 * first as u64)
                 .map_err(|e| Error::corrupt(format!("tensor '{name}': {e}")))?;
+            let mut finite = true;
             for x in part.iter_mut() {
                 *x = f32::from_bits(u32::from_le(x.to_bits()));
+                finite &= x.is_finite();
             }
-            Ok(())
+            if finite {
+                Ok(())
+            } else {
+                Err(crate::load::spec::non_finite(name))
+            }
         })?;
         Ok(Some(out))
     }

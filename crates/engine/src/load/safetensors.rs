@@ -10,6 +10,14 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::{Error, ErrorCode, Result};
 use crate::load::hub::ModelFiles;
 
+/// What a safetensors header says of one tensor.
+pub struct Header {
+    /// None: a dtype candle cannot hold.
+    pub dtype: Option<DType>,
+    pub dtype_name: String,
+    pub shape: Vec<usize>,
+}
+
 pub struct WeightFile {
     st: MmapedSafetensors,
     #[cfg(unix)]
@@ -34,7 +42,7 @@ impl WeightFile {
             let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
             shards.sort();
             shards.dedup();
-            shards.iter().map(|s| files.require(s)).collect::<Result<_>>()?
+            shards.iter().map(|s| files.named_in_file(s, index)).collect::<Result<_>>()?
         } else if files.has("pytorch_model.bin") {
             return Err(Error::unsupported(format!(
                 "{} only has pytorch_model.bin; transformer-lens reads safetensors weights (convert with `safetensors`' convert script)",
@@ -65,25 +73,43 @@ impl WeightFile {
         self.names.contains_key(name)
     }
 
-    /// The first of `names` present, converted to the model dtype.
-    pub fn get_any(&self, names: &[&str]) -> Result<Tensor> {
-        for n in names {
-            if self.has(n) {
-                let corrupt = |e: candle_core::Error| Error::corrupt(format!("tensor '{n}' in {}: {}", self.origin.display(), Error::from(e)));
-                let view = self.st.get(n).map_err(corrupt)?;
-                if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && self.dtype == DType::F32 && self.device.is_cpu() {
-                    if let Some(data) = self.read_f32(n, view.data().len())? {
-                        return Ok(Tensor::from_vec(data, view.shape(), &self.device)?);
-                    }
-                }
-                let t = self.st.load(n, &self.device).map_err(corrupt)?;
-                return Ok(if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? });
+    /// How many tensors the files hold.
+    pub fn tensor_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// A tensor's dtype and shape as its header states them (nothing is read).
+    pub fn header(&self, name: &str) -> Result<Header> {
+        let view = self.st.get(name).map_err(|e| self.corrupt(name, e))?;
+        Ok(Header {
+            dtype: DType::try_from(view.dtype()).ok(),
+            dtype_name: format!("{:?}", view.dtype()),
+            shape: view.shape().to_vec(),
+        })
+    }
+
+    /// Elements held by every tensor of the files, from the headers.
+    pub fn total_elements(&self) -> usize {
+        self.st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>()).fold(0usize, usize::saturating_add)
+    }
+
+    fn corrupt(&self, name: &str, e: candle_core::Error) -> Error {
+        Error::corrupt(format!("tensor '{name}' in {}: {}", self.origin.display(), Error::from(e)))
+    }
+
+    /// Tensor `name` in the model dtype, refused when a value is not finite. Its shape and dtype
+    /// were checked against the header beforehand (`load::spec`).
+    pub(crate) fn load(&self, name: &str) -> Result<Tensor> {
+        let view = self.st.get(name).map_err(|e| self.corrupt(name, e))?;
+        if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && self.dtype == DType::F32 && self.device.is_cpu() {
+            if let Some(data) = self.read_f32(name, view.data().len())? {
+                return Ok(Tensor::from_vec(data, view.shape(), &self.device)?);
             }
         }
-        Err(Error::new(
-            ErrorCode::MissingWeight,
-            format!("weight '{}' is missing from the checkpoint in {}", names[0], self.origin.display()),
-        ))
+        let t = self.st.load(name, &self.device).map_err(|e| self.corrupt(name, e))?;
+        let t = if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? };
+        crate::load::spec::check_finite(&t, name)?;
+        Ok(t)
     }
 
     /// An f32 tensor read straight from the file (None: not on this platform; map it instead).
@@ -95,21 +121,5 @@ impl WeightFile {
             let _ = (name, n_bytes);
             Ok(None)
         }
-    }
-
-    /// With and without a module prefix (`transformer.h.0...` or `h.0...`).
-    pub fn get_prefixed(&self, prefix: &str, name: &str) -> Result<Tensor> {
-        self.get_any(&[&format!("{prefix}{name}"), name])
-    }
-
-    /// Checks a tensor's shape, naming it in the error.
-    pub fn expect_shape(t: &Tensor, name: &str, shape: &[usize]) -> Result<()> {
-        if t.dims() != shape {
-            return Err(Error::new(
-                ErrorCode::CorruptFile,
-                format!("weight '{name}' has shape {:?}, the config implies {:?}", t.dims(), shape),
-            ));
-        }
-        Ok(())
     }
 }

@@ -28,6 +28,33 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::Tokenizer, e.to_string())
 }
 
+/// Runs a call into `tokenizers`, turning a panic (what some malformed tokenizer files cause
+/// deep inside it) into a `TL_TOKENIZER` error instead of unwinding into the caller.
+fn unpanicked<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        Error::new(ErrorCode::Tokenizer, format!("the tokenizer failed to {what} (its tokenizer.json is malformed): {msg}"))
+    })
+}
+
+/// Reads a tokenizer JSON file, refusing what would make `tokenizers` panic or allocate without
+/// bound (`tokenizer_check`), and drops its padding and truncation settings: transformers
+/// overrides them on every call TL makes (`padding=True`, `truncation`, `max_length`), and
+/// `to_tokens` pads and truncates as TL does.
+fn read_checked(path: &Path) -> Result<HfTokenizer> {
+    let files = ModelFiles { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("tokenizer.json");
+    let json = files.read_json(name)?;
+    crate::load::tokenizer_check::check(&json).map_err(|why| Error::corrupt(format!("{}: {why}", path.display())))?;
+    let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(format!("cannot read {}: {e}", path.display()));
+    let mut inner = unpanicked("load", || serde_json::from_value::<HfTokenizer>(json))
+        .map_err(|e| corrupt(&e))?
+        .map_err(|e| corrupt(&e))?;
+    inner.with_padding(None);
+    inner.with_truncation(None).map_err(|e| corrupt(&e))?;
+    Ok(inner)
+}
+
 fn special(cfg: Option<&serde_json::Value>, key: &str) -> Option<String> {
     let v = cfg?.get(key)?;
     match v {
@@ -42,8 +69,7 @@ impl Tokenizer {
     /// `special_tokens_map.json`) when present. As TL: eos defaults to `<|endoftext|>`, pad and
     /// bos default to eos.
     pub fn load(tokenizer_json: &Path, config: Option<&serde_json::Value>, specials: Option<&serde_json::Value>) -> Result<Self> {
-        let inner = HfTokenizer::from_file(tokenizer_json)
-            .map_err(|e| Error::corrupt(format!("cannot read {}: {e}", tokenizer_json.display())))?;
+        let inner = read_checked(tokenizer_json)?;
         let pick = |k: &str| special(config, k).or_else(|| special(specials, k));
         let eos_token = pick("eos_token").or_else(|| Some("<|endoftext|>".to_string()));
         let pad_token = pick("pad_token").or_else(|| eos_token.clone());
@@ -62,7 +88,7 @@ impl Tokenizer {
             padding_side_left: false,
             inner,
         };
-        tok.prepends_bos = !tok.encode_one("", true)?.is_empty();
+        tok.prepends_bos = !tok.encode_one("", true).map_err(|e| Error::corrupt(format!("{}: {}", tokenizer_json.display(), e.message)))?.is_empty();
         Ok(tok)
     }
 
@@ -102,7 +128,7 @@ impl Tokenizer {
     }
 
     pub fn encode_one(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, add_special).map_err(tok_err)?;
+        let enc = unpanicked("encode", || self.inner.encode(text, add_special))?.map_err(tok_err)?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -149,7 +175,7 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special).map_err(tok_err)
+        unpanicked("decode", || self.inner.decode(ids, skip_special))?.map_err(tok_err)
     }
 
     /// One string per token, as TL's `to_str_tokens`.

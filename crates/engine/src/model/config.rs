@@ -195,15 +195,17 @@ impl Config {
         if self.positional_embedding_type == "rotary" && self.rotary_dim.is_none() {
             self.rotary_dim = Some(self.d_head);
         }
+        // Saturating: finalize runs on configs not yet bounded by any weight file.
+        let prod = |xs: &[u64]| xs.iter().fold(1u64, |a, &x| a.saturating_mul(x));
         let d_mlp = self.d_mlp.unwrap_or(0) as u64;
         let (d, h, dh, l) = (self.d_model as u64, self.n_heads as u64, self.d_head as u64, self.n_layers as u64);
-        let mut n_params = l * (d * dh * h * 4);
+        let mut n_params = prod(&[l, d, dh, h, 4]);
         if !self.attn_only {
-            let mut per_layer = d * d_mlp * (2 + self.gated_mlp as u64);
+            let mut per_layer = prod(&[d, d_mlp, 2 + self.gated_mlp as u64]);
             if let Some(e) = self.num_experts {
-                per_layer = (per_layer + d) * e as u64;
+                per_layer = prod(&[per_layer.saturating_add(d), e as u64]);
             }
-            n_params += l * per_layer;
+            n_params = n_params.saturating_add(prod(&[l, per_layer]));
         }
         self.n_params = Some(n_params);
         if self.use_attn_scale && self.attn_scale == -1.0 {

@@ -10,5 +10,6 @@ pub mod loss;
 pub mod mlp;
 pub mod norm;
 pub mod transformer;
+pub mod validate;
 pub mod weights;
 pub mod state_dict;
