@@ -106,6 +106,10 @@ def revision(model_id):
     return hashlib.sha1(f"transformer-lens-node-fixture:{model_id}".encode()).hexdigest()
 
 
+def hub_repo_dir(model_id):
+    return HUB / ("models--" + model_id.replace("/", "--"))
+
+
 def snapshot_dir(model_id):
     return HUB / ("models--" + model_id.replace("/", "--")) / "snapshots" / revision(model_id)
 
@@ -206,7 +210,7 @@ def build_hf_model(n_layer, extra, seed):
 
 
 def write_checkpoint(model_id, n_layer, extra, seed, tok):
-    repo = HUB / ("models--" + model_id.replace("/", "--"))
+    repo = hub_repo_dir(model_id)
     snap = snapshot_dir(model_id)
     snap.mkdir(parents=True)
     (repo / "refs").mkdir()
@@ -374,11 +378,18 @@ def tree_size(path):
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def clean_model_dirs(model_ids):
+    """Remove only these models' hub repos and golden/{slug}/ folders (other scripts' outputs,
+    e.g. make_family_fixtures.py's checkpoints, survive a re-run)."""
+    for model_id in model_ids:
+        for d in (hub_repo_dir(model_id), GOLDEN / slug(model_id)):
+            if d.exists():
+                shutil.rmtree(d)
+    HUB.mkdir(parents=True, exist_ok=True)
+
+
 def main():
-    for d in (HUB, GOLDEN):
-        if d.exists():
-            shutil.rmtree(d)
-    HUB.mkdir(parents=True)
+    clean_model_dirs([model_id for model_id, *_ in MODELS])
     tok = build_tokenizer()
     for model_id, n_layer, extra, seed in MODELS:
         write_checkpoint(model_id, n_layer, extra, seed, tok)

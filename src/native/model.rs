@@ -362,7 +362,7 @@ impl NativeModel {
     pub fn state_dict(&self, env: Env) -> Result<Vec<NamedTensor>> {
         guard(|| {
             let m = self.m()?;
-            let sd = state_dict(m.cfg(), m.arch.norm, &m.weights).napi()?;
+            let sd = state_dict(&m.arch, &m.weights).napi()?;
             sd.into_iter().map(|(name, t)| Ok(NamedTensor { name, tensor: wrap(&env, t)? })).collect()
         })
     }

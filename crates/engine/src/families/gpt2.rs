@@ -22,6 +22,7 @@ pub const FAMILY: Family = Family {
         ("d_vocab", "vocab_size"),
         ("eps", "layer_norm_epsilon"),
         ("act_fn", "activation_function"),
+        ("d_mlp", "n_inner"),
     ],
     config,
     tensors,
@@ -40,7 +41,9 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
         d_model,
         d_head: exact_div(d_model, "n_embd", n_heads, "n_head")?,
         n_heads,
-        d_mlp: Some(d_model * 4),
+        // TL always takes 4 * n_embd; HF's GPT2MLP honours n_inner, and a checkpoint built
+        // with it has that width (TL cannot load one at all), so HF's rule is kept.
+        d_mlp: Some(hf_opt_usize(hf, "n_inner")?.unwrap_or(d_model * 4)),
         n_layers: hf_usize(hf, "n_layer")?,
         n_ctx,
         eps: hf_f64(hf, "layer_norm_epsilon", 1e-5)?,

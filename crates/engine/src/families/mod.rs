@@ -7,6 +7,7 @@
 //! it declares is checked against the safetensors headers (`load::spec`) before any is read.
 
 pub mod gpt2;
+pub mod gpt_neox;
 
 use crate::error::{Error, Result};
 use crate::load::spec::{Checked, TensorSpec};
@@ -28,7 +29,7 @@ pub struct Family {
     pub convert: fn(&Config, &Checked) -> Result<ModelWeights>,
 }
 
-const FAMILIES: &[Family] = &[gpt2::FAMILY];
+const FAMILIES: &[Family] = &[gpt2::FAMILY, gpt_neox::FAMILY];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {
     hf.get("architectures")

@@ -10,6 +10,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod mask_fill;
 pub mod norm_affine;
+pub mod rotary;
 pub mod softmax;
 pub mod split;
 pub mod threads;

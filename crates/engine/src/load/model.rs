@@ -74,7 +74,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     }
     cfg.finalize()?;
     // Behaviour the engine cannot run (an unknown act_fn, ...) is refused before weights are read.
-    Arch::new(cfg.clone())?;
+    Arch::check(&cfg)?;
     let trace = std::env::var_os("TL_TRACE_LOAD").is_some();
     let t0 = std::time::Instant::now();
     // Weights are read and processed on the CPU (the fast, exact path), then moved. Every size

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::error::{Error, ErrorCode, Result};
@@ -26,6 +27,19 @@ pub struct Tokenizer {
 
 fn tok_err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::Tokenizer, e.to_string())
+}
+
+/// transformers' fast tokenizer classes that honour `add_bos_token` (by rebuilding their
+/// post-processor), which TL passes as True when it loads a model's tokenizer; and the
+/// config.json `model_type`s whose default tokenizer is one of them.
+const ADD_BOS_CLASSES: &[&str] = &["GPTNeoXTokenizer", "LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer"];
+const ADD_BOS_MODEL_TYPES: &[&str] = &["gpt_neox", "llama", "gemma", "gemma2", "gemma3", "cohere"];
+
+fn adds_bos_when_asked(config: Option<&serde_json::Value>, model_config: Option<&serde_json::Value>) -> bool {
+    match config.and_then(|c| c.get("tokenizer_class")).and_then(|v| v.as_str()) {
+        Some(class) => ADD_BOS_CLASSES.contains(&class.strip_suffix("Fast").unwrap_or(class)),
+        None => model_config.and_then(|c| c.get("model_type")).and_then(|v| v.as_str()).is_some_and(|t| ADD_BOS_MODEL_TYPES.contains(&t)),
+    }
 }
 
 /// Runs a call into `tokenizers`, turning a panic (what some malformed tokenizer files cause
@@ -68,7 +82,14 @@ impl Tokenizer {
     /// Reads `tokenizer.json`; special tokens come from `tokenizer_config.json` (or
     /// `special_tokens_map.json`) when present. As TL: eos defaults to `<|endoftext|>`, pad and
     /// bos default to eos.
-    pub fn load(tokenizer_json: &Path, config: Option<&serde_json::Value>, specials: Option<&serde_json::Value>) -> Result<Self> {
+    /// `model_config` is the model's config.json, when beside the tokenizer (it names the
+    /// tokenizer class when tokenizer_config.json does not, as for transformers' AutoTokenizer).
+    pub fn load(
+        tokenizer_json: &Path,
+        config: Option<&serde_json::Value>,
+        specials: Option<&serde_json::Value>,
+        model_config: Option<&serde_json::Value>,
+    ) -> Result<Self> {
         let inner = read_checked(tokenizer_json)?;
         let pick = |k: &str| special(config, k).or_else(|| special(specials, k));
         let eos_token = pick("eos_token").or_else(|| Some("<|endoftext|>".to_string()));
@@ -88,6 +109,9 @@ impl Tokenizer {
             padding_side_left: false,
             inner,
         };
+        if let Some(bos) = tok.bos_token.clone().filter(|_| adds_bos_when_asked(config, model_config)) {
+            tok.add_bos(&bos, config)?;
+        }
         tok.prepends_bos = !tok.encode_one("", true).map_err(|e| Error::corrupt(format!("{}: {}", tokenizer_json.display(), e.message)))?.is_empty();
         Ok(tok)
     }
@@ -107,7 +131,35 @@ impl Tokenizer {
         let files = ModelFiles { dir };
         let optional = |name: &str| if files.has(name) { files.read_json(name).map(Some) } else { Ok(None) };
         let (cfg, specials) = (optional("tokenizer_config.json")?, optional("special_tokens_map.json")?);
-        Tokenizer::load(&file, cfg.as_ref(), specials.as_ref())
+        let model_config = optional("config.json").ok().flatten();
+        Tokenizer::load(&file, cfg.as_ref(), specials.as_ref(), model_config.as_ref())
+    }
+
+    /// What transformers' `update_post_processor` does for `add_bos_token=True` (TL loads every
+    /// tokenizer so): BOS before each sequence, EOS after it when tokenizer_config.json sets
+    /// `add_eos_token`.
+    fn add_bos(&mut self, bos: &str, config: Option<&serde_json::Value>) -> Result<()> {
+        let bos_id = self.inner.token_to_id(bos).ok_or_else(|| Error::corrupt(format!("the BOS token {bos:?} is not in the vocabulary")))?;
+        let mut single = format!("{bos}:0 $A:0");
+        let mut specials = vec![(bos.to_string(), bos_id)];
+        let add_eos = config.and_then(|c| c.get("add_eos_token")).and_then(|v| v.as_bool()).unwrap_or(false);
+        if let (true, Some(eos)) = (add_eos, self.eos_token.clone()) {
+            let eos_id = self.inner.token_to_id(&eos).ok_or_else(|| Error::corrupt(format!("the EOS token {eos:?} is not in the vocabulary")))?;
+            single.push_str(&format!(" {eos}:0"));
+            if eos != bos {
+                specials.push((eos, eos_id));
+            }
+        }
+        let pair = format!("{single} $B:1");
+        let template = TemplateProcessing::builder()
+            .try_single(single.as_str())
+            .and_then(|b| b.try_pair(pair.as_str()))
+            .map_err(|e| Error::corrupt(format!("cannot add the BOS token {bos:?}: {e}")))?
+            .special_tokens(specials)
+            .build()
+            .map_err(|e| Error::corrupt(format!("cannot add the BOS token {bos:?}: {e}")))?;
+        self.inner.with_post_processor(Some(template));
+        Ok(())
     }
 
     /// This tokenizer padding on the given side (TL's `default_padding_side`).

@@ -6,11 +6,14 @@ use crate::error::Result;
 use crate::kernels::attn_softmax;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::mask_fill::mask_fill;
+use crate::kernels::rotary::rotate;
 use crate::kernels::softmax::softmax_last;
 use crate::model::config::Config;
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::kv_cache::KvEntry;
 use crate::model::mask::MaskPlan;
+use crate::model::rotary;
+use crate::model::transformer::Arch;
 use crate::model::weights::BlockWeights;
 
 /// The attention inputs: one normalized stream shared by Q, K and V, or one per head
@@ -74,7 +77,7 @@ fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, grad:
 }
 
 pub fn forward(
-    cfg: &Config,
+    arch: &Arch,
     layer: usize,
     w: &BlockWeights,
     input: AttnInput,
@@ -82,6 +85,7 @@ pub fn forward(
     kv: Option<&mut KvEntry>,
     taps: &mut Taps,
 ) -> Result<Tensor> {
+    let cfg = &arch.cfg;
     let (h, dh) = (cfg.n_heads, cfg.d_head);
     let (q, k, v) = match &input {
         // On a GPU one product for Q, K and V beats three narrow ones.
@@ -120,6 +124,23 @@ pub fn forward(
             plan.past
         )));
     }
+    // As TL: the cache holds keys before rotation; all keys are rotated at their positions.
+    let (q, k_all) = match &arch.rotary {
+        Some(table) => {
+            let q = rotate(&q, table, &rotary::query_positions(plan, b, p), 1)?;
+            let q = taps.block(layer, BlockHook::RotQ, q)?;
+            let k_all = rotate(&k_all, table, &rotary::key_positions(plan, b, k_len), 2)?;
+            let k_all = if taps.block_active(layer, BlockHook::RotK) {
+                // hook_rot_k sees TL's [batch, pos, head, d_head].
+                let k = taps.block(layer, BlockHook::RotK, k_all.transpose(1, 2)?.contiguous()?)?;
+                k.transpose(1, 2)?.contiguous()?
+            } else {
+                k_all
+            };
+            (q, k_all)
+        }
+        None => (q, k_all),
+    };
     let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
     let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
     let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, h, dh, k]

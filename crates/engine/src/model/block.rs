@@ -56,7 +56,7 @@ pub fn forward(
     } else {
         AttnInput::Shared(ln(&resid_pre, taps)?)
     };
-    let attn_out = attention::forward(cfg, layer, w, input, plan, kv, taps)?;
+    let attn_out = attention::forward(arch, layer, w, input, plan, kv, taps)?;
     let attn_out = taps.block(layer, BlockHook::AttnOut, attn_out)?;
 
     let Some(mlp_w) = &w.mlp else {

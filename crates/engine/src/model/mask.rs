@@ -61,6 +61,9 @@ pub struct MaskPlan {
     pub positions: Option<Tensor>,
     /// `[batch, q, 1]` 0 at padding positions (TL zeroes their positional embedding).
     pub pos_keep: Option<Tensor>,
+    /// `[batch * (past + q)]` the position of every cached and new key when a padding mask
+    /// moves them (TL's `get_offset_position_ids` with no offset); None: `0..past + q`.
+    pub key_positions: Option<Vec<u32>>,
     pub past: usize,
     /// `additive == 0` as u8, made on first use (gradient runs mask with it) and shared by all layers.
     keep: OnceLock<Tensor>,
@@ -72,7 +75,7 @@ impl MaskPlan {
         let k = past + q;
         let Some(mask) = mask else {
             let additive = if causal && q > 1 { Some(causal_additive(None, 1, q, past, dtype, dev)?.0) } else { None };
-            return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, past, keep: OnceLock::new() });
+            return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, key_positions: None, past, keep: OnceLock::new() });
         };
         let (mb, mk, m) = mask_rows(mask)?;
         if mb != b || mk != k {
@@ -86,10 +89,12 @@ impl MaskPlan {
         }
         let mut pos = Vec::with_capacity(b * q);
         let mut keep = Vec::with_capacity(b * q);
+        let mut key_pos = Vec::with_capacity(b * k);
         for row in m.chunks(k) {
             let mut c = 0i64;
             for (j, &x) in row.iter().enumerate() {
                 c += x;
+                key_pos.push((c - 1).max(0) as u32);
                 if j >= past {
                     pos.push((c - 1).max(0));
                     keep.push(x as f32);
@@ -105,7 +110,7 @@ impl MaskPlan {
         } else {
             (None, None)
         };
-        Ok(MaskPlan { additive, live_rows, positions, pos_keep, past, keep: OnceLock::new() })
+        Ok(MaskPlan { additive, live_rows, positions, pos_keep, key_positions: Some(key_pos), past, keep: OnceLock::new() })
     }
 
     /// Where attention is allowed, as a u8 mask for `where`-style masking (None: no mask).

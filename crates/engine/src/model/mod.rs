@@ -9,6 +9,7 @@ pub mod mask;
 pub mod loss;
 pub mod mlp;
 pub mod norm;
+pub mod rotary;
 pub mod transformer;
 pub mod validate;
 pub mod weights;

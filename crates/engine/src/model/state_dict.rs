@@ -4,8 +4,8 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::model::config::Config;
 use crate::model::norm::NormKind;
+use crate::model::transformer::Arch;
 use crate::model::weights::{ModelWeights, NormWeights};
 
 fn push_norm(out: &mut Vec<(String, Tensor)>, prefix: &str, kind: NormKind, n: &NormWeights) {
@@ -27,7 +27,8 @@ fn heads_in(w: &Tensor, h: usize, dh: usize) -> Result<Tensor> {
     Ok(w.contiguous()?.reshape((d, h, dh))?.permute((1, 0, 2))?.contiguous()?)
 }
 
-pub fn state_dict(cfg: &Config, norm: NormKind, w: &ModelWeights) -> Result<Vec<(String, Tensor)>> {
+pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>> {
+    let (cfg, norm) = (&arch.cfg, arch.norm);
     let (h, dh, d) = (cfg.n_heads, cfg.d_head, cfg.d_model);
     let hd = h * dh;
     let mut out = Vec::new();
@@ -40,6 +41,7 @@ pub fn state_dict(cfg: &Config, norm: NormKind, w: &ModelWeights) -> Result<Vec<
     let mask: Vec<u8> = (0..n_ctx).flat_map(|i| (0..n_ctx).map(move |j| (j <= i) as u8)).collect();
     let mask = Tensor::from_vec(mask, (n_ctx, n_ctx), dev)?;
     let ignore = Tensor::new(f32::NEG_INFINITY, dev)?.to_dtype(w.w_e.dtype())?;
+    let rotary = arch.rotary.as_ref().map(|t| t.buffers(w.w_e.dtype(), dev)).transpose()?;
     for (l, b) in w.blocks.iter().enumerate() {
         let p = format!("blocks.{l}");
         push_norm(&mut out, &format!("{p}.ln1"), norm, &b.ln1);
@@ -60,6 +62,10 @@ pub fn state_dict(cfg: &Config, norm: NormKind, w: &ModelWeights) -> Result<Vec<
         out.push((format!("{p}.attn.b_V"), bias(2)?));
         out.push((format!("{p}.attn.mask"), mask.clone()));
         out.push((format!("{p}.attn.IGNORE"), ignore.clone()));
+        if let Some((sin, cos)) = &rotary {
+            out.push((format!("{p}.attn.rotary_sin"), sin.clone()));
+            out.push((format!("{p}.attn.rotary_cos"), cos.clone()));
+        }
         if let Some(m) = &b.mlp {
             out.push((format!("{p}.mlp.W_in"), m.w_in.clone()));
             out.push((format!("{p}.mlp.b_in"), m.b_in.clone()));

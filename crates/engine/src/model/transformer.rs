@@ -1,6 +1,7 @@
 //! The hooked transformer: embedding, blocks, final norm, unembedding; TL's `forward`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
@@ -13,7 +14,8 @@ use crate::model::kv_cache::KvCache;
 use crate::model::mask::MaskPlan;
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::weights::ModelWeights;
-use crate::model::{block, loss};
+use crate::kernels::rotary::RotaryTable;
+use crate::model::{block, loss, rotary};
 
 /// Behaviour derived once from the config; components read this, never architecture names.
 #[derive(Debug, Clone)]
@@ -21,16 +23,18 @@ pub struct Arch {
     pub cfg: Config,
     pub norm: NormKind,
     pub act: Activation,
+    /// The sin/cos table of rotary models (TL's `rotary_sin` / `rotary_cos`), shared by layers.
+    pub rotary: Option<Arc<RotaryTable>>,
 }
 
 impl Arch {
-    pub fn new(cfg: Config) -> Result<Self> {
-        let norm = NormKind::from_cfg(cfg.normalization_type.as_deref())?;
-        let act = match &cfg.act_fn {
-            Some(a) => Activation::from_name(a)?,
-            None => Activation::Relu,
-        };
-        if cfg.positional_embedding_type != "standard" {
+    /// Refuses behaviour the engine cannot run, without building anything.
+    pub fn check(cfg: &Config) -> Result<()> {
+        NormKind::from_cfg(cfg.normalization_type.as_deref())?;
+        if let Some(a) = &cfg.act_fn {
+            Activation::from_name(a)?;
+        }
+        if !matches!(cfg.positional_embedding_type.as_str(), "standard" | "rotary") {
             return Err(Error::unsupported(format!(
                 "positional_embedding_type '{}' is not supported yet",
                 cfg.positional_embedding_type
@@ -39,7 +43,21 @@ impl Arch {
         if cfg.gated_mlp || cfg.n_key_value_heads.is_some() || cfg.num_experts.is_some() {
             return Err(Error::unsupported("gated MLPs, grouped-query attention and MoE are not supported yet"));
         }
-        Ok(Arch { cfg, norm, act })
+        Ok(())
+    }
+
+    pub fn new(cfg: Config) -> Result<Self> {
+        Arch::check(&cfg)?;
+        let norm = NormKind::from_cfg(cfg.normalization_type.as_deref())?;
+        let act = match &cfg.act_fn {
+            Some(a) => Activation::from_name(a)?,
+            None => Activation::Relu,
+        };
+        let rotary = match cfg.positional_embedding_type.as_str() {
+            "rotary" => Some(Arc::new(rotary::table(&cfg)?)),
+            _ => None,
+        };
+        Ok(Arch { cfg, norm, act, rotary })
     }
 }
 

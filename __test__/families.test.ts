@@ -1,0 +1,47 @@
+/**
+ * Decoder families beyond GPT-2, against TL goldens from scripts/reference/make_family_fixtures.py
+ * (logits, caches, state dicts, padding and generation run through parity.test.ts and
+ * generation.test.ts, which cover every model in MODELS): the use_* flags with each family's
+ * hook points, and gradients (`inclBwd`) through each new component kind.
+ */
+import test from 'ava'
+
+import { HookedTransformer, Tensor } from '../src/index'
+import { assertClose } from './helpers/compare'
+import { golden, useFixtureHub } from './helpers/fixtures'
+
+useFixtureHub()
+
+/** Family model → the component kinds its checkpoint exercises. */
+const FAMILY_MODELS = {
+  'EleutherAI/pythia-70m': 'rotary (partial, halves), parallel attention + MLP',
+} as const
+
+for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {
+  test(`${model} (${kinds}): use_attn_result + use_split_qkv_input + use_hook_mlp_in match TL`, async (t) => {
+    const g = golden(model, 'flags')
+    const m = await HookedTransformer.fromPretrained(model)
+    m.setUseAttnResult(true)
+    m.setUseSplitQkvInput(true)
+    m.setUseHookMlpIn(true)
+    const [logits, cache] = await m.runWithCache(m.toTokens(g.json.prompt))
+    assertClose(t, logits, g.tensors.get('logits'), 1e-4, `${model}.flags.logits`)
+    t.deepEqual(cache.keys(), g.json.hook_names)
+    for (const key of cache.keys()) assertClose(t, cache.get(key), g.tensors.get(`cache.${key}`), key.endsWith('pattern') ? 1e-5 : 1e-4, `${model}.flags.${key}`)
+    cache.dispose()
+    m.dispose()
+  })
+
+  test(`${model} (${kinds}): runWithCache inclBwd gives TL's loss, activations and gradients`, async (t) => {
+    const g = golden(model, 'backward')
+    const m = await HookedTransformer.fromPretrained(model)
+    const tokens = m.toTokens(g.json.prompt)
+    assertClose(t, tokens, g.tensors.get('tokens'), 0, 'tokens')
+    const [loss, cache] = await m.runWithCache(tokens, { returnType: 'loss', inclBwd: true })
+    assertClose(t, loss as Tensor, g.tensors.get('loss'), 1e-5, `${model}.loss`)
+    t.deepEqual(cache.keys(), g.json.keys)
+    for (const k of g.json.keys as string[]) assertClose(t, cache.get(k), g.tensors.get(k), k.endsWith('_grad') ? 1e-5 : 1e-4, `${model}.${k}`)
+    cache.dispose()
+    m.dispose()
+  })
+}

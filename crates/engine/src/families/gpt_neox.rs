@@ -1,0 +1,136 @@
+//! GPT-NeoX (`GPTNeoXForCausalLM`): Pythia, StableLM-Alpha style. Attention and MLP read the
+//! same residual (parallel block), rotary on the first `rotary_pct` of each head's features,
+//! rotating halves. HF fuses Q, K and V per head (`(head, qkv, d_head)` rows), and stores
+//! `[out, in]` weights; both become the compute layout here.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
+use crate::load::spec::{Checked, TensorSpec};
+use crate::model::config::Config;
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
+
+pub const FAMILY: Family = Family {
+    architecture: "GPTNeoXForCausalLM",
+    prefixes: &["gpt_neox.", ""],
+    hf_fields: &[
+        ("n_layers", "num_hidden_layers"),
+        ("d_model", "hidden_size"),
+        ("n_heads", "num_attention_heads"),
+        ("d_mlp", "intermediate_size"),
+        ("n_ctx", "max_position_embeddings"),
+        ("d_vocab", "vocab_size"),
+        ("eps", "layer_norm_eps"),
+        ("act_fn", "hidden_act"),
+        ("rotary_dim", "rotary_pct"),
+    ],
+    config,
+    tensors,
+    layer_tensors,
+    convert,
+};
+
+pub fn config(hf: &serde_json::Value) -> Result<Config> {
+    let d_model = hf_usize(hf, "hidden_size")?;
+    let n_heads = hf_usize(hf, "num_attention_heads")?;
+    let d_head = exact_div(d_model, "hidden_size", n_heads, "num_attention_heads")?;
+    // TL: round(rotary_pct * d_head), Python's round (half to even).
+    let pct = hf_f64(hf, "rotary_pct", 1.0)?;
+    let rotary = (pct * d_head as f64).round_ties_even();
+    Ok(Config {
+        d_model,
+        d_head,
+        n_heads,
+        d_mlp: Some(hf_usize(hf, "intermediate_size")?),
+        n_layers: hf_usize(hf, "num_hidden_layers")?,
+        n_ctx: hf_usize(hf, "max_position_embeddings")?,
+        eps: hf_f64(hf, "layer_norm_eps", 1e-5)?,
+        d_vocab: hf_usize(hf, "vocab_size")?,
+        act_fn: Some(hf_str(hf, "hidden_act", "gelu")?),
+        use_attn_scale: true,
+        use_local_attn: false,
+        scale_attn_by_inverse_layer_idx: false,
+        parallel_attn_mlp: true,
+        positional_embedding_type: "rotary".into(),
+        rotary_adjacent_pairs: false,
+        // A negative or non-finite pct gives 0, refused by the shared check as rotary_dim.
+        rotary_dim: Some(if rotary.is_finite() && rotary > 0.0 { rotary as usize } else { 0 }),
+        normalization_type: Some("LN".into()),
+        original_architecture: Some("GPTNeoXForCausalLM".into()),
+        ..Config::default()
+    })
+}
+
+fn layer(l: usize, s: &str) -> String {
+    format!("layers.{l}.{s}")
+}
+
+pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
+    let (d, v) = (cfg.d_model, cfg.d_vocab);
+    vec![
+        TensorSpec::new("embed_in.weight", &[v, d]),
+        TensorSpec::new("final_layer_norm.weight", &[d]),
+        TensorSpec::new("final_layer_norm.bias", &[d]),
+        TensorSpec::new("embed_out.weight", &[v, d]),
+    ]
+}
+
+pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
+    let (d, m) = (cfg.d_model, cfg.d_mlp());
+    [
+        ("input_layernorm.weight", vec![d]),
+        ("input_layernorm.bias", vec![d]),
+        ("attention.query_key_value.weight", vec![3 * d, d]),
+        ("attention.query_key_value.bias", vec![3 * d]),
+        ("attention.dense.weight", vec![d, d]),
+        ("attention.dense.bias", vec![d]),
+        ("post_attention_layernorm.weight", vec![d]),
+        ("post_attention_layernorm.bias", vec![d]),
+        ("mlp.dense_h_to_4h.weight", vec![m, d]),
+        ("mlp.dense_h_to_4h.bias", vec![m]),
+        ("mlp.dense_4h_to_h.weight", vec![d, m]),
+        ("mlp.dense_4h_to_h.bias", vec![d]),
+    ]
+    .into_iter()
+    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
+    .collect()
+}
+
+/// `[out, in]` → `[in, out]`, in its own storage.
+fn t(x: Tensor) -> Result<Tensor> {
+    Ok(x.t()?.contiguous()?)
+}
+
+fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
+    Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+}
+
+pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
+    let (d, h, dh) = (cfg.d_model, cfg.n_heads, cfg.d_head);
+    let mut blocks = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        let get = |s: &str| w.get(&layer(l, s));
+        // Rows (head, qkv, d_head) → columns Q heads, K heads, V heads.
+        let qkv = get("attention.query_key_value.weight")?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
+        let b_qkv = get("attention.query_key_value.bias")?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
+        blocks.push(BlockWeights {
+            ln1: ln(w, &layer(l, "input_layernorm"))?,
+            w_qkv: t(qkv)?,
+            b_qkv,
+            w_o: t(get("attention.dense.weight")?)?,
+            b_o: get("attention.dense.bias")?,
+            ln2: ln(w, &layer(l, "post_attention_layernorm"))?,
+            mlp: Some(MlpWeights {
+                w_in: t(get("mlp.dense_h_to_4h.weight")?)?,
+                b_in: get("mlp.dense_h_to_4h.bias")?,
+                w_out: t(get("mlp.dense_4h_to_h.weight")?)?,
+                b_out: get("mlp.dense_4h_to_h.bias")?,
+            }),
+        });
+    }
+    let w_e = w.get("embed_in.weight")?;
+    let w_u = t(w.get("embed_out.weight")?)?;
+    let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
+    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: ln(w, "final_layer_norm")?, w_u, b_u })
+}
