@@ -4,17 +4,23 @@
  * generation.test.ts, which cover every model in MODELS): the use_* flags with each family's
  * hook points, and gradients (`inclBwd`) through each new component kind.
  */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
 import test from 'ava'
 
 import { HookedTransformer, Tensor } from '../src/index'
 import { assertClose } from './helpers/compare'
-import { golden, useFixtureHub } from './helpers/fixtures'
+import { FIXTURES, golden, slug, useFixtureHub } from './helpers/fixtures'
 
 useFixtureHub()
 
 /** Family model → the component kinds its checkpoint exercises. */
 const FAMILY_MODELS = {
   'EleutherAI/pythia-70m': 'rotary (partial, halves), parallel attention + MLP',
+  '01-ai/Yi-6B': 'Llama: RMSNorm, gated SiLU MLP, grouped-query attention, full rotary',
+  'Qwen/Qwen2-0.5B': 'Qwen2: grouped-query attention with Q/K/V biases, tied embeddings',
+  'mistralai/Mistral-7B-v0.1': 'Mistral: sliding-window (local) attention',
 } as const
 
 for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {
@@ -31,6 +37,28 @@ for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {
     cache.dispose()
     m.dispose()
   })
+
+  if (fs.existsSync(path.join(FIXTURES, 'golden', slug(model), 'ungroup.json'))) {
+    test(`${model} (${kinds}): setUngroupGroupedQueryAttention gives TL's hooks (a K/V copy per query head) and logits`, async (t) => {
+      const g = golden(model, 'ungroup')
+      const m = await HookedTransformer.fromPretrained(model)
+      const grouped = m.cfg.n_key_value_heads as number
+      m.setUngroupGroupedQueryAttention(true)
+      t.is(m.cfg.ungroup_grouped_query_attention, true)
+      const [logits, cache] = await m.runWithCache(m.toTokens(g.json.prompt))
+      assertClose(t, logits, g.tensors.get('logits'), 1e-4, `${model}.ungroup.logits`)
+      t.deepEqual(cache.keys(), g.json.hook_names)
+      t.is(cache.get('blocks.0.attn.hook_k').shape[2], m.cfg.n_heads)
+      t.true(grouped < m.cfg.n_heads)
+      for (const key of cache.keys()) assertClose(t, cache.get(key), g.tensors.get(`cache.${key}`), key.endsWith('pattern') ? 1e-5 : 1e-4, `${model}.ungroup.${key}`)
+      // The KV cache holds the ungrouped heads too, and greedy decoding through it is unchanged.
+      const kv = m.initKvCache(1)
+      await m.forward(m.toTokens(g.json.prompt), { pastKvCache: kv })
+      t.is(kv.entries[0].pastKeys.shape[2], m.cfg.n_heads)
+      cache.dispose()
+      m.dispose()
+    })
+  }
 
   test(`${model} (${kinds}): runWithCache inclBwd gives TL's loss, activations and gradients`, async (t) => {
     const g = golden(model, 'backward')

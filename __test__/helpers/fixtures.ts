@@ -12,7 +12,7 @@ export function useFixtureHub(): void {
   process.env.HF_HUB_OFFLINE = '1'
 }
 
-export const MODELS = ['gpt2', 'distilgpt2', 'stanford-crfm/alias-gpt2-small-x21', 'EleutherAI/pythia-70m'] as const
+export const MODELS = ['gpt2', 'distilgpt2', 'stanford-crfm/alias-gpt2-small-x21', 'EleutherAI/pythia-70m', '01-ai/Yi-6B', 'Qwen/Qwen2-0.5B', 'mistralai/Mistral-7B-v0.1'] as const
 
 export function slug(model: string): string {
   return model.replace('/', '__')

@@ -443,6 +443,10 @@ export class HookedTransformer extends WeightProperties {
   setUseAttnIn(v: boolean): void {
     this.#setFlag('use_attn_in', v)
   }
+  /** TL's `set_ungroup_grouped_query_attention`: K/V hooks (and the KV cache) see one head per query head. */
+  setUngroupGroupedQueryAttention(v: boolean): void {
+    this.#setFlag('ungroup_grouped_query_attention', v)
+  }
 
   /** TL's `to_single_str_token`: the string of one token id. */
   toSingleStrToken(token: number): string {

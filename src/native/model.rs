@@ -335,7 +335,7 @@ impl NativeModel {
         guard(|| {
             let m = self.m()?;
             let c = m.cfg();
-            let kv = KvCache::new(c.n_layers, batch_size as usize, c.n_heads, c.d_head, m.dtype(), &m.device).napi()?;
+            let kv = KvCache::new(c.n_layers, batch_size as usize, c.attn_kv_heads(), c.d_head, m.dtype(), &m.device).napi()?;
             Ok(NativeKvCache::new(kv))
         })
     }

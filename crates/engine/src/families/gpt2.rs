@@ -113,6 +113,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             ln2: ln(w, &layer(l, "ln_2"))?,
             mlp: Some(MlpWeights {
                 w_in: get("mlp.c_fc.weight")?,
+                w_gate: None,
                 b_in: get("mlp.c_fc.bias")?,
                 w_out: get("mlp.c_proj.weight")?,
                 b_out: get("mlp.c_proj.bias")?,

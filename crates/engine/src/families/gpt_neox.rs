@@ -123,6 +123,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             ln2: ln(w, &layer(l, "post_attention_layernorm"))?,
             mlp: Some(MlpWeights {
                 w_in: t(get("mlp.dense_h_to_4h.weight")?)?,
+                w_gate: None,
                 b_in: get("mlp.dense_h_to_4h.bias")?,
                 w_out: t(get("mlp.dense_4h_to_h.weight")?)?,
                 b_out: get("mlp.dense_4h_to_h.bias")?,

@@ -8,6 +8,9 @@
 
 pub mod gpt2;
 pub mod gpt_neox;
+pub mod llama;
+pub mod mistral;
+pub mod qwen2;
 
 use crate::error::{Error, Result};
 use crate::load::spec::{Checked, TensorSpec};
@@ -29,7 +32,7 @@ pub struct Family {
     pub convert: fn(&Config, &Checked) -> Result<ModelWeights>,
 }
 
-const FAMILIES: &[Family] = &[gpt2::FAMILY, gpt_neox::FAMILY];
+const FAMILIES: &[Family] = &[gpt2::FAMILY, gpt_neox::FAMILY, llama::FAMILY, mistral::FAMILY, qwen2::FAMILY];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {
     hf.get("architectures")

@@ -103,7 +103,7 @@ impl Generation {
             )));
         }
         let kv = if opts.use_kv_cache {
-            Some(KvCache::new(cfg.n_layers, b, cfg.n_heads, cfg.d_head, model.dtype(), &model.device)?)
+            Some(KvCache::new(cfg.n_layers, b, cfg.attn_kv_heads(), cfg.d_head, model.dtype(), &model.device)?)
         } else {
             None
         };

@@ -1,5 +1,6 @@
 //! TL's LayerNorm arithmetic in one pass per row: centre, `scale = sqrt(mean(c²) + eps)`,
 //! `c / scale` (then `* w + b` when given). Two-pass centring, as TL, not `E[x²] - mean²`.
+//! RMSNorm is the same pass without the centring and the bias.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 
@@ -7,8 +8,10 @@ use super::{f32_slice, not_supported, par_rows};
 
 struct LayerNormPre {
     eps: f32,
-    /// Weight and bias (contiguous, length d) for an un-folded LayerNorm.
-    affine: Option<(Vec<f32>, Vec<f32>)>,
+    /// Subtract the row mean first (LayerNorm) or not (RMSNorm).
+    center: bool,
+    /// Weight and bias (contiguous, length d) for an un-folded LayerNorm (RMSNorm: no bias).
+    affine: Option<(Vec<f32>, Option<Vec<f32>>)>,
 }
 
 pub(crate) fn lanes_sum(v: &[f32]) -> f32 {
@@ -59,7 +62,7 @@ impl CustomOp1 for LayerNormPre {
             return Ok((CpuStorage::F32(dst), l.shape().clone()));
         }
         for (x, y) in src.chunks_exact(d).zip(dst.chunks_exact_mut(d)) {
-            let mean = row_mean(x);
+            let mean = if self.center { row_mean(x) } else { 0.0 };
             for (yi, &xi) in y.iter_mut().zip(x) {
                 *yi = xi - mean;
             }
@@ -68,9 +71,14 @@ impl CustomOp1 for LayerNormPre {
             let scale = row_scale(y, self.eps);
             match &self.affine {
                 None => y.iter_mut().for_each(|c| *c /= scale),
-                Some((w, b)) => {
+                Some((w, Some(b))) => {
                     for ((c, wi), bi) in y.iter_mut().zip(w).zip(b) {
                         *c = *c / scale * wi + bi;
+                    }
+                }
+                Some((w, None)) => {
+                    for (c, wi) in y.iter_mut().zip(w) {
+                        *c = *c / scale * wi;
                     }
                 }
             }
@@ -79,22 +87,24 @@ impl CustomOp1 for LayerNormPre {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = LayerNormGrad { eps: self.eps, w: self.affine.as_ref().map(|(w, _)| w.clone()) };
+        let op = LayerNormGrad { eps: self.eps, center: self.center, w: self.affine.as_ref().map(|(w, _)| w.clone()) };
         Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
 }
 
 /// The backward of [`LayerNormPre`] on `(x, grad)`, one pass per row: with `n = (x - mean) / s`
-/// and `gn = grad · w`, `dx = (gn - mean(gn) - n · mean(gn · n)) / s`.
+/// and `gn = grad · w`, `dx = (gn - mean(gn) - n · mean(gn · n)) / s` (RMSNorm: no mean, and no
+/// `mean(gn)` term).
 struct LayerNormGrad {
     eps: f32,
+    center: bool,
     w: Option<Vec<f32>>,
 }
 
 impl LayerNormGrad {
     fn row(&self, x: &[f32], g: &[f32], out: &mut [f32]) {
         let d = x.len() as f32;
-        let mean = row_mean(x);
+        let mean = if self.center { row_mean(x) } else { 0.0 };
         for (o, &xi) in out.iter_mut().zip(x) {
             *o = xi - mean;
         }
@@ -110,7 +120,7 @@ impl LayerNormGrad {
             m2 += gn(i) * n;
             *o = n;
         }
-        let (m1, m2) = (m1 / d, m2 / d);
+        let (m1, m2) = (if self.center { m1 / d } else { 0.0 }, m2 / d);
         for (i, o) in out.iter_mut().enumerate() {
             *o = (gn(i) - m1 - *o * m2) / s;
         }
@@ -208,18 +218,28 @@ pub fn center_and_scale(x: &Tensor, eps: f64) -> Result<Option<(Tensor, Tensor)>
     Ok(Some((c, s)))
 }
 
-/// Fused LayerNorm over the last dim for contiguous f32 CPU tensors (differentiable, with a fused
-/// backward); None when the caller must use the op-by-op path.
-pub fn layer_norm_fused(x: &Tensor, eps: f64, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Option<Tensor>> {
+/// `sqrt(mean(x²) + eps)` over the last dim (RMSNorm's scale, differentiable), as the fused
+/// kernel computes it; None when the caller must use candle ops.
+pub fn rms_scale(x: &Tensor, eps: f64) -> Result<Option<Tensor>> {
     if !fusable(x) {
         return Ok(None);
     }
+    Ok(Some(x.apply_op1(Scale { eps: eps as f32 })?))
+}
+
+/// Fused LayerNorm (`center`) or RMSNorm over the last dim for contiguous f32 CPU tensors
+/// (differentiable, with a fused backward); None when the caller must use the op-by-op path.
+pub fn layer_norm_fused(x: &Tensor, eps: f64, center: bool, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Option<Tensor>> {
+    if !fusable(x) {
+        return Ok(None);
+    }
+    let vec = |t: &Tensor| -> Result<Vec<f32>> { t.to_dtype(candle_core::DType::F32)?.to_vec1() };
     let affine = match (w, b) {
-        (Some(w), Some(b)) => Some((w.to_dtype(candle_core::DType::F32)?.to_vec1()?, b.to_dtype(candle_core::DType::F32)?.to_vec1()?)),
+        (Some(w), b) => Some((vec(w)?, b.map(vec).transpose()?)),
         (None, None) => None,
-        _ => return Ok(None),
+        (None, Some(_)) => return Ok(None),
     };
-    Ok(Some(x.apply_op1(LayerNormPre { eps: eps as f32, affine })?))
+    Ok(Some(x.apply_op1(LayerNormPre { eps: eps as f32, center, affine })?))
 }
 
 #[cfg(test)]
@@ -255,7 +275,7 @@ mod tests {
         let w = Tensor::randn(1f32, 0.3, 40, &dev)?;
         let b = Tensor::randn(0f32, 0.3, 40, &dev)?;
         for affine in [None, Some((&w, &b))] {
-            let fused = layer_norm_fused(x.as_tensor(), 1e-5, affine.map(|a| a.0), affine.map(|a| a.1))?.expect("fusable");
+            let fused = layer_norm_fused(x.as_tensor(), 1e-5, true, affine.map(|a| a.0), affine.map(|a| a.1))?.expect("fusable");
             let want = reference(x.as_tensor(), 1e-5, affine)?;
             assert!(max_diff(&fused, &want)? < 1e-5);
             let d = max_diff(&grad_of(&fused, &x, &coef)?, &grad_of(&want, &x, &coef)?)?;
@@ -266,6 +286,32 @@ mod tests {
         let split = c.broadcast_div(&s)?;
         let d = max_diff(&grad_of(&split, &x, &coef)?, &grad_of(&reference(x.as_tensor(), 1e-5, None)?, &x, &coef)?)?;
         assert!(d < 1e-5, "centre/scale: max grad diff {d}");
+        Ok(())
+    }
+
+    #[test]
+    fn fused_rms_norm_and_its_backward_match_the_composite_ones() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::randn(0.5f32, 2.0, (3, 7, 40), &dev)?;
+        let coef = Tensor::randn(0f32, 1.0, (3, 7, 40), &dev)?;
+        let w = Tensor::randn(1f32, 0.3, 40, &dev)?;
+        // TL's RMSNorm: x / sqrt(mean(x²) + eps) * w.
+        let s = (x.as_tensor().sqr()?.mean_keepdim(D::Minus1)? + 1e-6)?.sqrt()?;
+        for wt in [None, Some(&w)] {
+            let n = x.as_tensor().broadcast_div(&s)?;
+            let want = match wt {
+                Some(w) => n.broadcast_mul(w)?,
+                None => n,
+            };
+            let fused = layer_norm_fused(x.as_tensor(), 1e-6, false, wt, None)?.expect("fusable");
+            assert!(max_diff(&fused, &want)? < 1e-5);
+            let d = max_diff(&grad_of(&fused, &x, &coef)?, &grad_of(&want, &x, &coef)?)?;
+            assert!(d < 1e-5, "weight {}: max grad diff {d}", wt.is_some());
+        }
+        let split = x.as_tensor().broadcast_div(&rms_scale(x.as_tensor(), 1e-6)?.expect("fusable"))?;
+        let want = x.as_tensor().broadcast_div(&s)?;
+        let d = max_diff(&grad_of(&split, &x, &coef)?, &grad_of(&want, &x, &coef)?)?;
+        assert!(d < 1e-5, "scale op: max grad diff {d}");
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod attn_softmax;
 pub mod cross_entropy;
+pub mod gated;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;

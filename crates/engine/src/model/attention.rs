@@ -25,36 +25,67 @@ pub enum AttnInput {
     PerHead { q: Tensor, k: Tensor, v: Tensor },
 }
 
-/// `x: [batch, pos, d_model]` → `[batch, pos, n_heads, d_head]` for one of Q (0), K (1), V (2).
-fn project_shared(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usize) -> Result<Tensor> {
+/// Where Q (0), K (1) or V (2) sits in the fused `w_qkv` columns: first column and heads.
+fn part(cfg: &Config, which: usize) -> (usize, usize) {
+    let (h, kv, dh) = (cfg.n_heads, cfg.kv_heads(), cfg.d_head);
+    match which {
+        0 => (0, h),
+        1 => (h * dh, kv),
+        _ => ((h + kv) * dh, kv),
+    }
+}
+
+/// `x: [batch, pos, d_model]` → `[batch, pos, heads, d_head]` for one of Q (0), K (1), V (2).
+fn project_shared(x: &Tensor, w: &BlockWeights, cfg: &Config, which: usize) -> Result<Tensor> {
     let (b, p, _) = x.dims3()?;
-    let hd = h * dh;
-    let wm = w.w_qkv.narrow(1, which * hd, hd)?;
+    let (start, heads) = part(cfg, which);
+    let width = heads * cfg.d_head;
+    let wm = w.w_qkv.narrow(1, start, width)?;
     // The CPU gemm reads the strided column block in place; cuBLAS takes dense matrices only.
     let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
-    let bias = w.b_qkv.narrow(0, which * hd, hd)?;
-    Ok(linear_to(x, &wm, Some(&bias), &[b, p, h, dh])?)
+    let bias = w.b_qkv.narrow(0, start, width)?;
+    Ok(linear_to(x, &wm, Some(&bias), &[b, p, heads, cfg.d_head])?)
 }
 
 /// Q, K and V from one product with the whole `w_qkv`.
-fn project_fused(x: &Tensor, w: &BlockWeights, h: usize, dh: usize) -> Result<(Tensor, Tensor, Tensor)> {
+fn project_fused(x: &Tensor, w: &BlockWeights, cfg: &Config) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, p, _) = x.dims3()?;
-    let hd = h * dh;
     let y = linear(x, &w.w_qkv, Some(&w.b_qkv))?;
-    let part = |i: usize| -> Result<Tensor> { Ok(y.narrow(2, i * hd, hd)?.contiguous()?.reshape((b, p, h, dh))?) };
-    Ok((part(0)?, part(1)?, part(2)?))
+    let take = |which: usize| -> Result<Tensor> {
+        let (start, heads) = part(cfg, which);
+        Ok(y.narrow(2, start, heads * cfg.d_head)?.contiguous()?.reshape((b, p, heads, cfg.d_head))?)
+    };
+    Ok((take(0)?, take(1)?, take(2)?))
 }
 
-/// `x: [batch, pos, n_heads, d_model]` → `[batch, pos, n_heads, d_head]`, head i reading its own input.
-fn project_per_head(x: &Tensor, w: &BlockWeights, which: usize, h: usize, dh: usize) -> Result<Tensor> {
-    let (b, p, _, d) = x.dims4()?;
-    let hd = h * dh;
-    let w3 = w.w_qkv.narrow(1, which * hd, hd)?.reshape((d, h, dh))?.permute((1, 0, 2))?.contiguous()?;
-    let xs = x.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, d))?;
-    let bias = w.b_qkv.narrow(0, which * hd, hd)?.reshape((h, 1, dh))?;
-    let y = linear(&xs, &w3, Some(&bias))?; // [h, b*p, dh]
-    let y = y.reshape((h, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
+/// `x: [batch, pos, heads_in, d_model]` → `[batch, pos, heads_in, d_head]`, head i reading its own
+/// input with the weights of head `i * heads / heads_in` (K/V heads shared by groups of query
+/// heads when the input has one stream per query head).
+fn project_per_head(x: &Tensor, w: &BlockWeights, cfg: &Config, which: usize) -> Result<Tensor> {
+    let (b, p, hin, d) = x.dims4()?;
+    let (start, heads) = part(cfg, which);
+    let dh = cfg.d_head;
+    let mut w3 = w.w_qkv.narrow(1, start, heads * dh)?.reshape((d, heads, dh))?.permute((1, 0, 2))?.contiguous()?;
+    let mut bias = w.b_qkv.narrow(0, start, heads * dh)?.reshape((heads, 1, dh))?;
+    if hin != heads {
+        let ids: Vec<u32> = (0..hin).map(|i| (i * heads / hin) as u32).collect();
+        let ids = Tensor::from_vec(ids, hin, x.device())?;
+        w3 = w3.index_select(&ids, 0)?;
+        bias = bias.index_select(&ids, 0)?;
+    }
+    let xs = x.permute((2, 0, 1, 3))?.contiguous()?.reshape((hin, b * p, d))?;
+    let y = linear(&xs, &w3, Some(&bias))?; // [hin, b*p, dh]
+    let y = y.reshape((hin, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
     Ok(y)
+}
+
+/// TL's `repeat_interleave(x, n, dim=2)` on `[batch, pos, heads, d_head]`.
+fn repeat_heads(x: &Tensor, n: usize) -> Result<Tensor> {
+    if n == 1 {
+        return Ok(x.clone());
+    }
+    let (b, p, h, dh) = x.dims4()?;
+    Ok(x.unsqueeze(3)?.broadcast_as((b, p, h, n, dh))?.contiguous()?.reshape((b, p, h * n, dh))?)
 }
 
 /// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, masked.
@@ -86,26 +117,16 @@ pub fn forward(
     taps: &mut Taps,
 ) -> Result<Tensor> {
     let cfg = &arch.cfg;
-    let (h, dh) = (cfg.n_heads, cfg.d_head);
+    let (h, kv_heads) = (cfg.n_heads, cfg.kv_heads());
     let (q, k, v) = match &input {
         // On a GPU one product for Q, K and V beats three narrow ones.
-        AttnInput::Shared(x) if !x.device().is_cpu() => project_fused(x, w, h, dh)?,
-        AttnInput::Shared(x) => (
-            project_shared(x, w, 0, h, dh)?,
-            project_shared(x, w, 1, h, dh)?,
-            project_shared(x, w, 2, h, dh)?,
-        ),
-        AttnInput::Separate { q, k, v } => (
-            project_shared(q, w, 0, h, dh)?,
-            project_shared(k, w, 1, h, dh)?,
-            project_shared(v, w, 2, h, dh)?,
-        ),
-        AttnInput::PerHead { q, k, v } => (
-            project_per_head(q, w, 0, h, dh)?,
-            project_per_head(k, w, 1, h, dh)?,
-            project_per_head(v, w, 2, h, dh)?,
-        ),
+        AttnInput::Shared(x) if !x.device().is_cpu() => project_fused(x, w, cfg)?,
+        AttnInput::Shared(x) => (project_shared(x, w, cfg, 0)?, project_shared(x, w, cfg, 1)?, project_shared(x, w, cfg, 2)?),
+        AttnInput::Separate { q, k, v } => (project_shared(q, w, cfg, 0)?, project_shared(k, w, cfg, 1)?, project_shared(v, w, cfg, 2)?),
+        AttnInput::PerHead { q, k, v } => (project_per_head(q, w, cfg, 0)?, project_per_head(k, w, cfg, 1)?, project_per_head(v, w, cfg, 2)?),
     };
+    // TL's ungroup_grouped_query_attention: K and V with every query head's copy, from the hooks on.
+    let (k, v) = if cfg.attn_kv_heads() != k.dim(2)? { (repeat_heads(&k, h / kv_heads)?, repeat_heads(&v, h / kv_heads)?) } else { (k, v) };
     let q = taps.block(layer, BlockHook::Q, q)?;
     let k = taps.block(layer, BlockHook::K, k)?;
     let v = taps.block(layer, BlockHook::V, v)?;
@@ -142,9 +163,14 @@ pub fn forward(
         None => (q, k_all),
     };
     let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
+    // Grouped K/V heads: the g query heads of a group read one K/V head, as TL's
+    // repeat_interleave, without repeating K or V: [b, kv, g·q, dh] against [b, kv, dh, k].
+    let groups = h / k_all.dim(1)?;
     let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
-    let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, h, dh, k]
+    let q_ = if groups > 1 { q_.reshape((b, h / groups, groups * p, q_.dim(3)?))? } else { q_ };
+    let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
     let raw = q_.matmul(&k_t)?;
+    let raw = if groups > 1 { raw.reshape((b, h, p, k_len))? } else { raw };
     let mask = plan.additive.as_ref();
     let fuse = cfg.attn_scores_soft_cap <= 0.0 && !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, mask);
     let pattern = if fuse {
@@ -164,10 +190,16 @@ pub fn forward(
     let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
     let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
 
-    let z = pattern.matmul(&v_all)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
+    let z = if groups > 1 {
+        let grouped = pattern.reshape((b, h / groups, groups * p, k_len))?.matmul(&v_all)?;
+        grouped.reshape((b, h, p, v_all.dim(3)?))?
+    } else {
+        pattern.matmul(&v_all)?
+    };
+    let z = z.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
     let z = taps.block(layer, BlockHook::Z, z)?;
 
-    let d = cfg.d_model;
+    let (d, dh) = (cfg.d_model, cfg.d_head);
     if cfg.use_attn_result {
         let zs = z.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, dh))?;
         let wo = w.w_o.reshape((h, dh, d))?;

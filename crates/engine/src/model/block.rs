@@ -33,14 +33,20 @@ pub fn forward(
     };
     let ln = |x: &Tensor, taps: &mut Taps| norm::apply(arch.norm, &w.ln1, cfg.eps, x, ln1, taps);
 
-    let input = if cfg.use_attn_in {
+    let input = if cfg.use_attn_in && cfg.attn_kv_heads() != cfg.n_heads {
+        // TL projects its n_heads streams with the n_key_value_heads K/V weights, which fails.
+        return Err(crate::error::Error::unsupported(
+            "use_attn_in with grouped key/value heads needs ungroup_grouped_query_attention (as in TL)",
+        ));
+    } else if cfg.use_attn_in {
         let attn_in = taps.block(layer, BlockHook::AttnIn, repeat_heads(&resid_pre, cfg.n_heads)?)?;
         let n = ln(&attn_in, taps)?;
         AttnInput::PerHead { q: n.clone(), k: n.clone(), v: n }
     } else if cfg.use_split_qkv_input {
         let q_in = taps.block(layer, BlockHook::QInput, repeat_heads(&resid_pre, cfg.n_heads)?)?;
-        let k_in = taps.block(layer, BlockHook::KInput, repeat_heads(&resid_pre, cfg.n_heads)?)?;
-        let v_in = taps.block(layer, BlockHook::VInput, repeat_heads(&resid_pre, cfg.n_heads)?)?;
+        // K and V read one stream per K/V head, as TL.
+        let k_in = taps.block(layer, BlockHook::KInput, repeat_heads(&resid_pre, cfg.attn_kv_heads())?)?;
+        let v_in = taps.block(layer, BlockHook::VInput, repeat_heads(&resid_pre, cfg.attn_kv_heads())?)?;
         // TL applies ln1 to each input in turn, so its hooks fire three times.
         let q = ln(&q_in, taps)?;
         let k = ln(&k_in, taps)?;

@@ -218,6 +218,26 @@ impl Config {
         self.d_mlp.unwrap_or(0)
     }
 
+    /// Key/value heads of the weights (`n_key_value_heads`, else `n_heads`).
+    pub fn kv_heads(&self) -> usize {
+        self.n_key_value_heads.unwrap_or(self.n_heads)
+    }
+
+    /// Key/value heads a forward computes, hooks see and the KV cache holds: the weights' heads,
+    /// or `n_heads` with TL's `ungroup_grouped_query_attention`.
+    pub fn attn_kv_heads(&self) -> usize {
+        if self.ungroup_grouped_query_attention {
+            self.n_heads
+        } else {
+            self.kv_heads()
+        }
+    }
+
+    /// Columns of the fused `w_qkv`: Q heads, then K and V's heads.
+    pub fn qkv_width(&self) -> usize {
+        (self.n_heads + 2 * self.kv_heads()) * self.d_head
+    }
+
     /// The effective divisor of attention scores in `layer`.
     pub fn attn_scale_for_layer(&self, layer: usize) -> f64 {
         let mut s = if self.use_attn_scale { self.attn_scale } else { 1.0 };

@@ -37,18 +37,22 @@ pub enum BlockHook {
     Ln2Scale,
     Ln2Normalized,
     MlpPre,
+    MlpPreLinear,
     MlpMid,
     MlpPost,
     MlpOut,
     ResidPost,
 }
 
-pub const BLOCK_HOOKS: [BlockHook; 26] = {
+/// How many hook points a block can have.
+pub const N_BLOCK_HOOKS: usize = 27;
+
+pub const BLOCK_HOOKS: [BlockHook; N_BLOCK_HOOKS] = {
     use BlockHook::*;
     [
         ResidPre, AttnIn, QInput, KInput, VInput, Ln1Scale, Ln1Normalized, Q, K, V, RotQ, RotK,
         AttnScores, Pattern, Z, Result, AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre,
-        MlpMid, MlpPost, MlpOut, ResidPost,
+        MlpPreLinear, MlpMid, MlpPost, MlpOut, ResidPost,
     ]
 };
 
@@ -78,6 +82,7 @@ impl BlockHook {
             Ln2Scale => "ln2.hook_scale",
             Ln2Normalized => "ln2.hook_normalized",
             MlpPre => "mlp.hook_pre",
+            MlpPreLinear => "mlp.hook_pre_linear",
             MlpMid => "mlp.hook_mid",
             MlpPost => "mlp.hook_post",
             MlpOut => "hook_mlp_out",
@@ -96,6 +101,7 @@ impl BlockHook {
             RotQ | RotK => cfg.positional_embedding_type == "rotary",
             ResidMid => has_mlp && !cfg.parallel_attn_mlp,
             MlpPre | MlpPost | MlpOut => has_mlp,
+            MlpPreLinear => has_mlp && cfg.gated_mlp && !is_ln_activation(cfg),
             MlpMid => has_mlp && is_ln_activation(cfg),
             _ => true,
         }
@@ -122,7 +128,7 @@ pub struct HookTable {
     names: Vec<String>,
     top: [Option<usize>; 5],
     /// `blocks[l][BlockHook as usize]`
-    blocks: Vec<[Option<usize>; 26]>,
+    blocks: Vec<[Option<usize>; N_BLOCK_HOOKS]>,
 }
 
 impl HookTable {
@@ -142,7 +148,7 @@ impl HookTable {
         }
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for l in 0..cfg.n_layers {
-            let mut ids = [None; 26];
+            let mut ids = [None; N_BLOCK_HOOKS];
             for h in BLOCK_HOOKS {
                 if h.exists(cfg) {
                     ids[h as usize] = push(format!("blocks.{l}.{}", h.suffix()));

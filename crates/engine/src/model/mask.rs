@@ -71,10 +71,14 @@ pub struct MaskPlan {
 
 impl MaskPlan {
     /// `mask`: `[batch, past + q]` covering cached and new positions, or None for no padding.
-    pub fn new(b: usize, q: usize, past: usize, mask: Option<&Tensor>, causal: bool, dtype: DType, dev: &Device) -> Result<Self> {
+    /// `window`: local attention (TL's `attn_types` "local"): a query sees itself and the
+    /// `window - 1` positions before it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(b: usize, q: usize, past: usize, mask: Option<&Tensor>, causal: bool, window: Option<usize>, dtype: DType, dev: &Device) -> Result<Self> {
         let k = past + q;
         let Some(mask) = mask else {
-            let additive = if causal && q > 1 { Some(causal_additive(None, 1, q, past, dtype, dev)?.0) } else { None };
+            let banded = window.is_some_and(|w| k > w);
+            let additive = if causal && (q > 1 || banded) { Some(causal_additive(None, 1, q, past, window, dtype, dev)?.0) } else { None };
             return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, key_positions: None, past, keep: OnceLock::new() });
         };
         let (mb, mk, m) = mask_rows(mask)?;
@@ -85,7 +89,7 @@ impl MaskPlan {
         }
         if m.iter().all(|&x| x == 1) {
             // No padding anywhere: exactly the unmasked computation, without its cost.
-            return MaskPlan::new(b, q, past, None, causal, dtype, dev);
+            return MaskPlan::new(b, q, past, None, causal, window, dtype, dev);
         }
         let mut pos = Vec::with_capacity(b * q);
         let mut keep = Vec::with_capacity(b * q);
@@ -105,7 +109,7 @@ impl MaskPlan {
         let pos_keep = Some(Tensor::from_vec(keep, (b, q, 1), dev)?.to_dtype(dtype)?);
         // TL masks padding only inside the causal mask: bidirectional models ignore it.
         let (additive, live_rows) = if causal {
-            let (add, live) = causal_additive(Some(&m), b, q, past, dtype, dev)?;
+            let (add, live) = causal_additive(Some(&m), b, q, past, window, dtype, dev)?;
             (Some(add), live)
         } else {
             (None, None)
@@ -127,18 +131,33 @@ impl MaskPlan {
 
 /// Builds the additive causal (+ padding) mask and, when some query row can attend to nothing,
 /// the live-row mask.
-fn causal_additive(m: Option<&[i64]>, b: usize, q: usize, past: usize, dtype: DType, dev: &Device) -> Result<(Tensor, Option<Tensor>)> {
+fn causal_additive(m: Option<&[i64]>, b: usize, q: usize, past: usize, window: Option<usize>, dtype: DType, dev: &Device) -> Result<(Tensor, Option<Tensor>)> {
     let k = past + q;
     let rows = if m.is_some() { b } else { 1 };
     let mut data = vec![0f32; rows * q * k];
     let mut live = vec![1u8; rows * q];
     let mut any_dead = false;
     for r in 0..rows {
+        // Each key's position (padding does not count). A real query's window is over positions:
+        // within one forward that is TL's band over indices (padding only leads or trails a row),
+        // and in a padded generation it keeps each row's window as its prompt alone has it. A
+        // padding query keeps TL's band over indices.
+        let pos: Vec<usize> = match m {
+            Some(m) => m[r * k..(r + 1) * k].iter().scan(0usize, |c, &x| {
+                *c += x as usize;
+                Some(c.saturating_sub(1))
+            }).collect(),
+            None => (0..k).collect(),
+        };
         for i in 0..q {
             let base = (r * q + i) * k;
             let mut n = 0;
             for j in 0..k {
-                let ok = j <= i + past && m.map(|m| m[r * k + j] != 0).unwrap_or(true);
+                // TL: triu(tril(ones), 1 - window), then the padding.
+                let qi = i + past;
+                let real_query = m.is_none_or(|m| m[r * k + qi] != 0);
+                let in_window = window.is_none_or(|w| if real_query { pos[j] + w > pos[qi] } else { j + w > qi });
+                let ok = j <= i + past && in_window && m.map(|m| m[r * k + j] != 0).unwrap_or(true);
                 if ok {
                     n += 1;
                 } else {

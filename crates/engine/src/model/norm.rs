@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::{Error, Result};
-use crate::kernels::layer_norm::{center_and_scale, layer_norm_fused};
+use crate::kernels::layer_norm::{center_and_scale, layer_norm_fused, rms_scale};
 use crate::kernels::norm_affine::norm_affine;
 use crate::model::hooks::Taps;
 use crate::model::weights::NormWeights;
@@ -57,16 +57,18 @@ pub fn apply(
         return Ok(x.clone());
     }
     let watched = taps.active(hooks.scale) || taps.active(hooks.normalized);
-    if (kind == NormKind::LN || kind == NormKind::LNPre) && !watched {
-        let (wt, b) = if kind == NormKind::LN { (w.w.as_ref(), w.b.as_ref()) } else { (None, None) };
-        if let Some(y) = layer_norm_fused(x, eps, wt, b)? {
+    let ln = matches!(kind, NormKind::LN | NormKind::LNPre);
+    let wt = if kind.has_weight() { w.w.as_ref() } else { None };
+    let bt = if kind.has_bias() { w.b.as_ref() } else { None };
+    if !watched {
+        if let Some(y) = layer_norm_fused(x, eps, ln, wt, bt)? {
             return Ok(y);
         }
     }
     let in_dtype = x.dtype();
     let x = if matches!(in_dtype, DType::F32 | DType::F64) { x.clone() } else { x.to_dtype(DType::F32)? };
-    let ln = matches!(kind, NormKind::LN | NormKind::LNPre);
-    let (centered, scale) = match if ln { center_and_scale(&x, eps)? } else { None } {
+    let fused = if ln { center_and_scale(&x, eps)? } else { rms_scale(&x, eps)?.map(|s| (x.clone(), s)) };
+    let (centered, scale) = match fused {
         Some(cs) => cs,
         None => {
             let centered = if ln { x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)? } else { x };
@@ -75,8 +77,15 @@ pub fn apply(
         }
     };
     let scale = taps.fire(hooks.scale, scale)?;
-    let wt = if kind.has_weight() { w.w.as_ref() } else { None };
-    let bt = if kind.has_bias() { w.b.as_ref() } else { None };
+    if !ln {
+        // TL's RMSNorm hooks `x / scale` and multiplies by its weight after (in the model dtype).
+        let y = taps.fire(hooks.normalized, centered.broadcast_div(&scale)?)?;
+        let y = if y.dtype() != in_dtype { y.to_dtype(in_dtype)? } else { y };
+        return Ok(match wt {
+            Some(wt) => y.broadcast_mul(&wt.to_dtype(in_dtype)?)?,
+            None => y,
+        });
+    }
     let y = match norm_affine(&centered, &scale, wt, bt)? {
         Some(y) => y,
         None => {

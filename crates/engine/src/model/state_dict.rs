@@ -29,8 +29,9 @@ fn heads_in(w: &Tensor, h: usize, dh: usize) -> Result<Tensor> {
 
 pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>> {
     let (cfg, norm) = (&arch.cfg, arch.norm);
-    let (h, dh, d) = (cfg.n_heads, cfg.d_head, cfg.d_model);
+    let (h, dh, d, kv) = (cfg.n_heads, cfg.d_head, cfg.d_model, cfg.kv_heads());
     let hd = h * dh;
+    let gqa = if cfg.n_key_value_heads.is_some() { "_" } else { "" };
     let mut out = Vec::new();
     out.push(("embed.W_E".to_string(), w.w_e.clone()));
     if let Some(p) = &w.w_pos {
@@ -38,8 +39,13 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
     }
     let dev = w.w_e.device();
     let n_ctx = cfg.n_ctx;
-    let mask: Vec<u8> = (0..n_ctx).flat_map(|i| (0..n_ctx).map(move |j| (j <= i) as u8)).collect();
-    let mask = Tensor::from_vec(mask, (n_ctx, n_ctx), dev)?;
+    // TL's `mask` buffer: causal, banded for local-attention layers (triu(causal, 1 - window)).
+    let band = |window: Option<usize>| -> Result<Tensor> {
+        let m: Vec<u8> = (0..n_ctx).flat_map(|i| (0..n_ctx).map(move |j| (j <= i && window.is_none_or(|w| j + w > i)) as u8)).collect();
+        Ok(Tensor::from_vec(m, (n_ctx, n_ctx), dev)?)
+    };
+    let mask = band(None)?;
+    let local_mask = arch.local_window().map(|w| band(Some(w))).transpose()?;
     let ignore = Tensor::new(f32::NEG_INFINITY, dev)?.to_dtype(w.w_e.dtype())?;
     let rotary = arch.rotary.as_ref().map(|t| t.buffers(w.w_e.dtype(), dev)).transpose()?;
     for (l, b) in w.blocks.iter().enumerate() {
@@ -48,19 +54,23 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
         if b.mlp.is_some() {
             push_norm(&mut out, &format!("{p}.ln2"), norm, &b.ln2);
         }
-        let wq = b.w_qkv.narrow(1, 0, hd)?;
-        let wk = b.w_qkv.narrow(1, hd, hd)?;
-        let wv = b.w_qkv.narrow(1, 2 * hd, hd)?;
-        let bias = |i: usize| -> Result<Tensor> { Ok(b.b_qkv.narrow(0, i * hd, hd)?.reshape((h, dh))?) };
-        out.push((format!("{p}.attn.W_Q"), heads_in(&wq, h, dh)?));
+        // Q heads, then K and V heads (fewer with grouped-query attention: TL's `_W_K`, ...).
+        let kvd = kv * dh;
+        let cols = |start: usize, width: usize, heads: usize| heads_in(&b.w_qkv.narrow(1, start, width)?, heads, dh);
+        let bias = |start: usize, heads: usize| -> Result<Tensor> { Ok(b.b_qkv.narrow(0, start, heads * dh)?.reshape((heads, dh))?) };
+        out.push((format!("{p}.attn.W_Q"), cols(0, hd, h)?));
         out.push((format!("{p}.attn.W_O"), b.w_o.contiguous()?.reshape((h, dh, d))?));
-        out.push((format!("{p}.attn.b_Q"), bias(0)?));
+        out.push((format!("{p}.attn.b_Q"), bias(0, h)?));
         out.push((format!("{p}.attn.b_O"), b.b_o.clone()));
-        out.push((format!("{p}.attn.W_K"), heads_in(&wk, h, dh)?));
-        out.push((format!("{p}.attn.W_V"), heads_in(&wv, h, dh)?));
-        out.push((format!("{p}.attn.b_K"), bias(1)?));
-        out.push((format!("{p}.attn.b_V"), bias(2)?));
-        out.push((format!("{p}.attn.mask"), mask.clone()));
+        out.push((format!("{p}.attn.{gqa}W_K"), cols(hd, kvd, kv)?));
+        out.push((format!("{p}.attn.{gqa}W_V"), cols(hd + kvd, kvd, kv)?));
+        out.push((format!("{p}.attn.{gqa}b_K"), bias(hd, kv)?));
+        out.push((format!("{p}.attn.{gqa}b_V"), bias(hd + kvd, kv)?));
+        let layer_mask = match &local_mask {
+            Some(m) if arch.is_local(l) => m,
+            _ => &mask,
+        };
+        out.push((format!("{p}.attn.mask"), layer_mask.clone()));
         out.push((format!("{p}.attn.IGNORE"), ignore.clone()));
         if let Some((sin, cos)) = &rotary {
             out.push((format!("{p}.attn.rotary_sin"), sin.clone()));
@@ -68,8 +78,18 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
         }
         if let Some(m) = &b.mlp {
             out.push((format!("{p}.mlp.W_in"), m.w_in.clone()));
-            out.push((format!("{p}.mlp.b_in"), m.b_in.clone()));
-            out.push((format!("{p}.mlp.W_out"), m.w_out.clone()));
+            match &m.w_gate {
+                // TL's GatedMLP registers W_in, W_out, W_gate, b_in, b_out.
+                Some(g) => {
+                    out.push((format!("{p}.mlp.W_out"), m.w_out.clone()));
+                    out.push((format!("{p}.mlp.W_gate"), g.clone()));
+                    out.push((format!("{p}.mlp.b_in"), m.b_in.clone()));
+                }
+                None => {
+                    out.push((format!("{p}.mlp.b_in"), m.b_in.clone()));
+                    out.push((format!("{p}.mlp.W_out"), m.w_out.clone()));
+                }
+            }
             out.push((format!("{p}.mlp.b_out"), m.b_out.clone()));
         }
     }

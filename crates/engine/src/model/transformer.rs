@@ -40,10 +40,27 @@ impl Arch {
                 cfg.positional_embedding_type
             )));
         }
-        if cfg.gated_mlp || cfg.n_key_value_heads.is_some() || cfg.num_experts.is_some() {
-            return Err(Error::unsupported("gated MLPs, grouped-query attention and MoE are not supported yet"));
+        if cfg.num_experts.is_some() {
+            return Err(Error::unsupported("mixture-of-experts MLPs are not supported yet"));
+        }
+        if cfg.use_qk_norm || cfg.post_embedding_ln || cfg.use_normalization_before_and_after {
+            return Err(Error::unsupported("q/k norms and extra norms are not supported yet"));
         }
         Ok(())
+    }
+
+    /// The window of local-attention layers (TL's `window_size`), when some layer has one.
+    pub fn local_window(&self) -> Option<usize> {
+        if self.cfg.use_local_attn {
+            self.cfg.window_size
+        } else {
+            None
+        }
+    }
+
+    /// Whether `layer` attends locally (TL's `attn_types[layer] == "local"`).
+    pub fn is_local(&self, layer: usize) -> bool {
+        self.local_window().is_some() && self.cfg.attn_types.as_ref().and_then(|t| t.get(layer)).is_some_and(|t| t == "local")
     }
 
     pub fn new(cfg: Config) -> Result<Self> {
@@ -59,6 +76,13 @@ impl Arch {
         };
         Ok(Arch { cfg, norm, act, rotary })
     }
+}
+
+/// The masks of one forward: the causal (+ padding) one, and the banded one local-attention
+/// layers read.
+struct Plans {
+    global: MaskPlan,
+    local: Option<MaskPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +192,7 @@ impl HookedModel {
             "use_split_qkv_input" => cfg.use_split_qkv_input = value,
             "use_hook_mlp_in" => cfg.use_hook_mlp_in = value,
             "use_attn_in" => cfg.use_attn_in = value,
+            "ungroup_grouped_query_attention" => cfg.ungroup_grouped_query_attention = value,
             other => return Err(Error::invalid(format!("unknown config flag '{other}'"))),
         }
         if cfg.use_attn_in && cfg.use_split_qkv_input {
@@ -253,7 +278,7 @@ impl HookedModel {
     }
 
     /// The padding plan of one run: the new positions' mask joined to the cache's.
-    fn mask_plan(&self, b: usize, q: usize, opts: &ForwardOptions, kv: Option<&mut KvCache>) -> Result<(MaskPlan, Option<Tensor>)> {
+    fn mask_plan(&self, b: usize, q: usize, opts: &ForwardOptions, kv: Option<&mut KvCache>) -> Result<(Plans, Option<Tensor>)> {
         let dev = &self.device;
         let attention_mask = match &opts.attention_mask {
             Some(m) if m.dims() != [b, q] => {
@@ -278,12 +303,16 @@ impl HookedModel {
             }
             None => (0, attention_mask),
         };
-        let plan = MaskPlan::new(b, q, past, full.as_ref(), causal, self.dtype(), dev)?;
+        let plan = MaskPlan::new(b, q, past, full.as_ref(), causal, None, self.dtype(), dev)?;
+        let local = match self.arch.local_window() {
+            Some(w) => Some(MaskPlan::new(b, q, past, full.as_ref(), causal, Some(w), self.dtype(), dev)?),
+            None => None,
+        };
         let loss_mask = match full {
             Some(f) => Some(f.narrow(1, past, q)?),
             None => None,
         };
-        Ok((plan, loss_mask))
+        Ok((Plans { global: plan, local }, loss_mask))
     }
 
     /// TL's `forward` with an optional `past_kv_cache`.
@@ -301,7 +330,7 @@ impl HookedModel {
                 let t = self.check_tokens(&t)?;
                 let (b, q) = t.dims2()?;
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
-                (self.embed(&t, &plan, &mut taps)?, Some(t), plan, loss_mask)
+                (self.embed(&t, &plan.global, &mut taps)?, Some(t), plan, loss_mask)
             }
             (ForwardInput::Residual(r), Some(_)) => {
                 if r.rank() != 3 || r.dim(2)? != self.cfg().d_model {
@@ -327,7 +356,7 @@ impl HookedModel {
                 let (plan, loss_mask) = self.mask_plan(b, q, opts, kv.as_deref_mut())?;
                 let e = crate::device::to(&e.to_dtype(self.dtype())?, &self.device)?;
                 let t = opts.tokens.as_ref().map(|t| self.check_tokens(t)).transpose()?;
-                (self.add_positions(e, &plan, &mut taps)?, t, plan, loss_mask)
+                (self.add_positions(e, &plan.global, &mut taps)?, t, plan, loss_mask)
             }
             (ForwardInput::Tokens(_) | ForwardInput::Embeds(_), Some(_)) => {
                 return Err(Error::invalid("start_at_layer needs a residual stream input, not tokens or embeddings"))
@@ -341,7 +370,11 @@ impl HookedModel {
                 return Err(Error::new(ErrorCode::Aborted, "the forward pass was aborted"));
             }
             let entry = kv.as_deref_mut().map(|c| &mut c.entries[layer]);
-            residual = block::forward(&self.arch, layer, &self.weights.blocks[layer], residual, &plan, entry, &mut taps)?;
+            let layer_plan = match (&plan.local, self.arch.is_local(layer)) {
+                (Some(local), true) => local,
+                _ => &plan.global,
+            };
+            residual = block::forward(&self.arch, layer, &self.weights.blocks[layer], residual, layer_plan, entry, &mut taps)?;
         }
         if opts.stop_at_layer.is_some() {
             return Ok(ForwardOutput { residual: Some(residual), ..Default::default() });

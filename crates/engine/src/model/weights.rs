@@ -29,9 +29,12 @@ pub struct BlockWeights {
     pub mlp: Option<MlpWeights>,
 }
 
+/// `w_in: [d_model, d_mlp]`; a gated MLP (TL's `GatedMLP`) also has `w_gate` of the same shape:
+/// `act(x @ w_gate) * (x @ w_in) + b_in`.
 #[derive(Debug, Clone)]
 pub struct MlpWeights {
     pub w_in: Tensor,
+    pub w_gate: Option<Tensor>,
     pub b_in: Tensor,
     pub w_out: Tensor,
     pub b_out: Tensor,
@@ -57,7 +60,7 @@ impl ModelWeights {
         for b in &self.blocks {
             total += n(&b.ln1) + n(&b.ln2) + t(&b.w_qkv) + t(&b.b_qkv) + t(&b.w_o) + t(&b.b_o);
             if let Some(m) = &b.mlp {
-                total += t(&m.w_in) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
+                total += t(&m.w_in) + m.w_gate.as_ref().map(t).unwrap_or(0) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
             }
         }
         total
@@ -71,7 +74,13 @@ impl ModelWeights {
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
             let mlp = match &b.mlp {
-                Some(m) => Some(MlpWeights { w_in: t(&m.w_in)?, b_in: t(&m.b_in)?, w_out: t(&m.w_out)?, b_out: t(&m.b_out)? }),
+                Some(m) => Some(MlpWeights {
+                    w_in: t(&m.w_in)?,
+                    w_gate: o(&m.w_gate)?,
+                    b_in: t(&m.b_in)?,
+                    w_out: t(&m.w_out)?,
+                    b_out: t(&m.b_out)?,
+                }),
                 None => None,
             };
             blocks.push(BlockWeights {

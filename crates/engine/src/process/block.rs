@@ -24,8 +24,11 @@ pub struct BlockPlan {
     pub fold: Option<Fold>,
     pub center_writing: bool,
     pub fold_value_biases: bool,
-    /// `n_heads * d_head`: where V's biases start in `b_qkv` (`2 * hd`).
+    /// `n_heads * d_head`: Q's columns in `w_qkv` (K's and V's follow).
     pub hd: usize,
+    /// Query heads per K/V head (1 without grouped-query attention).
+    pub groups: usize,
+    pub d_head: usize,
 }
 
 fn vec_f32(t: &Tensor) -> Result<Vec<f32>> {
@@ -75,12 +78,21 @@ pub fn center_rows(t: &Tensor, own: Ownership, parallel: bool) -> Result<Tensor>
     }
 }
 
-/// b_O += b_V @ W_O (summed over heads); b_V = 0.
-fn fold_value_biases(blk: &mut BlockWeights, hd: usize) -> Result<()> {
-    let b_v = blk.b_qkv.narrow(0, 2 * hd, hd)?;
-    let fold = b_v.unsqueeze(0)?.matmul(&blk.w_o)?.squeeze(0)?;
+/// b_O += b_V @ W_O (summed over heads; a K/V head's bias counts once per query head that reads
+/// it, as TL's repeat_interleave); b_V = 0.
+fn fold_value_biases(blk: &mut BlockWeights, plan: &BlockPlan) -> Result<()> {
+    let kvd = plan.hd / plan.groups;
+    let v_start = plan.hd + kvd;
+    let b_v = blk.b_qkv.narrow(0, v_start, kvd)?;
+    let per_head = if plan.groups > 1 {
+        let kv = kvd / plan.d_head;
+        b_v.reshape((kv, 1, plan.d_head))?.broadcast_as((kv, plan.groups, plan.d_head))?.contiguous()?.flatten_all()?
+    } else {
+        b_v.clone()
+    };
+    let fold = per_head.unsqueeze(0)?.matmul(&blk.w_o)?.squeeze(0)?;
     blk.b_o = (&blk.b_o + fold)?;
-    let qk = blk.b_qkv.narrow(0, 0, 2 * hd)?;
+    let qk = blk.b_qkv.narrow(0, 0, v_start)?;
     blk.b_qkv = Tensor::cat(&[&qk, &b_v.zeros_like()?], 0)?;
     Ok(())
 }
@@ -90,6 +102,10 @@ pub fn process_block(blk: &mut BlockWeights, plan: &BlockPlan, own: Ownership) -
         (blk.w_qkv, blk.b_qkv) = fold_norm(&blk.ln1, &blk.w_qkv, &blk.b_qkv, fold, own)?;
         blk.ln1 = NormWeights::default();
         if let Some(mlp) = &mut blk.mlp {
+            // TL scales the gate by ln2's weight only: no bias, no centring.
+            if let (Some(gate), Some(w)) = (&mlp.w_gate, &blk.ln2.w) {
+                mlp.w_gate = Some(gate.broadcast_mul(&w.to_dtype(gate.dtype())?.unsqueeze(1)?)?);
+            }
             (mlp.w_in, mlp.b_in) = fold_norm(&blk.ln2, &mlp.w_in, &mlp.b_in, fold, own)?;
             blk.ln2 = NormWeights::default();
         }
@@ -103,7 +119,7 @@ pub fn process_block(blk: &mut BlockWeights, plan: &BlockPlan, own: Ownership) -
         }
     }
     if plan.fold_value_biases {
-        fold_value_biases(blk, plan.hd)?;
+        fold_value_biases(blk, plan)?;
     }
     Ok(())
 }

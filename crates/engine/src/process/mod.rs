@@ -122,7 +122,14 @@ pub fn process_owned(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOption
     // LayerNorm: fold the biases and centre; RMSNorm: neither.
     let fold = if opts.fold_ln { layer_norm.map(|ln| Fold { biases: ln, center: ln }) } else { None };
     let center_writing = opts.center_writing_weights && layer_norm == Some(true) && !cfg.final_rms;
-    let plan = BlockPlan { fold, center_writing, fold_value_biases: opts.fold_value_biases, hd: cfg.n_heads * cfg.d_head };
+    let plan = BlockPlan {
+        fold,
+        center_writing,
+        fold_value_biases: opts.fold_value_biases,
+        hd: cfg.n_heads * cfg.d_head,
+        groups: cfg.n_heads / cfg.kv_heads().max(1),
+        d_head: cfg.d_head,
+    };
     par_each_mut(&mut w.blocks, |blk| block::process_block(blk, &plan, own))?;
     let mut w_u_centered = false;
     if let Some(f) = fold {
