@@ -2,7 +2,8 @@
 """Tiny random checkpoints of decoder families other than GPT-2 + TransformerLens goldens.
 
 Usage:  python scripts/reference/make_family_fixtures.py   (independent of make_fixtures.py;
-        each script removes and rewrites only its own models' folders)
+        each script removes and rewrites only its own models' folders; TL_FAMILIES=id1,id2
+        regenerates only those families)
 
 For every family in FAMILIES (one checkpoint per family, under a real TL official model id),
 writes deterministically (fixed seeds, pinned versions in requirements.txt):
@@ -453,15 +454,26 @@ def clean_stray(model_ids):
         locks.rmdir()
 
 
+def selected_families():
+    """FAMILIES, or only the model ids listed in TL_FAMILIES (comma-separated), so one family's
+    fixtures can be regenerated without touching the others'."""
+    only = [x for x in mf.os.environ.get("TL_FAMILIES", "").split(",") if x]
+    unknown = set(only) - {fam.model_id for fam in FAMILIES}
+    assert not unknown, f"TL_FAMILIES names no family: {sorted(unknown)}"
+    return [fam for fam in FAMILIES if not only or fam.model_id in only]
+
+
 def main():
-    ids = [fam.model_id for fam in FAMILIES]
-    assert len(set(ids)) == len(ids) and not set(ids) & {m for m, *_ in mf.MODELS}
+    all_ids = [fam.model_id for fam in FAMILIES]
+    assert len(set(all_ids)) == len(all_ids) and not set(all_ids) & {m for m, *_ in mf.MODELS}
     assert len({fam.seed for fam in FAMILIES}) == len(FAMILIES)
+    families = selected_families()
+    ids = [fam.model_id for fam in families]
     mf.clean_model_dirs(ids)
-    for fam in FAMILIES:
+    for fam in families:
         write_checkpoint(fam, build_tokenizer(fam.tokenizer))
 
-    for fam in FAMILIES:
+    for fam in families:
         hf_model, prompt_ids, tl_empty = check_hf_loading(fam)
         print(f"[tokenizer] {fam.model_id}: prompt -> {len(prompt_ids)} tokens; "
               f"with add_bos_token=True encode('') -> {tl_empty}")
