@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import test, { ExecutionContext } from 'ava'
 
 import { downloadModel, DownloadProgress, ensureModel, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
-import { HUB } from './helpers/fixtures'
+import { FIXTURES, HUB } from './helpers/fixtures'
 import { FAKE_COMMIT, gitSha1, HubServer, HubServerOptions, isLfs, sha256, startHubServer } from './helpers/hub-server'
 import { shardSafetensors } from './helpers/safetensors'
 
@@ -168,12 +168,23 @@ test('sharded weights: the index and every shard it names are downloaded and loa
   t.true(fs.existsSync(path.join(repo, '.no_exist', FAKE_COMMIT, 'model.safetensors')), 'the absence is recorded as huggingface_hub does')
 })
 
-test('a repo with only pytorch_model.bin → TL_UNSUPPORTED naming safetensors', async (t) => {
-  const repoDir = repoCopy(t, ['model.safetensors'], (dir) => fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), 'not really'))
+test('a repo with only pytorch_model.bin downloads it and loads it (read without running pickle code)', async (t) => {
+  const bin = path.join(FIXTURES, 'pickle', 'gpt2-bin', 'pytorch_model.bin')
+  const repoDir = repoCopy(t, ['model.safetensors'], (dir) => fs.copyFileSync(bin, path.join(dir, 'pytorch_model.bin')))
   const server = await serve(t, { repos: { gpt2: repoDir } })
-  const e = await failure(downloadModel('gpt2', { cacheDir: tempDir(t, 'tl-cache-'), endpoint: server.endpoint }))
-  t.is(e.code, 'TL_UNSUPPORTED')
-  t.regex(e.message, /safetensors/)
+  const cacheDir = tempDir(t, 'tl-cache-')
+  const model = await HookedTransformer.fromPretrained('gpt2', { cache_dir: cacheDir, endpoint: server.endpoint } as object)
+  t.true((await logitBytes(model)).equals(await expectedLogits()))
+  t.true(fs.existsSync(path.join(cacheDir, 'models--gpt2', 'snapshots', FAKE_COMMIT, 'pytorch_model.bin')))
+  // A pickle that calls anything but a tensor rebuild is refused, never run.
+  const hostile = repoCopy(t, ['model.safetensors'], (dir) => fs.copyFileSync(path.join(FIXTURES, 'pickle', 'hostile', 'posix_system.bin'), path.join(dir, 'pytorch_model.bin')))
+  const server2 = await serve(t, { repos: { gpt2: hostile } })
+  const e = await failure(HookedTransformer.fromPretrained('gpt2', { cache_dir: tempDir(t, 'tl-cache-'), endpoint: server2.endpoint } as object))
+  t.is(e.code, 'TL_CORRUPT_FILE')
+  // No weights of either kind: TL_MISSING_FILE.
+  const none = repoCopy(t, ['model.safetensors'])
+  const server3 = await serve(t, { repos: { gpt2: none } })
+  t.is((await failure(downloadModel('gpt2', { cacheDir: tempDir(t, 'tl-cache-'), endpoint: server3.endpoint }))).code, 'TL_MISSING_FILE')
 })
 
 test('the token goes to the hub as a Bearer header and never to the CDN; no or a wrong token → TL_AUTH', async (t) => {

@@ -21,6 +21,12 @@ const FAMILY_MODELS = {
   '01-ai/Yi-6B': 'Llama: RMSNorm, gated SiLU MLP, grouped-query attention, full rotary',
   'Qwen/Qwen2-0.5B': 'Qwen2: grouped-query attention with Q/K/V biases, tied embeddings',
   'mistralai/Mistral-7B-v0.1': 'Mistral: sliding-window (local) attention',
+  'EleutherAI/gpt-neo-125M': 'GPT-Neo: local attention on some layers, unscaled scores, learned positions',
+  'EleutherAI/gpt-j-6B': 'GPT-J: parallel block with one LayerNorm, partial rotary on adjacent pairs, b_U',
+  'facebook/opt-125m': 'OPT: learned positions past an offset of 2, ReLU MLP, tied embeddings, BOS </s>',
+  'microsoft/phi-2': 'Phi: parallel block with one LayerNorm, partial rotary, biases everywhere incl. b_U, slow tokenizer BOS',
+  'microsoft/phi-4': 'Phi-3: fused qkv_proj and gate_up_proj, RMSNorm, gated SiLU MLP, grouped-query attention',
+  'Qwen/Qwen3-0.6B': 'Qwen3: q/k RMSNorm per head, head_dim != d_model / n_heads, grouped-query attention',
 } as const
 
 for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {

@@ -20,10 +20,11 @@ const env = {
   TOKENIZERS_PARALLELISM: 'false',
 }
 
-// Runs a bench script; stderr (progress) streams through, the last stdout line is its JSON.
-function runBench(cmd, args) {
+// Runs a bench script (on `model`, BENCH_MODEL); stderr (progress) streams through, the last
+// stdout line is its JSON.
+function runBench(cmd, args, model = 'gpt2') {
   const t0 = Date.now()
-  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 })
+  const r = spawnSync(cmd, args, { cwd: ROOT, env: { ...env, BENCH_MODEL: model }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 })
   const secs = ((Date.now() - t0) / 1000).toFixed(0)
   if (r.error) return { error: `${cmd}: ${r.error.message}` }
   if (r.status !== 0) return { error: `${path.basename(args[0])} exited with ${r.status ?? r.signal} after ${secs}s` }
@@ -39,9 +40,12 @@ function runBench(cmd, args) {
 
 const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
 
-function checkpointReady() {
+// The benchmark shapes (bench/make_checkpoint.py SHAPES): shape name → model id in the cache.
+const SHAPES = { gpt2: 'gpt2', 'pythia-160m': 'EleutherAI/pythia-160m', llama: '01-ai/Yi-6B' }
+
+function checkpointReady(modelId) {
   try {
-    const repo = path.join(HUB, 'models--gpt2')
+    const repo = path.join(HUB, `models--${modelId.replace(/\//g, '--')}`)
     const rev = fs.readFileSync(path.join(repo, 'refs', 'main'), 'utf8').trim()
     return CHECKPOINT_FILES.every((f) => fs.existsSync(path.join(repo, 'snapshots', rev, f)))
   } catch {
@@ -54,20 +58,26 @@ function pythonHas(modules) {
   return r.status === 0
 }
 
-// Makes the GPT-2-small-shaped random checkpoint in HUB (once) with make_checkpoint.py.
-function ensureCheckpoint() {
-  if (checkpointReady()) return
-  console.error(`[bench] making the GPT-2-small-shaped random checkpoint in ${HUB} with ${PYTHON}`)
+// Makes the random checkpoint of `shape` in HUB (once) with make_checkpoint.py; returns its id.
+function ensureCheckpoint(shape = 'gpt2') {
+  const modelId = SHAPES[shape]
+  if (!modelId) {
+    console.error(`[bench] unknown shape '${shape}' (one of ${Object.keys(SHAPES).join(', ')})`)
+    process.exit(1)
+  }
+  if (checkpointReady(modelId)) return modelId
+  console.error(`[bench] making the ${shape}-shaped random checkpoint in ${HUB} with ${PYTHON}`)
   if (!pythonHas('torch, transformers')) {
     console.error(`[bench] ${PYTHON} cannot import torch and transformers, which make_checkpoint.py needs.`)
     console.error('[bench] Set TL_PYTHON to a Python with scripts/reference/requirements.txt installed.')
     process.exit(1)
   }
-  const r = spawnSync(PYTHON, [path.join(__dirname, 'make_checkpoint.py'), HUB], { env, stdio: 'inherit' })
-  if (r.status !== 0 || !checkpointReady()) {
+  const r = spawnSync(PYTHON, [path.join(__dirname, 'make_checkpoint.py'), HUB, shape], { env, stdio: 'inherit' })
+  if (r.status !== 0 || !checkpointReady(modelId)) {
     console.error('[bench] make_checkpoint.py failed')
     process.exit(1)
   }
+  return modelId
 }
 
-module.exports = { ROOT, HUB, PYTHON, env, runBench, ensureCheckpoint, pythonHas }
+module.exports = { ROOT, HUB, PYTHON, SHAPES, env, runBench, ensureCheckpoint, pythonHas }

@@ -1,7 +1,12 @@
 #!/usr/bin/env python
 """Fabricate a GPT-2-small-shaped checkpoint with random weights for benchmarking.
 
-Usage:  python bench/make_checkpoint.py [CACHE_DIR]      (default: bench/.out/hub)
+Usage:  python bench/make_checkpoint.py [CACHE_DIR] [SHAPE]   (default: bench/.out/hub gpt2)
+
+SHAPE is one of SHAPES below: `gpt2` (GPT-2 small, under the id `gpt2`), `pythia-160m`
+(GPT-NeoX, Pythia-160m's dims, under `EleutherAI/pythia-160m`) or `llama` (a ~110M-parameter
+Llama: RMSNorm, gated SiLU MLP, grouped-query attention with 4 K/V heads for 12 query heads,
+under `01-ai/Yi-6B`, an id whose dims TL reads from config.json).
 
 Writes the HuggingFace hub-cache layout, loadable with HF_HUB_OFFLINE=1 and
 HF_HUB_CACHE=CACHE_DIR:
@@ -28,9 +33,51 @@ FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
 
+def gpt2_config():
+    from transformers import GPT2Config
+
+    return GPT2Config(
+        vocab_size=50257, n_positions=1024, n_ctx=1024, n_embd=768, n_layer=12, n_head=12,
+        activation_function="gelu_new", bos_token_id=50256, eos_token_id=50256,
+        architectures=["GPT2LMHeadModel"],
+    )
+
+
+def pythia_config():
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(
+        vocab_size=50304, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+        num_hidden_layers=12, max_position_embeddings=2048, rotary_pct=0.25, rotary_emb_base=10000,
+        use_parallel_residual=True, hidden_act="gelu", layer_norm_eps=1e-5, tie_word_embeddings=False,
+        bos_token_id=0, eos_token_id=0, architectures=["GPTNeoXForCausalLM"],
+    )
+
+
+def llama_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=32000, hidden_size=768, num_attention_heads=12, num_key_value_heads=4,
+        intermediate_size=2048, num_hidden_layers=12, max_position_embeddings=2048, rms_norm_eps=1e-6,
+        hidden_act="silu", tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+        architectures=["LlamaForCausalLM"],
+    )
+
+
+# shape -> (model id, HF config, AutoModel class name)
+SHAPES = {
+    "gpt2": ("gpt2", gpt2_config, "GPT2LMHeadModel"),
+    "pythia-160m": ("EleutherAI/pythia-160m", pythia_config, "GPTNeoXForCausalLM"),
+    "llama": ("01-ai/Yi-6B", llama_config, "LlamaForCausalLM"),
+}
+
+
 def main():
     cache = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_HUB", ROOT / "bench" / ".out" / "hub")).resolve()
-    repo = cache / "models--gpt2"
+    shape = sys.argv[2] if len(sys.argv) > 2 else "gpt2"
+    model_id, make_config, class_name = SHAPES[shape]
+    repo = cache / ("models--" + model_id.replace("/", "--"))
     snap = repo / "snapshots" / REV
     if (repo / "refs" / "main").is_file() and all((snap / f).is_file() for f in FILES):
         print(f"checkpoint already at {snap}")
@@ -39,7 +86,7 @@ def main():
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    import transformers
 
     fixtures = glob.glob(str(ROOT / "__test__" / "fixtures" / "hub" / "models--gpt2" / "snapshots" / "*"))
     if not fixtures:
@@ -47,19 +94,7 @@ def main():
     fixture = Path(fixtures[0])
 
     torch.manual_seed(1234)
-    config = GPT2Config(
-        vocab_size=50257,
-        n_positions=1024,
-        n_ctx=1024,
-        n_embd=768,
-        n_layer=12,
-        n_head=12,
-        activation_function="gelu_new",
-        bos_token_id=50256,
-        eos_token_id=50256,
-    )
-    config.architectures = ["GPT2LMHeadModel"]
-    model = GPT2LMHeadModel(config).eval()
+    model = getattr(transformers, class_name)(make_config()).eval()
 
     snap.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(snap), safe_serialization=True)

@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 'use strict'
-// `npm run bench`: times transformer-lens (Node) against Python TransformerLens on a
-// GPT-2-small-shaped random checkpoint and prints a markdown table. See bench/README.md.
+// `npm run bench`: times transformer-lens (Node) against Python TransformerLens on random
+// checkpoints of GPT-2 small's, Pythia-160m's and a ~110M Llama's shape, and prints a markdown
+// table per shape. See bench/README.md.
 //
 // Env: TL_PYTHON (Python with transformer-lens; default /work/pyenv/venv/bin/python if
 // present, else python3), BENCH_HUB (checkpoint cache dir; default bench/.out/hub),
 // BENCH_REPS (timed runs per measurement, default 7), BENCH_LOAD_REPS (default 3),
-// BENCH_SKIP_PYTHON=1 (our column only).
+// BENCH_SKIP_PYTHON=1 (our column only), BENCH_SHAPES (comma-separated, default
+// gpt2,pythia-160m,llama).
 
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
-const { ROOT, PYTHON, env, runBench, ensureCheckpoint, pythonHas } = require('./env')
+const { ROOT, PYTHON, runBench, ensureCheckpoint, pythonHas } = require('./env')
 function machine() {
   let cpu = os.cpus()[0]?.model || 'unknown'
   try {
@@ -27,6 +29,12 @@ const fmtMs = (ms) => (ms == null || Number.isNaN(ms) ? 'n/a' : ms >= 1000 ? `${
 const fmtMiB = (mib) => (mib == null ? 'n/a' : `${mib.toFixed(0)} MiB`)
 const ratio = (theirs, ours) => (theirs > 0 && ours > 0 ? `${(theirs / ours).toFixed(2)}×` : 'n/a')
 
+const SHAPE_TEXT = {
+  gpt2: 'GPT-2 small shape (12 layers, d_model 768, vocab 50257)',
+  'pythia-160m': 'Pythia-160m shape (GPT-NeoX: 12 layers, d_model 768, parallel attention + MLP, rotary on 16 of 64 dims, vocab 50304)',
+  llama: 'Llama shape, ~110M parameters (12 layers, d_model 768, 12 query / 4 K/V heads, gated SiLU MLP 2048, RMSNorm, vocab 32000)',
+}
+
 function main() {
   const m = machine()
   console.log(`# transformer-lens (Node) vs Python TransformerLens`)
@@ -38,11 +46,15 @@ function main() {
     console.error(`${path.relative(ROOT, lib)} is missing: run \`npm run build\` first.`)
     process.exit(1)
   }
+  const shapes = (process.env.BENCH_SHAPES || 'gpt2,pythia-160m,llama').split(',').filter(Boolean)
+  for (const shape of shapes) benchShape(shape)
+}
 
-  ensureCheckpoint()
+function benchShape(shape) {
+  const model = ensureCheckpoint(shape)
 
-  console.error('[bench] transformer-lens (Node) ...')
-  const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')])
+  console.error(`[bench] ${shape}: transformer-lens (Node) ...`)
+  const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')], model)
   if (ours.error) {
     console.error(`[bench] ${ours.error}`)
     process.exit(1)
@@ -53,14 +65,17 @@ function main() {
   if (process.env.BENCH_SKIP_PYTHON === '1') tlMissing = 'skipped (BENCH_SKIP_PYTHON=1)'
   else if (!pythonHas('transformer_lens, torch')) tlMissing = `${PYTHON} cannot import transformer_lens`
   else {
-    console.error('[bench] Python TransformerLens ...')
-    tl = runBench(PYTHON, [path.join(__dirname, 'tl_bench.py')])
+    console.error(`[bench] ${shape}: Python TransformerLens ...`)
+    tl = runBench(PYTHON, [path.join(__dirname, 'tl_bench.py')], model)
     if (tl.error) {
       tlMissing = tl.error
       tl = null
     }
   }
 
+  console.log()
+  console.log(`## ${shape} (\`${model}\`)`)
+  console.log()
   const v = ours.versions
   const versions = [`node ${v.node}`, `transformer-lens (Node) ${v['transformer-lens']}`]
   if (tl) {
@@ -69,18 +84,17 @@ function main() {
   }
   console.log(`Versions: ${versions.join(', ')}`)
   console.log(
-    `Model: GPT-2 small shape (12 layers, d_model 768, vocab 50257), random weights, float32, CPU; ` +
+    `Model: ${SHAPE_TEXT[shape] ?? shape}, random weights, float32, CPU; ` +
       `median of ${ours.reps} runs after 2 warm-ups (1×1024: ${Math.max(3, ours.reps - 2)}), load: median of 3 fresh processes.`,
   )
   console.log()
-
   const rows = [
     ['load (`fromPretrained` / `from_pretrained`)', (r) => r.load.median_ms, fmtMs],
     ['forward 1×128', (r) => r.forward_128.median_ms, fmtMs],
     ['forward 1×1024', (r) => r.forward_1024.median_ms, fmtMs],
     ['runWithCache 1×128 (all hooks)', (r) => r.run_with_cache_128.median_ms, fmtMs],
     ['runWithCache 1×128, loss + inclBwd (all grads)', (r) => r.incl_bwd_128?.median_ms, fmtMs],
-    ['12 no-op hooks, overhead at 1×128', (r) => r.hooks_12_noop_128.overhead_ms, fmtMs],
+    ['no-op hook per layer, overhead at 1×128', (r) => r.hooks_12_noop_128.overhead_ms, fmtMs],
     ['peak RSS (load + runWithCache 1×128)', (r) => r.peak_rss.mib, fmtMiB],
   ]
   if (tl) {

@@ -90,6 +90,14 @@ export declare class NativeModel {
   attentionMask(tokens: NativeTensor, prependBos: boolean, paddingLeft: boolean): NativeTensor
   /** TL's state dict: keys in TL's order, tensors in TL's layouts. */
   stateDict(): Array<NamedTensor>
+  /**
+   * TL's weight processing on this model. `step == "model"`: `load_and_process_state_dict`
+   * of the given TL state dict (the model's own fills missing keys; `process_weights_` gives
+   * the whole of it) with the switches in `args`, swapped in as a new model (runs in flight
+   * keep the old one); returns nothing. Otherwise one of TL's methods (`fold_layer_norm`, ...)
+   * on the given state dict, returned; the model is unchanged.
+   */
+  processWeights(names: Array<string>, tensors: Array<NativeTensor>, args: ProcessArgs): Array<NamedTensor>
   hasTokenizer(): boolean
   toTokens(texts: Array<string>, prependBos: boolean, paddingLeft: boolean, maxLen?: number | undefined | null): NativeTensor
   encode(text: string, addSpecialTokens: boolean): Array<number>
@@ -168,6 +176,26 @@ export declare class NativeTokenizer {}
 
 export declare function backward(root: NativeTensor, dispatch: (arg0: number, arg1: number, arg2: number, arg3: NativeTensor) => unknown): void
 
+/** A training checkpoint: TL's `checkpoint_label_type`, `checkpoint_index`, `checkpoint_value`. */
+export interface Checkpoint {
+  labelType: string
+  index: number
+  value: number
+}
+
+export interface ConfigArgs {
+  officialName: string
+  /** The folder holding config.json; none for the names TL hard-codes. */
+  dir?: string
+  foldLn: boolean
+  dtype: string
+  device: string
+  defaultPrependBos?: boolean
+  firstNLayers?: number
+  nDevices: number
+  checkpoint?: Checkpoint
+}
+
 /** Whether a CUDA device can be opened (a CUDA build and a visible GPU). */
 export declare function cudaAvailable(): boolean
 
@@ -220,6 +248,7 @@ export interface LoadArgs {
   paddingLeft: boolean
   /** `cpu`, `cuda` or `cuda:N` (default `cpu`). */
   device?: string
+  checkpoint?: Checkpoint
 }
 
 export declare function loadModel(args: LoadArgs): Promise<NativeModel>
@@ -233,6 +262,22 @@ export declare function loadTokenizer(path: string): Promise<NativeTokenizer>
 export interface NamedTensor {
   name: string
   tensor: NativeTensor
+}
+
+/** TL's config (`cfg.to_dict()`) as JSON. */
+export declare function pretrainedConfigJson(args: ConfigArgs): string
+
+/** `process_weights`' request: `step` is `"model"` or one of TL's method names. */
+export interface ProcessArgs {
+  step: string
+  foldLn: boolean
+  centerWritingWeights: boolean
+  centerUnembed: boolean
+  foldValueBiases: boolean
+  refactorFactoredAttnMatrices: boolean
+  /** `fold_layer_norm`'s `fold_biases` and `center_weights`. */
+  foldBiases: boolean
+  centerWeights: boolean
 }
 
 /** How tokens are drawn from logits (TL's `sample_logits` arguments). */

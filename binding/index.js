@@ -849,6 +849,7 @@ module.exports.findSnapshot = nativeBinding.findSnapshot
 module.exports.hubCacheDir = nativeBinding.hubCacheDir
 module.exports.loadModel = nativeBinding.loadModel
 module.exports.loadTokenizer = nativeBinding.loadTokenizer
+module.exports.pretrainedConfigJson = nativeBinding.pretrainedConfigJson
 module.exports.sampleLogitsNative = nativeBinding.sampleLogitsNative
 module.exports.synchronize = nativeBinding.synchronize
 module.exports.takeFinishedGradRuns = nativeBinding.takeFinishedGradRuns

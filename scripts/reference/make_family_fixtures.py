@@ -48,6 +48,8 @@ import make_generation_fixtures as mg
 import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import GPTJConfig, GPTNeoConfig, OPTConfig
+from transformers import Phi3Config, PhiConfig, Qwen3Config
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, LlamaConfig, MistralConfig,
                           PretrainedConfig, Qwen2Config)
 
@@ -79,6 +81,8 @@ class TokenizerSpec:
     saved_empty: list  # encode("") of the tokenizer as saved
     normalizer: Optional[str] = None  # "NFC" (GPT-NeoX's and Qwen2's tokenizer.json) or None
     bos_template: Optional[str] = None  # a TemplateProcessing post-processor adding this token (Llama)
+    bos_in_pair: bool = True  # the pair template repeats it before $B (Llama; GPT2Converter does not)
+    slow_files: bool = False  # also vocab.json + merges.txt: TL loads "phi" models' tokenizers slow
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,293 @@ FAMILIES = [
 ]
 
 
+# GPT-Neo, GPT-J and OPT: GPT-2-style byte-level BPE tokenizers (GPT2TokenizerFast).
+NEO_WINDOW = 4
+
+
+def gpt_neo_config():
+    # Layers global, local, local (HF's attention_types pairs expanded); a window shorter than
+    # the prompts; intermediate_size None (4 * hidden_size, TL's d_mlp).
+    return GPTNeoConfig(
+        vocab_size=VOCAB_SIZE, max_position_embeddings=N_CTX, hidden_size=32, num_layers=3,
+        num_heads=4, attention_types=[[["global", "local"], 1], [["local"], 1]], window_size=NEO_WINDOW,
+        intermediate_size=None, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+        tie_word_embeddings=True, bos_token_id=VOCAB_SIZE - 1, eos_token_id=VOCAB_SIZE - 1,
+        architectures=["GPTNeoForCausalLM"],
+    )
+
+
+def check_neo_window(hf_model, tokens):
+    """GPT-Neo's local layers must change the logits of the test prompt (HF, eager): the same
+    model with every layer's causal mask full gives other logits past the window."""
+    assert tokens.shape[1] > NEO_WINDOW + 2, tokens.shape
+    layers = hf_model.config.attention_layers
+    assert "local" in layers and "global" in layers, layers
+    logits = hf_model(tokens).logits
+    attns = [blk.attn.attention for blk, kind in zip(hf_model.transformer.h, layers) if kind == "local"]
+    saved = [a.bias for a in attns]
+    try:
+        for a in attns:
+            a.bias = torch.tril(torch.ones_like(a.bias))
+        full = hf_model(tokens).logits
+    finally:
+        for a, b in zip(attns, saved):
+            a.bias = b
+    assert torch.equal(logits[:, :NEO_WINDOW], full[:, :NEO_WINDOW])
+    gap = (logits[:, NEO_WINDOW:] - full[:, NEO_WINDOW:]).abs().max().item()
+    assert gap > 0.1, f"the local attention does not change the logits ({gap})"
+    return {"hf_local_vs_full_max_abs_diff": gap}
+
+
+def gptj_config():
+    # Partial rotary (rotary_dim 4 of d_head 8), untied lm_head with a bias.
+    return GPTJConfig(
+        vocab_size=VOCAB_SIZE, n_positions=N_CTX, n_embd=32, n_layer=3, n_head=4, rotary_dim=4,
+        n_inner=None, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+        tie_word_embeddings=False, bos_token_id=VOCAB_SIZE - 1, eos_token_id=VOCAB_SIZE - 1,
+        architectures=["GPTJForCausalLM"],
+    )
+
+
+def opt_config():
+    # OPT's specials: <s> 0, <pad> 1, </s> 2 (bos and eos), <unk> 3; position table n_ctx + 2 rows.
+    return OPTConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=32, num_hidden_layers=3, ffn_dim=48, num_attention_heads=4,
+        max_position_embeddings=N_CTX, do_layer_norm_before=True, word_embed_proj_dim=32,
+        activation_function="relu", enable_bias=True, layer_norm_elementwise_affine=True,
+        tie_word_embeddings=True, pad_token_id=1, bos_token_id=2, eos_token_id=2,
+        architectures=["OPTForCausalLM"],
+    )
+
+
+# GPT-Neo / GPT-J: GPT-2's tokenizer (<|endoftext|> last, nothing added).
+NEO_TOKENIZER = TokenizerSpec(
+    fast_class="GPT2TokenizerFast", front=(), back=(EOT,),
+    config={"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False, "bos_token": EOT,
+            "eos_token": EOT, "unk_token": EOT, "model_max_length": N_CTX,
+            "clean_up_tokenization_spaces": False},
+    special_tokens_map={"bos_token": EOT, "eos_token": EOT, "unk_token": EOT},
+    ids=(VOCAB_SIZE - 1, VOCAB_SIZE - 1, VOCAB_SIZE - 1, None), saved_empty=[],
+)
+# OPT: GPT2Tokenizer with add_bos_token, which transformers' GPT2Converter turns into a
+# post-processor prepending </s> (GPT2TokenizerFast itself never rebuilds it).
+OPT_BOS, OPT_PAD = "</s>", "<pad>"
+OPT_TOKENIZER = TokenizerSpec(
+    fast_class="GPT2TokenizerFast", front=("<s>", OPT_PAD, OPT_BOS, "<unk>"), back=(),
+    config={"tokenizer_class": "GPT2Tokenizer", "add_bos_token": True, "add_prefix_space": False,
+            "errors": "replace", "bos_token": OPT_BOS, "eos_token": OPT_BOS, "unk_token": OPT_BOS,
+            "pad_token": OPT_PAD, "model_max_length": N_CTX, "clean_up_tokenization_spaces": False},
+    special_tokens_map={"bos_token": OPT_BOS, "eos_token": OPT_BOS, "unk_token": OPT_BOS,
+                        "pad_token": OPT_PAD},
+    ids=(2, 2, 2, 1), saved_empty=[2], bos_template=OPT_BOS, bos_in_pair=False,
+)
+LN_MODES = {"processed": {"normalization_type": "LNPre"}, "unprocessed": {"normalization_type": "LN"}}
+LN_TINY = {"d_model": 32, "n_heads": 4, "d_head": 8, "n_layers": 3, "n_ctx": N_CTX, "d_vocab": VOCAB_SIZE,
+           "eps": 1e-5, "gated_mlp": False, "default_prepend_bos": True}
+
+FAMILIES += [
+    Family(
+        model_id="EleutherAI/gpt-neo-125M",
+        architecture="GPTNeoForCausalLM",
+        seed=2101,
+        config=gpt_neo_config,
+        tokenizer=NEO_TOKENIZER,
+        embedding_params=("transformer.wte.weight", "transformer.wpe.weight"),
+        expect_cfg={
+            **LN_TINY, "d_mlp": 128, "act_fn": "gelu_new", "positional_embedding_type": "standard",
+            # No scaling of attention scores: attn_scale stays TL's unset -1.
+            "use_attn_scale": False, "attn_scale": -1.0, "use_local_attn": True,
+            "window_size": NEO_WINDOW, "attn_types": ["global", "local", "local"],
+            "parallel_attn_mlp": False, "original_architecture": "GPTNeoForCausalLM",
+            "tokenizer_prepends_bos": False,
+        },
+        expect_mode_cfg=LN_MODES,
+        hf_check=check_neo_window,
+    ),
+    Family(
+        model_id="EleutherAI/gpt-j-6B",
+        architecture="GPTJForCausalLM",
+        seed=2111,
+        config=gptj_config,
+        tokenizer=NEO_TOKENIZER,
+        embedding_params=("transformer.wte.weight",),
+        expect_cfg={
+            **LN_TINY, "d_mlp": 128, "act_fn": "gelu_new", "positional_embedding_type": "rotary",
+            "rotary_dim": 4, "rotary_adjacent_pairs": True, "rotary_base": 10000,
+            "parallel_attn_mlp": True, "use_attn_scale": True, "attn_scale": 8 ** 0.5,
+            "use_local_attn": False, "original_architecture": "GPTJForCausalLM",
+            "tokenizer_prepends_bos": False,
+        },
+        expect_mode_cfg=LN_MODES,
+    ),
+    Family(
+        model_id="facebook/opt-125m",
+        architecture="OPTForCausalLM",
+        seed=2121,
+        config=opt_config,
+        tokenizer=OPT_TOKENIZER,
+        embedding_params=("model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight"),
+        expect_cfg={
+            **LN_TINY, "d_mlp": 48, "act_fn": "relu", "positional_embedding_type": "standard",
+            "parallel_attn_mlp": False, "use_attn_scale": True, "attn_scale": 8 ** 0.5,
+            "use_local_attn": False, "original_architecture": "OPTForCausalLM",
+            # The saved tokenizer.json prepends </s> (as transformers converts OPT's).
+            "tokenizer_prepends_bos": True,
+        },
+        expect_mode_cfg=LN_MODES,
+    ),
+]
+
+
+# Phi, Phi-3 (phi-4) and Qwen3. TL loads the tokenizer of every model whose name contains "phi"
+# with use_fast=False: the slow GPT-2-style classes (CodeGenTokenizer, GPT2Tokenizer) honour
+# add_bos_token=True, so TL's phi models prepend BOS although their tokenizer.json adds nothing.
+def tl_loads_slow(fam):
+    """HookedTransformer.__init__: use_fast = "phi" not in cfg.tokenizer_name.lower()."""
+    return "phi" in fam.model_id.lower()
+
+
+def write_slow_bpe_files(tok, snap):
+    """vocab.json (every id, specials included) and merges.txt of the byte-level BPE: what the
+    slow GPT-2-style tokenizer classes read instead of tokenizer.json."""
+    vocab = sorted(tok.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
+    assert [i for _, i in vocab] == list(range(VOCAB_SIZE))
+    (snap / "vocab.json").write_text(json.dumps(dict(vocab), ensure_ascii=False) + "\n")
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    lines = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    (snap / "merges.txt").write_text("#version: 0.2\n" + "\n".join(lines) + "\n")
+
+
+def check_slow_tokenizer(fam, fast_tok, slow_tok):
+    """The slow tokenizer TL loads must split every fixture prompt as tokenizer.json does, and
+    add only the BOS in front."""
+    assert not slow_tok.is_fast and type(slow_tok).__name__ == fam.tokenizer.fast_class[: -len("Fast")]
+    assert slow_tok("").input_ids == [slow_tok.bos_token_id]
+    for text in [mf.PROMPT, mf.PROMPT2, *mg.PROMPTS, mf.TRAIN_TEXT[:400]]:
+        assert slow_tok(text).input_ids == [slow_tok.bos_token_id] + fast_tok(text).input_ids, text
+
+
+def phi_config():
+    # phi-2's shape in small: partial rotary (rotary_dim 4 of d_head 8), untied lm_head with a bias.
+    return PhiConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=72, num_hidden_layers=3,
+        num_attention_heads=4, max_position_embeddings=N_CTX, partial_rotary_factor=0.5,
+        rope_theta=25000.0, hidden_act="gelu_new", layer_norm_eps=1e-5, qk_layernorm=False,
+        tie_word_embeddings=False, bos_token_id=VOCAB_SIZE - 1, eos_token_id=VOCAB_SIZE - 1,
+        architectures=["PhiForCausalLM"],
+    )
+
+
+def phi3_config():
+    # phi-4's shape in small (grouped-query attention); no sliding window or rope scaling, which
+    # TL does not read.
+    return Phi3Config(
+        vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=40, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=N_CTX,
+        original_max_position_embeddings=N_CTX, rms_norm_eps=1e-5, hidden_act="silu",
+        rope_theta=250000.0, rope_scaling=None, partial_rotary_factor=1.0, sliding_window=None,
+        tie_word_embeddings=False, bos_token_id=VOCAB_SIZE - 4, eos_token_id=VOCAB_SIZE - 2,
+        pad_token_id=VOCAB_SIZE - 1, architectures=["Phi3ForCausalLM"],
+    )
+
+
+QWEN3_HEAD_DIM = 12  # not hidden_size / num_attention_heads (8)
+
+
+def qwen3_config():
+    return Qwen3Config(
+        vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=44, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=QWEN3_HEAD_DIM,
+        max_position_embeddings=N_CTX, rms_norm_eps=1e-6, hidden_act="silu", rope_theta=1000000.0,
+        tie_word_embeddings=True, use_sliding_window=False, attention_bias=False,
+        bos_token_id=VOCAB_SIZE - 3, eos_token_id=VOCAB_SIZE - 1, architectures=["Qwen3ForCausalLM"],
+    )
+
+
+# phi-1 / phi-1.5 / phi-2: CodeGenTokenizer, GPT-2's layout (<|endoftext|> last: bos, eos, unk).
+PHI_TOKENIZER = TokenizerSpec(
+    fast_class="CodeGenTokenizerFast", front=(), back=(EOT,),
+    config={"tokenizer_class": "CodeGenTokenizer", "add_prefix_space": False, "bos_token": EOT,
+            "eos_token": EOT, "unk_token": EOT, "model_max_length": N_CTX,
+            "clean_up_tokenization_spaces": False},
+    special_tokens_map={"bos_token": EOT, "eos_token": EOT, "unk_token": EOT},
+    ids=(VOCAB_SIZE - 1, VOCAB_SIZE - 1, VOCAB_SIZE - 1, None), saved_empty=[], slow_files=True,
+)
+# phi-4: GPT2Tokenizer; <|endoftext|> (bos, unk), <|im_start|>, <|im_end|> (eos) and a pad token
+# after the learned vocabulary.
+PHI4_PAD = "<|dummy_85|>"
+PHI4_TOKENIZER = TokenizerSpec(
+    fast_class="GPT2TokenizerFast", front=(), back=(EOT, IM_START, IM_END, PHI4_PAD),
+    config={"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False, "bos_token": EOT,
+            "eos_token": IM_END, "unk_token": EOT, "pad_token": PHI4_PAD, "model_max_length": N_CTX,
+            "clean_up_tokenization_spaces": False},
+    special_tokens_map={"bos_token": EOT, "eos_token": IM_END, "unk_token": EOT, "pad_token": PHI4_PAD},
+    ids=(VOCAB_SIZE - 4, VOCAB_SIZE - 2, VOCAB_SIZE - 4, VOCAB_SIZE - 1), saved_empty=[], slow_files=True,
+)
+# Qwen3 (post-trained): Qwen2's layout with <|im_end|> as eos and <|endoftext|> as pad.
+QWEN3_TOKENIZER = TokenizerSpec(
+    fast_class="Qwen2TokenizerFast", front=(), back=(EOT, IM_START, IM_END),
+    config={"tokenizer_class": "Qwen2Tokenizer", "add_prefix_space": False, "bos_token": None,
+            "eos_token": IM_END, "pad_token": EOT, "unk_token": None, "errors": "replace",
+            "additional_special_tokens": [IM_START, IM_END], "split_special_tokens": False,
+            "model_max_length": N_CTX, "clean_up_tokenization_spaces": False},
+    special_tokens_map={"eos_token": IM_END, "pad_token": EOT,
+                        "additional_special_tokens": [IM_START, IM_END]},
+    ids=(None, VOCAB_SIZE - 1, None, VOCAB_SIZE - 3), saved_empty=[], normalizer="NFC",
+)
+
+FAMILIES += [
+    Family(
+        model_id="microsoft/phi-2",
+        architecture="PhiForCausalLM",
+        seed=2201,
+        config=phi_config,
+        tokenizer=PHI_TOKENIZER,
+        embedding_params=("model.embed_tokens.weight",),
+        expect_cfg={
+            **LN_TINY, "d_mlp": 72, "act_fn": "gelu_new", "positional_embedding_type": "rotary",
+            "rotary_dim": 4, "rotary_base": 25000.0, "rotary_adjacent_pairs": False,
+            "parallel_attn_mlp": True, "use_attn_scale": True, "attn_scale": 8 ** 0.5,
+            "original_architecture": "PhiForCausalLM", "trust_remote_code": True,
+            # The saved tokenizer adds nothing, but TL loads it slow with add_bos_token=True.
+            "tokenizer_prepends_bos": True,
+        },
+        expect_mode_cfg=LN_MODES,
+    ),
+    Family(
+        model_id="microsoft/phi-4",
+        architecture="Phi3ForCausalLM",
+        seed=2211,
+        config=phi3_config,
+        tokenizer=PHI4_TOKENIZER,
+        embedding_params=("model.embed_tokens.weight",),
+        expect_cfg={
+            # TL keeps max_position_embeddings, reads rope_theta as is and sets no final_rms.
+            **RMS_GQA, "d_mlp": 40, "n_ctx": N_CTX, "eps": 1e-5, "rotary_base": 250000.0,
+            "final_rms": False, "use_local_attn": False, "original_architecture": "Phi3ForCausalLM",
+            "trust_remote_code": True, "default_prepend_bos": True, "tokenizer_prepends_bos": True,
+        },
+        expect_mode_cfg=RMS_MODES,
+    ),
+    Family(
+        model_id="Qwen/Qwen3-0.6B",
+        architecture="Qwen3ForCausalLM",
+        seed=2221,
+        config=qwen3_config,
+        tokenizer=QWEN3_TOKENIZER,
+        embedding_params=("model.embed_tokens.weight",),
+        expect_cfg={
+            **RMS_GQA, "d_head": QWEN3_HEAD_DIM, "rotary_dim": QWEN3_HEAD_DIM,
+            "attn_scale": QWEN3_HEAD_DIM ** 0.5, "d_mlp": 44, "n_ctx": 2048, "eps": 1e-6,
+            "rotary_base": 1000000, "final_rms": True, "use_qk_norm": True,
+            "original_architecture": "Qwen3ForCausalLM", "trust_remote_code": True,
+            "default_prepend_bos": False, "tokenizer_prepends_bos": False,
+        },
+        expect_mode_cfg=RMS_MODES,
+    ),
+]
+
+
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(spec):
     """Byte-level BPE on make_fixtures.TRAIN_TEXT (VOCAB_SIZE ids) with spec's special tokens
@@ -308,7 +599,8 @@ def build_tokenizer(spec):
         bos_id = tok.token_to_id(spec.bos_template)
         tok.post_processor = processors.TemplateProcessing(
             single=f"{spec.bos_template}:0 $A:0",
-            pair=f"{spec.bos_template}:0 $A:0 {spec.bos_template}:1 $B:1",
+            pair=(f"{spec.bos_template}:0 $A:0 {spec.bos_template}:1 $B:1" if spec.bos_in_pair
+                  else f"{spec.bos_template}:0 $A:0 $B:1"),
             special_tokens=[(spec.bos_template, bos_id)],
         )
     assert tok.encode("").ids == spec.saved_empty, tok.encode("").ids
@@ -322,6 +614,8 @@ def write_tokenizer_files(spec, tok, snap):
     tok.save(str(snap / "tokenizer.json"), pretty=True)
     mf.write_json(snap / "tokenizer_config.json", spec.config)
     mf.write_json(snap / "special_tokens_map.json", spec.special_tokens_map)
+    if spec.slow_files:
+        write_slow_bpe_files(tok, snap)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -336,7 +630,7 @@ def build_hf_model(fam):
         noise = torch.randn(p.shape, generator=gen)
         if p.dim() == 1:
             is_norm_weight = name.endswith(".weight")
-            assert not is_norm_weight or "norm" in name, name
+            assert not is_norm_weight or "norm" in name or ".ln_" in name, name
             p.copy_((1.0 if is_norm_weight else 0.0) + 0.1 * noise)
         elif name in fam.embedding_params:
             p.copy_(0.5 * noise)
@@ -370,8 +664,10 @@ def check_hf_loading(fam):
     ids = hf_tok(mf.PROMPT).input_ids
     assert ids[: len(spec.saved_empty)] == spec.saved_empty
     assert hf_tok.decode(ids, skip_special_tokens=True) == mf.PROMPT
-    # What TL will see: it reloads the tokenizer with add_bos_token=True.
-    tl_tok = AutoTokenizer.from_pretrained(fam.model_id, add_bos_token=True)
+    # What TL will see: it reloads the tokenizer with add_bos_token=True (slow for "phi" names).
+    tl_tok = AutoTokenizer.from_pretrained(fam.model_id, add_bos_token=True, use_fast=not tl_loads_slow(fam))
+    if tl_loads_slow(fam):
+        check_slow_tokenizer(fam, hf_tok, tl_tok)
     return hf_model, ids, tl_tok("").input_ids
 
 

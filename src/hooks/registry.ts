@@ -1,58 +1,47 @@
 import { TransformerLensError } from '../errors'
-import { FwdHook, HookFn, HookTarget } from './hook-point'
+import { FwdHook, HookDir, HookFn, HookPoint } from './hook-point'
 
-export type HookDir = 'fwd' | 'bwd'
-
-interface Registered {
-  target: HookTarget
-  fn: HookFn
-  dir: HookDir
-  permanent: boolean
-  /** Order key: prepended hooks sort before appended ones, each in registration order. */
-  order: number
-}
+export type { HookDir } from './hook-point'
 
 /**
- * The hooks registered on a model (TL's `add_hook` / `reset_hooks` / permanent hooks). A run
- * compiles them with its temporary hooks into a per-hook-id list.
+ * A model's hook points by name, with the hooks added to them (TL keeps hooks on its HookPoint
+ * modules). A point is made on first use and kept for the model's life: a hook-table rebuild
+ * (a flag change, weight processing) keeps every point and its hooks. A run compiles the
+ * points' hooks with its temporary ones into a per-hook-id list.
  */
 export class HookRegistry {
-  #hooks: Registered[] = []
-  #next = 1
-  #first = -1
+  #points = new Map<string, HookPoint>()
 
-  add(target: HookTarget, fn: HookFn, opts: { permanent?: boolean; prepend?: boolean; dir?: HookDir } = {}): void {
-    if (typeof fn !== 'function') throw new TransformerLensError('TL_INVALID_ARGUMENT', 'a hook must be a function')
-    const dir = opts.dir ?? 'fwd'
-    if (dir !== 'fwd' && dir !== 'bwd') throw new TransformerLensError('TL_INVALID_ARGUMENT', `invalid hook direction '${dir}': use 'fwd' or 'bwd'`)
-    const order = opts.prepend ? this.#first-- : this.#next++
-    this.#hooks.push({ target, fn, dir, permanent: opts.permanent ?? false, order })
-  }
-
-  /**
-   * Removes temporary hooks (and permanent ones with `includingPermanent`) of one direction or
-   * both (TL's `reset_hooks(direction=...)`).
-   */
-  reset(includingPermanent = false, direction: HookDir | 'both' = 'both'): void {
-    if (direction !== 'fwd' && direction !== 'bwd' && direction !== 'both') {
-      throw new TransformerLensError('TL_INVALID_ARGUMENT', `invalid direction '${direction}': use 'fwd', 'bwd' or 'both'`)
+  /** The hook point named `name`. */
+  point(name: string): HookPoint {
+    let p = this.#points.get(name)
+    if (p === undefined) {
+      p = new HookPoint(name)
+      this.#points.set(name, p)
     }
-    this.#hooks = this.#hooks.filter((h) => (direction !== 'both' && h.dir !== direction) || (h.permanent && !includingPermanent))
+    return p
   }
 
+  /** Every hook point the model has had. */
+  all(): HookPoint[] {
+    return [...this.#points.values()]
+  }
+
+  /** Hooks on every point. */
   get count(): number {
-    return this.#hooks.length
+    let n = 0
+    for (const p of this.#points.values()) n += p.fwdHooks.length + p.bwdHooks.length
+    return n
   }
 
-  /** Registered hooks plus `extra` (appended after them), resolved to hook ids. */
+  /** The points' hooks of one direction, then `extra` (appended after them), by hook id. */
   compile(names: readonly string[], index: ReadonlyMap<string, number>, extra: readonly FwdHook[] = [], dir: HookDir = 'fwd'): HookFn[][] {
-    const all = this.#hooks
-      .filter((h) => h.dir === dir)
-      .sort((a, b) => a.order - b.order)
-      .map((h) => [h.target, h.fn] as FwdHook)
-    all.push(...extra)
-    const perId: HookFn[][] = names.map(() => [])
-    for (const [target, fn] of all) {
+    const perId: HookFn[][] = names.map((n) => {
+      const p = this.#points.get(n)
+      if (p === undefined) return []
+      return (dir === 'fwd' ? p.fwdHooks : p.bwdHooks).map((h) => h.hook)
+    })
+    for (const [target, fn] of extra) {
       if (typeof fn !== 'function') throw new TransformerLensError('TL_INVALID_ARGUMENT', 'a hook must be a function')
       if (typeof target === 'string') {
         const id = index.get(target)

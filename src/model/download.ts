@@ -28,6 +28,9 @@ export interface DownloadOptions extends HubClientOptions {
 const CONFIG = 'config.json'
 const WEIGHTS = 'model.safetensors'
 const WEIGHTS_INDEX = 'model.safetensors.index.json'
+/** PyTorch zip pickles, for repos and revisions without safetensors (Pythia's `step{N}`, older repos). */
+const TORCH_WEIGHTS = 'pytorch_model.bin'
+const TORCH_WEIGHTS_INDEX = 'pytorch_model.bin.index.json'
 /** Fetched when the repo has them. */
 const TOKENIZER = 'tokenizer.json'
 const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json']
@@ -67,10 +70,11 @@ function shardNames(indexFile: string): string[] {
 export function isCompleteSnapshot(dir: string): boolean {
   const has = (f: string) => fs.existsSync(path.join(dir, f))
   if (!has(CONFIG)) return false
-  if (has(WEIGHTS)) return true
-  if (!has(WEIGHTS_INDEX)) return false
+  if (has(WEIGHTS) || has(TORCH_WEIGHTS)) return true
+  const index = [WEIGHTS_INDEX, TORCH_WEIGHTS_INDEX].find(has)
+  if (index === undefined) return false
   try {
-    return shardNames(path.join(dir, WEIGHTS_INDEX)).every(has)
+    return shardNames(path.join(dir, index)).every(has)
   } catch {
     return false
   }
@@ -152,7 +156,8 @@ function fileFetcher(hub: HubClient, cache: RepoCache, repoId: string, commit: s
 
 /**
  * Downloads what loading `repoId` needs into the HF cache and returns its snapshot folder:
- * config.json, the safetensors weights (single file or index + shards) and the tokenizer files
+ * config.json, the weights (model.safetensors, else pytorch_model.bin; single file or index +
+ * shards) and the tokenizer files
  * the repo has. Files already cached are not fetched again.
  */
 export async function downloadModel(repoId: string, opts: DownloadOptions = {}): Promise<string> {
@@ -163,18 +168,18 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
   const fetchFile = fileFetcher(hub, cache, repoId, commit, opts.onProgress)
 
   for (const file of OPTIONAL_FILES) await fetchFile(file, false)
-  if (!(await fetchFile(WEIGHTS, false))) {
-    if (!(await fetchFile(WEIGHTS_INDEX, false))) {
-      const bin = await hub.metadata(commit, 'pytorch_model.bin')
-      if (!('absent' in bin)) {
-        throw new TransformerLensError(
-          'TL_UNSUPPORTED',
-          `'${repoId}' (revision ${revision}) only has pytorch_model.bin weights; transformer-lens reads safetensors (model.safetensors or a sharded index)`,
-        )
-      }
-      throw new TransformerLensError('TL_MISSING_FILE', `'${repoId}' (revision ${revision}) has no model.safetensors or model.safetensors.index.json`)
-    }
-    for (const shard of shardNames(cache.pointer(commit, WEIGHTS_INDEX))) await fetchFile(shard, true)
+  // safetensors first; PyTorch's pickles (read without running pickle code) when a repo has no other.
+  const weights = async (single: string, index: string): Promise<boolean> => {
+    if (await fetchFile(single, false)) return true
+    if (!(await fetchFile(index, false))) return false
+    for (const shard of shardNames(cache.pointer(commit, index))) await fetchFile(shard, true)
+    return true
+  }
+  if (!(await weights(WEIGHTS, WEIGHTS_INDEX)) && !(await weights(TORCH_WEIGHTS, TORCH_WEIGHTS_INDEX))) {
+    throw new TransformerLensError(
+      'TL_MISSING_FILE',
+      `'${repoId}' (revision ${revision}) has no model.safetensors, pytorch_model.bin or sharded index of either`,
+    )
   }
   // Last: a snapshot with config.json and its weights is complete (see isCompleteSnapshot).
   await store(hub, cache, config, opts.onProgress)
@@ -191,6 +196,13 @@ export async function downloadTokenizer(repoId: string, opts: DownloadOptions = 
   const fetchFile = fileFetcher(hub, cache, repoId, pin.commit, opts.onProgress)
   for (const file of TOKENIZER_EXTRAS) await fetchFile(file, false)
   // Last: a snapshot with tokenizer.json has a usable tokenizer.
+  await store(hub, cache, pin, opts.onProgress)
+  return path.join(cache.root, 'snapshots', pin.commit)
+}
+
+/** Downloads a repo's config.json alone into the HF cache; returns the snapshot folder. */
+export async function downloadConfig(repoId: string, opts: DownloadOptions = {}): Promise<string> {
+  const { hub, cache, pin } = await pinCommit(repoId, CONFIG, opts)
   await store(hub, cache, pin, opts.onProgress)
   return path.join(cache.root, 'snapshots', pin.commit)
 }

@@ -1,14 +1,14 @@
 import { ActivationCache } from '../cache/activation-cache'
 import { FactoredMatrix } from '../factored-matrix'
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
-import { FwdHook, HookFn, HookPoint, HookTarget } from '../hooks/hook-point'
-import { HookDir, HookRegistry } from '../hooks/registry'
+import { AddHookOptions, FwdHook, HookFn, HookPoint } from '../hooks/hook-point'
+import { checkFlaggedHook } from '../hooks/root-module'
 import { gradEntries, GradRecord } from '../hooks/backward'
-import { compilePlan, GradPlan, HookContext } from '../hooks/plan'
+import { compilePlan, GradPlan } from '../hooks/plan'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import { loadNativeModel } from './loading'
-import { ForwardOptions, LoadOptions, opt, paddingLeftArg } from './options'
+import { ForwardOptions, opt, paddingLeftArg } from './options'
 import { TokenizerView } from './tokenizer'
 import { nativeTokenizer, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
 import * as weights from './weights'
@@ -18,6 +18,8 @@ import { withAbort } from './abort'
 import type { Device } from '../utils/devices'
 import { boolArg, enumArg, intArg, invalidArg, optIntArg, stringArg, stringArrayArg, tokenIdArg, tokenIdsArg, U32_MAX } from '../utils/args'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
+import * as processing from './processing'
+import * as parts from './forward-parts'
 
 
 export type Input = string | string[] | Tensor
@@ -51,6 +53,8 @@ export interface RunWithHooksOptions extends ForwardOptions {
   /** Backward hooks: they fire when `backward()` is called on a scalar computed from the output. */
   bwdHooks?: FwdHook[]
   resetHooksEnd?: boolean
+  /** Empty the hook points' `ctx` when the run's hooks are removed. TL: `clear_contexts`. */
+  clearContexts?: boolean
 }
 
 type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
@@ -60,10 +64,6 @@ type ForwardResult = Tensor | { logits: Tensor; loss: Tensor } | null
 export class HookedTransformer extends WeightProperties {
   #n: binding.NativeModel | null
   #cfg: HookedTransformerConfig
-  #names: string[] = []
-  #index = new Map<string, number>()
-  #points: HookPoint[] = []
-  #registry = new HookRegistry()
   /** The tokenizer (null for models without one). */
   readonly tokenizer: TokenizerView | null
 
@@ -74,11 +74,9 @@ export class HookedTransformer extends WeightProperties {
     this.tokenizer = n.hasTokenizer() ? new TokenizerView(n) : null
   }
 
-  /** Re-reads the config and hook table (after load, and after a `use_*` flag changed). */
+  /** Re-reads the config and hook table (after load, a `use_*` flag change, or processing). */
   #refresh(n: binding.NativeModel): HookedTransformerConfig {
-    this.#names = n.hookNames()
-    this.#index = new Map(this.#names.map((name, i) => [name, i]))
-    this.#points = this.#names.map((name) => new HookPoint(name))
+    this.setHookTable(n.hookNames())
     return JSON.parse(n.configJson())
   }
 
@@ -86,12 +84,15 @@ export class HookedTransformer extends WeightProperties {
    * Loads a model from a folder or the HF cache (downloading it from the hub into the cache when
    * missing, unless `localFilesOnly` / `HF_HUB_OFFLINE`) and processes its weights as TL does.
    */
-  static async fromPretrained(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
-    return new HookedTransformer(await loadNativeModel(modelName, options))
+  static async fromPretrained(modelName: string, options: processing.PretrainedOptions = {}): Promise<HookedTransformer> {
+    const refactor = boolArg('refactorFactoredAttnMatrices', opt(options, 'refactorFactoredAttnMatrices', false))
+    const model = new HookedTransformer(await loadNativeModel(modelName, options))
+    if (refactor) model.refactorFactoredAttnMatrices()
+    return model
   }
 
   /** `fromPretrained` with every weight-processing step off, as TL's. */
-  static async fromPretrainedNoProcessing(modelName: string, options: LoadOptions = {}): Promise<HookedTransformer> {
+  static async fromPretrainedNoProcessing(modelName: string, options: processing.PretrainedOptions = {}): Promise<HookedTransformer> {
     return HookedTransformer.fromPretrained(modelName, {
       foldLn: false,
       centerWritingWeights: false,
@@ -109,16 +110,6 @@ export class HookedTransformer extends WeightProperties {
   /** TL's config (snake_case fields, as `model.cfg` in Python). */
   get cfg(): HookedTransformerConfig {
     return this.#cfg
-  }
-
-  /** Every hook point name, in firing order. */
-  hookNames(): string[] {
-    return [...this.#names]
-  }
-
-  /** TL's `hook_dict`: name → HookPoint. */
-  get hookDict(): Map<string, HookPoint> {
-    return new Map(this.#names.map((n, i) => [n, this.#points[i]]))
   }
 
   // ---- tokenization ----
@@ -173,36 +164,11 @@ export class HookedTransformer extends WeightProperties {
     throw new TransformerLensError('TL_INVALID_ARGUMENT', 'input must be a string, an array of strings or a Tensor of tokens')
   }
 
-  // ---- hooks ----
+  // ---- hooks (TL's HookedRootModule: src/hooks/root-module.ts) ----
 
-  /** TL's `add_hook`: a name or a name filter, and a hook function. */
-  /**
-   * TL's `add_hook`: a name or a name filter, and a hook function. A backward hook (`dir: 'bwd'`)
-   * receives the gradient of the hook point's output when `backward()` is called on a scalar
-   * computed from a later run's output; it may return a replacement gradient.
-   */
-  addHook(name: HookTarget, hook: HookFn, options: { dir?: HookDir; isPermanent?: boolean; prepend?: boolean } = {}): void {
-    if (typeof name === 'string' && !this.#index.has(name)) throw new TransformerLensError('TL_UNKNOWN_HOOK', `unknown hook name '${name}'`)
-    this.#registry.add(name, hook, { dir: opt(options, 'dir', 'fwd'), permanent: opt(options, 'isPermanent', false), prepend: opt(options, 'prepend', false) })
-  }
-
-  /**
-   * TL's `reset_hooks`: removes temporary hooks (and permanent ones with `includingPermanent`),
-   * of both directions or of `direction` alone.
-   */
-  resetHooks(options: { includingPermanent?: boolean; direction?: HookDir | 'both' } = {}): void {
-    this.#registry.reset(opt(options, 'includingPermanent', false), opt(options, 'direction', 'both'))
-  }
-
-  /** TL's `hooks()` context manager: hooks live for the duration of `fn`. */
-  async hooks<T>(options: { fwdHooks?: FwdHook[]; bwdHooks?: FwdHook[]; resetHooksEnd?: boolean }, fn: (model: this) => Promise<T> | T): Promise<T> {
-    for (const [t, h] of opt<FwdHook[]>(options, 'fwdHooks', [])) this.addHook(t, h)
-    for (const [t, h] of opt<FwdHook[]>(options, 'bwdHooks', [])) this.addHook(t, h, { dir: 'bwd' })
-    try {
-      return await fn(this)
-    } finally {
-      if (opt(options, 'resetHooksEnd', true)) this.resetHooks()
-    }
+  /** TL's `check_hooks_to_add`: a flag-gated hook point needs its flag. */
+  override checkHooksToAdd(_point: HookPoint, name: string, _hook: HookFn, _o: AddHookOptions = {}): void {
+    checkFlaggedHook(this.#cfg, name)
   }
 
   // ---- running ----
@@ -219,7 +185,7 @@ export class HookedTransformer extends WeightProperties {
     } else {
       x = this.#tokens(input, o)
     }
-    const plan = compilePlan(this.#hookCtx(), extraHooks, cacheFilter, grad)
+    const plan = compilePlan(this.hookContext(), extraHooks, cacheFilter, grad)
     const args = {
       returnType: returnType === null ? 'none' : (returnType ?? 'logits'),
       lossPerToken: boolArg('lossPerToken', opt(o, 'lossPerToken', false)),
@@ -258,10 +224,6 @@ export class HookedTransformer extends WeightProperties {
    * TL's rule for when a run needs an explicit attention mask: left padding, a given mask, or
    * a KV cache. Without a given mask it is computed from the tokens (TL's `get_attention_mask`).
    */
-  #hookCtx(): HookContext {
-    return { registry: this.#registry, names: this.#names, index: this.#index, points: this.#points }
-  }
-
   #attentionMask(x: Tensor, o: ForwardOptions | undefined, kv: HookedTransformerKeyValueCache | undefined, startAtLayer: number | undefined): Tensor | undefined {
     const given = opt<Tensor | undefined>(o, 'attentionMask', undefined)
     if (given !== undefined && given !== null) {
@@ -295,7 +257,8 @@ export class HookedTransformer extends WeightProperties {
   #cache(run: binding.NativeRun, extra?: ReadonlyMap<string, Tensor>): ActivationCache {
     const ids = run.cacheIds()
     const dict = new Map<string, Tensor>()
-    ids.forEach((id, i) => dict.set(this.#names[id], wrapT(run.takeCached(i)!)))
+    const names = this.hookContext().names
+    ids.forEach((id, i) => dict.set(names[id], wrapT(run.takeCached(i)!)))
     for (const [k, v] of extra ?? []) dict.set(k, v)
     return new ActivationCache(dict, this)
   }
@@ -326,14 +289,17 @@ export class HookedTransformer extends WeightProperties {
         throw new TransformerLensError('TL_INVALID_ARGUMENT', "inclBwd backpropagates from the output, which must be a scalar: pass returnType: 'loss'")
       }
       out.backward()
-      gradCache = gradEntries(grads, this.#names)
+      gradCache = gradEntries(grads, this.hookContext().names)
     }
     const cache = this.#cache(run, gradCache)
     if (opt(options, 'removeBatchDim', false)) cache.removeBatchDim()
     return [out as Tensor, cache]
   }
 
-  /** TL's `run_with_hooks`: temporary hooks for one run. */
+  /**
+   * TL's `run_with_hooks`: `fwdHooks` / `bwdHooks` for this run only (other hooks stay as they
+   * are). With `resetHooksEnd: false` they stay added afterwards, as TL leaves them.
+   */
   async runWithHooks(input: Input, options: RunWithHooksOptions = {}): Promise<ForwardResult> {
     const hooks = opt<FwdHook[]>(options, 'fwdHooks', [])
     const bwdHooks = opt<FwdHook[]>(options, 'bwdHooks', [])
@@ -341,7 +307,8 @@ export class HookedTransformer extends WeightProperties {
       const { run, returnType, stopAtLayer } = await this.#run(input, options, hooks, null, { bwdHooks })
       return this.#result(run, returnType, stopAtLayer)
     } finally {
-      if (opt(options, 'resetHooksEnd', true)) this.resetHooks()
+      if (!opt(options, 'resetHooksEnd', true)) this.keepRunHooks(hooks, bwdHooks)
+      else if (opt(options, 'clearContexts', false)) this.clearContexts()
     }
   }
 
@@ -353,7 +320,7 @@ export class HookedTransformer extends WeightProperties {
       tokenizer: this.tokenizer,
       defaultPrependBos: this.#cfg.default_prepend_bos,
       toTokens: (input, o) => this.toTokens(input, o),
-      plan: (cacheFilter) => compilePlan(this.#hookCtx(), [], cacheFilter),
+      plan: (cacheFilter) => compilePlan(this.hookContext(), [], cacheFilter),
       cacheOf: (run) => this.#cache(run),
     }
   }
@@ -397,6 +364,77 @@ export class HookedTransformer extends WeightProperties {
   /** TL's `state_dict()`: keys and layouts as TL (`blocks.0.attn.W_Q: [n_heads, d_model, d_head]`). */
   stateDict(): Map<string, Tensor> {
     return new Map(native(() => this.#native.stateDict()).map((e) => [e.name, wrapT(e.tensor)]))
+  }
+
+  // ---- weight processing (./processing.ts; the numbers in crates/engine/src/process/steps.rs) ----
+
+  #processing: processing.ProcessingHost = {
+    apply: (names, tensors, args) => {
+      const out = native(() => this.#native.processWeights(names, tensors, args))
+      if (args.step === 'model') {
+        weights.releaseWeights(this)
+        this.#cfg = this.#refresh(this.#native)
+      }
+      return out
+    },
+  }
+
+  /** TL's `process_weights_`: processes this model's weights in place (value biases always folded). */
+  processWeights(options: processing.ProcessWeightsOptions = {}): void {
+    processing.processWeights(this.#processing, options)
+  }
+  /** TL's `load_and_process_state_dict`: loads a TL-layout state dict (keys it lacks keep this model's weights) and processes it. */
+  loadAndProcessStateDict(stateDict: processing.StateDictInput, options: processing.LoadAndProcessOptions = {}): void {
+    processing.loadAndProcessStateDict(this.#processing, stateDict, options)
+  }
+  /** TL's `fold_layer_norm(state_dict, ...)`: the folded state dict. Without one: folds this model's norms in place. */
+  foldLayerNorm(stateDict: processing.StateDictInput, options?: processing.FoldLayerNormOptions): Map<string, Tensor>
+  foldLayerNorm(): void
+  foldLayerNorm(stateDict?: processing.StateDictInput, options: processing.FoldLayerNormOptions = {}): Map<string, Tensor> | void {
+    return processing.step(this.#processing, 'fold_layer_norm', stateDict, options)
+  }
+  /** TL's `center_writing_weights(state_dict)`. Without a state dict: in place (LayerNorm models only, as TL processes). */
+  centerWritingWeights(stateDict: processing.StateDictInput): Map<string, Tensor>
+  centerWritingWeights(): void
+  centerWritingWeights(stateDict?: processing.StateDictInput): Map<string, Tensor> | void {
+    return processing.step(this.#processing, 'center_writing_weights', stateDict)
+  }
+  /** TL's `center_unembed(state_dict)`. Without a state dict: in place. */
+  centerUnembed(stateDict: processing.StateDictInput): Map<string, Tensor>
+  centerUnembed(): void
+  centerUnembed(stateDict?: processing.StateDictInput): Map<string, Tensor> | void {
+    return processing.step(this.#processing, 'center_unembed', stateDict)
+  }
+  /** TL's `fold_value_biases(state_dict)`. Without a state dict: in place. */
+  foldValueBiases(stateDict: processing.StateDictInput): Map<string, Tensor>
+  foldValueBiases(): void
+  foldValueBiases(stateDict?: processing.StateDictInput): Map<string, Tensor> | void {
+    return processing.step(this.#processing, 'fold_value_biases', stateDict)
+  }
+  /** TL's `refactor_factored_attn_matrices(state_dict)` (not for rotary models). Without a state dict: in place. */
+  refactorFactoredAttnMatrices(stateDict: processing.StateDictInput): Map<string, Tensor>
+  refactorFactoredAttnMatrices(): void
+  refactorFactoredAttnMatrices(stateDict?: processing.StateDictInput): Map<string, Tensor> | void {
+    return processing.step(this.#processing, 'refactor_factored_attn_matrices', stateDict)
+  }
+
+  // ---- parts of forward (./forward-parts.ts) ----
+
+  /** TL's `input_to_embed`: `[residual, tokens, shortformerPosEmbed, attentionMask]`. */
+  inputToEmbed(input: Input, options: parts.InputToEmbedOptions = {}): Promise<[Tensor, Tensor, Tensor | null, Tensor | null]> {
+    return parts.inputToEmbed(this, input, options)
+  }
+  /** TL's `get_residual`: token embeddings plus position embeddings (`[residual, shortformerPosEmbed]` by default). */
+  getResidual(embed: Tensor, posOffset: number, options: parts.GetResidualOptions = {}): Tensor | [Tensor, Tensor | null] {
+    return parts.getResidual(this, embed, posOffset, options)
+  }
+  /** TL's `get_pos_offset`: positions already in `pastKvCache` (0 without one). */
+  getPosOffset(pastKvCache: HookedTransformerKeyValueCache | null | undefined, batchSize: number): number {
+    return parts.getPosOffset(this, pastKvCache, batchSize)
+  }
+  /** TL's `loss_fn`: next-token cross-entropy of `logits` against `tokens`. */
+  lossFn(logits: Tensor, tokens: Tensor, options: { attentionMask?: Tensor | null; perToken?: boolean } = {}): Tensor {
+    return parts.lossFn(logits, tokens, options)
   }
 
   // ---- devices ----

@@ -4,7 +4,8 @@ import * as path from 'node:path'
 import { nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
-import { DownloadOptions, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
+import { DownloadOptions, downloadConfig, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
+import { chooseCheckpoint } from './checkpoints'
 import { defaultDevice } from '../utils/devices'
 import { LoadOptions, opt, paddingLeftArg } from './options'
 import { boolArg, optIntArg, stringArg, U32_MAX } from '../utils/args'
@@ -141,8 +142,33 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
     paddingLeft,
     device,
   }
-  const { dir, officialName } = await ensureModel(modelName, options)
-  return nativeAsync(() => binding.loadModel({ ...args, dir, officialName }))
+  nDevicesArg(options)
+  // A training checkpoint lives at its own revision (Pythia's `step{N}`, stanford-crfm's `checkpoint-{N}`).
+  const local = localFolder(modelName)
+  const checkpoint = local ? null : chooseCheckpoint(getOfficialModelName(modelName), opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined))
+  const { dir, officialName } = await ensureModel(modelName, checkpoint ? { ...options, revision: checkpoint.revision } : options)
+  return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
+}
+
+/** TL's `n_devices`: accepted, but only 1 until multi-device runs exist. */
+export function nDevicesArg(options: object): number {
+  const n = optIntArg('nDevices', opt<unknown>(options, 'nDevices', undefined), { min: 1, max: U32_MAX }) ?? 1
+  if (n !== 1) throw new TransformerLensError('TL_UNSUPPORTED', `nDevices ${n}: splitting a model over several devices is not supported yet (use 1)`)
+  return n
+}
+
+/**
+ * The folder holding `name`'s config.json: a local folder, a cached snapshot that has one, or
+ * (unless offline) the config.json alone downloaded into the HF cache.
+ */
+export async function ensureConfig(name: string, opts: EnsureModelOptions = {}): Promise<ResolvedModel> {
+  const local = localFolder(name)
+  if (local) return local
+  const l = cacheLookup(getOfficialModelName(name), opts)
+  const dir = findSnapshot(l.cacheDir, l.officialName, l.revision)
+  if (dir !== null && fs.existsSync(path.join(dir, 'config.json'))) return { dir, officialName: l.officialName }
+  if (l.localOnly || offlineEnv()) throw offlineMiss(l)
+  return { dir: await downloadConfig(l.officialName, l.download), officialName: l.officialName }
 }
 
 /** A tokenizer's hub repo: TL's official name for a model name or alias, else a hub id (`org/name`) as given. */

@@ -82,4 +82,10 @@ export interface LoadOptions {
    * GPU path here is experimental, so it is opt-in).
    */
   device?: Device
+  /** TL's `checkpoint_index`: load the training checkpoint with this index in the model's label list (Pythia, stanford-crfm). */
+  checkpointIndex?: number
+  /** TL's `checkpoint_value`: load the training checkpoint with this label (a step). */
+  checkpointValue?: number
+  /** TL's `n_devices`; only 1 is supported. */
+  nDevices?: number
 }

@@ -1,5 +1,6 @@
 import { TransformerLensError } from '../errors'
 import { FactoredMatrix } from '../factored-matrix'
+import { HookedRootModule } from '../hooks/root-module'
 import { Tensor } from '../tensor'
 import * as circuits from './circuits'
 import type { HookedTransformer } from './hooked-transformer'
@@ -10,7 +11,7 @@ import * as weights from './weights'
  * `accumulated_bias`, `QK`, `OV`, ...): the getters, over the functions in ./weights.ts and
  * ./circuits.ts. `HookedTransformer` extends this class.
  */
-export abstract class WeightProperties {
+export abstract class WeightProperties extends HookedRootModule {
   get #model(): HookedTransformer {
     return this as unknown as HookedTransformer
   }

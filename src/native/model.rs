@@ -13,7 +13,7 @@ use tl_engine::model::kv_cache::KvCache;
 use tl_engine::model::mask::attention_mask_from_tokens;
 use tl_engine::model::state_dict::state_dict;
 use tl_engine::model::transformer::{ForwardInput, HookedModel};
-use tl_engine::process::ProcessOptions;
+use tl_engine::process::{steps, ProcessOptions};
 use tl_engine::tensor::ops;
 use tl_engine::{Error, ErrorCode};
 
@@ -37,6 +37,7 @@ pub struct LoadArgs {
     pub padding_left: bool,
     /// `cpu`, `cuda` or `cuda:N` (default `cpu`).
     pub device: Option<String>,
+    pub checkpoint: Option<crate::config::Checkpoint>,
 }
 
 pub struct LoadTask {
@@ -85,6 +86,7 @@ pub fn load_model(args: LoadArgs) -> Result<AsyncTask<LoadTask>> {
             default_prepend_bos: args.default_prepend_bos,
             first_n_layers: args.first_n_layers.map(|n| n as usize),
             padding_left: args.padding_left,
+            checkpoint: crate::config::Checkpoint::engine(&args.checkpoint),
         };
         Ok(AsyncTask::new(LoadTask { dir: args.dir, opts }))
     })
@@ -367,6 +369,39 @@ impl NativeModel {
         })
     }
 
+    /// TL's weight processing on this model. `step == "model"`: `load_and_process_state_dict`
+    /// of the given TL state dict (the model's own fills missing keys; `process_weights_` gives
+    /// the whole of it) with the switches in `args`, swapped in as a new model (runs in flight
+    /// keep the old one); returns nothing. Otherwise one of TL's methods (`fold_layer_norm`, ...)
+    /// on the given state dict, returned; the model is unchanged.
+    #[napi]
+    pub fn process_weights(&self, env: Env, names: Vec<String>, tensors: Vec<&NativeTensor>, args: ProcessArgs) -> Result<Vec<NamedTensor>> {
+        guard(|| {
+            if names.len() != tensors.len() {
+                return Err(crate::errors::invalid("process_weights: one name per tensor"));
+            }
+            let given = names.into_iter().zip(tensors).map(|(n, t)| Ok((n, t.tensor()?.clone()))).collect::<Result<Vec<_>>>()?;
+            let m = self.m()?;
+            if args.step != "model" {
+                let step = steps::Step::from_name(&args.step, args.fold_biases, args.center_weights).napi()?;
+                let sd = steps::process_state_dict(&m, &given, step).napi()?;
+                return sd.into_iter().map(|(name, t)| Ok(NamedTensor { name, tensor: wrap(&env, t)? })).collect();
+            }
+            let p = steps::TlProcess {
+                fold_ln: args.fold_ln,
+                center_writing_weights: args.center_writing_weights,
+                center_unembed: args.center_unembed,
+                fold_value_biases: args.fold_value_biases,
+                refactor_factored_attn_matrices: args.refactor_factored_attn_matrices,
+            };
+            let next = steps::load_and_process_model(&m, &given, p).napi()?;
+            let bytes = next.weights.nbytes() as i64;
+            env.adjust_external_memory(bytes - self.bytes.replace(bytes))?;
+            self.replace(next);
+            Ok(vec![])
+        })
+    }
+
     // ---- tokenizer ----
 
     #[napi]
@@ -460,6 +495,20 @@ impl NativeModel {
 fn serde_json_lite(fields: &[(&str, Option<String>)]) -> String {
     let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{}", v.as_deref().unwrap_or("null"))).collect();
     format!("{{{}}}", body.join(","))
+}
+
+/// `process_weights`' request: `step` is `"model"` or one of TL's method names.
+#[napi(object)]
+pub struct ProcessArgs {
+    pub step: String,
+    pub fold_ln: bool,
+    pub center_writing_weights: bool,
+    pub center_unembed: bool,
+    pub fold_value_biases: bool,
+    pub refactor_factored_attn_matrices: bool,
+    /// `fold_layer_norm`'s `fold_biases` and `center_weights`.
+    pub fold_biases: bool,
+    pub center_weights: bool,
 }
 
 #[napi(object, object_from_js = false)]

@@ -13,7 +13,8 @@
 //!
 //! Environment: TL_FUZZ_CASES (random cases, default 300), TL_FUZZ_SEED (default fixed),
 //! TL_FUZZ_ONLY (run only cases whose name contains this), TL_FUZZ_JOBS (children at once),
-//! TL_FUZZ_TIMEOUT_S (default 20), TL_FUZZ_AS_LIMIT_MB (default 4096), TL_FUZZ_KEEP (keep
+//! TL_FUZZ_PICKLE_CASES (random pickle cases, default 60), TL_FUZZ_TIMEOUT_S (default 20),
+//! TL_FUZZ_AS_LIMIT_MB (default 4096), TL_FUZZ_KEEP (keep
 //! failing case folders under target/tmp). See crates/engine/fuzz/README.md.
 
 #![cfg(unix)]
@@ -60,6 +61,20 @@ fn fuzz_load_random() {
     let cases = only(cases::random(&base, seed, n));
     let rerun = format!("TL_FUZZ_SEED={seed:#x} TL_FUZZ_CASES={n} cargo test --release -p tl-engine --test fuzz_load fuzz_load_random --");
     runner::run_and_assert("random", cases, &rerun);
+}
+
+/// PyTorch zip-pickle checkpoints (`pytorch_model.bin`) in place of model.safetensors: the
+/// torch-written fixtures, container damage, and random mutations of the pickle, its tensor
+/// views and the archive (TL_FUZZ_PICKLE_CASES, default 60; same TL_FUZZ_SEED).
+#[test]
+fn fuzz_load_pickle() {
+    let base = Base::load();
+    let n = env_or("TL_FUZZ_PICKLE_CASES", 60usize);
+    let seed = env_or("TL_FUZZ_SEED", DEFAULT_SEED);
+    let mut cases = fuzz::pickle::fixed(&base);
+    cases.extend(fuzz::pickle::random(&base, seed, n));
+    let rerun = format!("TL_FUZZ_SEED={seed:#x} TL_FUZZ_PICKLE_CASES={n} cargo test --release -p tl-engine --test fuzz_load fuzz_load_pickle --");
+    runner::run_and_assert("pickle", only(cases), &rerun);
 }
 
 /// The cargo-fuzz seed corpus (crates/engine/fuzz/corpus), where found crashes are kept.

@@ -42,6 +42,7 @@ fn tiny() -> (Config, ModelWeights) {
                 w_out: randn(&[4 * d, d], 0.3, 0.0),
                 b_out: randn(&[d], 0.1, 0.0),
             }),
+            qk_norm: None,
         })
         .collect();
     let w = ModelWeights {

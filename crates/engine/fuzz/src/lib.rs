@@ -78,6 +78,7 @@ fn options(dir: &Path) -> LoadOptions {
         default_prepend_bos: None,
         first_n_layers: None,
         padding_left: false,
+        checkpoint: None,
     }
 }
 
@@ -157,4 +158,46 @@ pub fn panic_count() -> usize {
         }
     });
     COUNT.load(Ordering::SeqCst)
+}
+
+/// The torch-written seed of the `pickle` target: `TL_FUZZ_BIN_SEED`, else the committed
+/// `__test__/fixtures/pickle/gpt2-bin/pytorch_model.bin` (the GPT-2 seed as `torch.save` wrote it).
+pub fn bin_seed_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("TL_FUZZ_BIN_SEED") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../__test__/fixtures/pickle/gpt2-bin/pytorch_model.bin")
+}
+
+/// A per-process copy of the seed folder without model.safetensors, where the input goes in
+/// as pytorch_model.bin.
+pub fn bin_scratch() -> &'static Scratch {
+    static S: OnceLock<Scratch> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tl-engine-fuzz-bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(seed_dir()).expect("seed folder") {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n != "model.safetensors") {
+                std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        Scratch { dir }
+    })
+}
+
+/// The seed .bin's entries re-zipped (stored) with `pkl` as its data.pkl: the pickle reads the
+/// seed's storages (`data/0` ... by key).
+pub fn bin_with_pickle(pkl: &[u8]) -> Vec<u8> {
+    use tl_engine::load::zip::{build_stored, Archive};
+    static SEED: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    let entries = SEED.get_or_init(|| {
+        let bytes = std::fs::read(bin_seed_path()).expect("the pytorch_model.bin seed (scripts/reference/make_pickle_fixtures.py)");
+        let a = Archive::parse(&bytes, "seed").expect("the seed is a valid archive");
+        a.entries().iter().map(|e| (e.name.clone(), a.data(&bytes, e).to_vec())).collect()
+    });
+    let refs: Vec<(&str, &[u8])> =
+        entries.iter().map(|(n, b)| (n.as_str(), if n.ends_with("/data.pkl") { pkl } else { b.as_slice() })).collect();
+    build_stored(&refs, false)
 }

@@ -118,6 +118,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 w_out: get("mlp.c_proj.weight")?,
                 b_out: get("mlp.c_proj.bias")?,
             }),
+            qk_norm: None,
         });
     }
     let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()? } else { w_e.t()? };

@@ -128,6 +128,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 w_out: t(get("mlp.dense_4h_to_h.weight")?)?,
                 b_out: get("mlp.dense_4h_to_h.bias")?,
             }),
+            qk_norm: None,
         });
     }
     let w_e = w.get("embed_in.weight")?;

@@ -144,6 +144,7 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
                 w_out: get("mlp.down_proj.weight")?.t()?.contiguous()?,
                 b_out: zeros(d, &w_o)?,
             }),
+            qk_norm: None,
         });
     }
     let w_e = w.get("embed_tokens.weight")?;

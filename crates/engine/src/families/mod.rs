@@ -7,10 +7,18 @@
 //! it declares is checked against the safetensors headers (`load::spec`) before any is read.
 
 pub mod gpt2;
+pub mod gpt_neo;
 pub mod gpt_neox;
+pub mod gptj;
+pub mod hf_linear;
 pub mod llama;
+pub mod llama_table;
 pub mod mistral;
+pub mod opt;
+pub mod phi;
+pub mod phi3;
 pub mod qwen2;
+pub mod qwen3;
 
 use crate::error::{Error, Result};
 use crate::load::spec::{Checked, TensorSpec};
@@ -32,7 +40,15 @@ pub struct Family {
     pub convert: fn(&Config, &Checked) -> Result<ModelWeights>,
 }
 
-const FAMILIES: &[Family] = &[gpt2::FAMILY, gpt_neox::FAMILY, llama::FAMILY, mistral::FAMILY, qwen2::FAMILY];
+const FAMILIES: &[Family] = &[
+    gpt2::FAMILY, gpt_neox::FAMILY, llama::FAMILY, mistral::FAMILY, qwen2::FAMILY,
+    gpt_neo::FAMILY,
+    gptj::FAMILY,
+    opt::FAMILY,
+    phi::FAMILY,
+    phi3::FAMILY,
+    qwen3::FAMILY,
+];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {
     hf.get("architectures")

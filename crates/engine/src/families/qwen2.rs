@@ -21,7 +21,8 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
     cfg.n_key_value_heads = Some(cfg.kv_heads());
     // TL: "Capped bc the actual ctx length is 30k and the attn mask would be too big".
     cfg.n_ctx = 2048;
-    cfg.rotary_base = hf_f64(hf, "rope_theta", cfg.rotary_base)?;
+    // TL: int(rope_theta).
+    cfg.rotary_base = hf_f64(hf, "rope_theta", cfg.rotary_base)?.trunc();
     cfg.initializer_range = hf_f64(hf, "initializer_range", cfg.initializer_range)?;
     cfg.default_prepend_bos = false;
     cfg.tokenizer_prepends_bos = Some(true);

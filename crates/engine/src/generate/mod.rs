@@ -155,6 +155,7 @@ impl Generation {
             attention_mask: Some(mask),
             logits_at: Some(logits_at),
             abort,
+            window_over_positions: true,
             ..Default::default()
         };
         let input = match &self.prompt_embeds {

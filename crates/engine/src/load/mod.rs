@@ -1,8 +1,17 @@
+pub mod config;
 pub mod hub;
 pub mod safetensors;
 pub mod tokenizer;
 pub mod tokenizer_check;
+pub mod torch_bin;
+pub mod torch_legacy;
+pub mod torch_weights;
+#[doc(hidden)]
+pub mod torch_write;
+pub mod zip;
 pub mod model;
+pub mod pickle;
+mod pickle_vm;
 pub mod spec;
 #[cfg(unix)]
 pub mod read_at;

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
-use crate::error::{Error, Result};
-use crate::families;
+pub use crate::load::config::dtype_name;
+
+use crate::error::Result;
+use crate::load::config::{pretrained_config, ConfigOptions};
 use crate::load::hub::ModelFiles;
 use crate::load::safetensors::WeightFile;
 use crate::load::spec;
-use crate::model::transformer::Arch;
 use crate::load::tokenizer::Tokenizer;
 use crate::model::transformer::HookedModel;
 use crate::process::{self, Ownership, ProcessOptions};
@@ -28,6 +29,8 @@ pub struct LoadOptions {
     /// TL's `default_padding_side`: the tokenizer pads on the left (TL's default is the right,
     /// whatever the tokenizer's own config says).
     pub padding_left: bool,
+    /// A training checkpoint: label type, index, value (see `load::config::ConfigOptions`).
+    pub checkpoint: Option<(String, i64, i64)>,
 }
 
 pub struct Loaded {
@@ -35,46 +38,30 @@ pub struct Loaded {
     pub tokenizer: Option<Tokenizer>,
 }
 
-pub fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::F16 => "float16",
-        DType::BF16 => "bfloat16",
-        DType::F64 => "float64",
-        _ => "float32",
-    }
-}
-
-pub fn load_tokenizer(files: &ModelFiles) -> Result<Option<Tokenizer>> {
+/// The model's tokenizer, as TL loads it for `tokenizer_name` (slow for "phi" names).
+pub fn load_tokenizer(files: &ModelFiles, tokenizer_name: &str) -> Result<Option<Tokenizer>> {
     if !files.has("tokenizer.json") {
         return Ok(None);
     }
-    Tokenizer::from_path(&files.dir).map(Some)
+    Tokenizer::from_path_as(&files.dir, crate::load::tokenizer::tl_loads_slow(tokenizer_name)).map(Some)
 }
 
 pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let files = ModelFiles { dir: dir.to_path_buf() };
-    let hf = files.read_json("config.json")?;
-    let arch = families::architecture_of(&hf)?;
-    let fam = families::family(&arch)?;
-    let mut cfg = (fam.config)(&hf)?;
-    crate::model::validate::check(&cfg).map_err(|p| fam.config_error(p))?;
-    cfg.model_name = opts.official_name.rsplit('/').next().unwrap_or(&opts.official_name).to_string();
-    cfg.tokenizer_name = Some(opts.official_name.clone());
-    cfg.init_weights = false;
-    cfg.dtype = dtype_name(opts.dtype).to_string();
-    cfg.device = Some(crate::device::label(&opts.device_label));
-    if let Some(b) = opts.default_prepend_bos {
-        cfg.default_prepend_bos = b;
-    }
-    if let Some(n) = opts.first_n_layers {
-        if n == 0 {
-            return Err(Error::invalid("first_n_layers must be at least 1"));
-        }
-        cfg.n_layers = n.min(cfg.n_layers);
-    }
-    cfg.finalize()?;
-    // Behaviour the engine cannot run (an unknown act_fn, ...) is refused before weights are read.
-    Arch::check(&cfg)?;
+    // The config as TL builds it; the norm rename of fold_ln happens with the folding itself.
+    let (fam, mut cfg) = pretrained_config(
+        Some(dir),
+        &ConfigOptions {
+            official_name: opts.official_name.clone(),
+            dtype: opts.dtype,
+            device_label: opts.device_label.clone(),
+            default_prepend_bos: opts.default_prepend_bos,
+            first_n_layers: opts.first_n_layers,
+            fold_ln: false,
+            n_devices: 1,
+            checkpoint: opts.checkpoint.clone(),
+        },
+    )?;
     let trace = std::env::var_os("TL_TRACE_LOAD").is_some();
     let t0 = std::time::Instant::now();
     // Weights are read and processed on the CPU (the fast, exact path), then moved. Every size
@@ -90,7 +77,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     // so processing may write them in place.
     process::process_owned(&mut cfg, &mut weights, opts.process, Ownership::Fresh)?;
     let t2 = std::time::Instant::now();
-    let tokenizer = load_tokenizer(&files)?.map(|mut t| {
+    let tokenizer = load_tokenizer(&files, &opts.official_name)?.map(|mut t| {
         t.padding_side_left = opts.padding_left; // set in place: no copy of the vocabulary
         t
     });

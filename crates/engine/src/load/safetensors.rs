@@ -1,5 +1,7 @@
 //! Weights from `model.safetensors`, or from shards listed in `model.safetensors.index.json`:
 //! mapped (validation, names, other dtypes), f32 read straight into place (`read_at.rs`).
+//! Without safetensors, `pytorch_model.bin` (or its sharded index) is read instead
+//! (`torch_weights.rs`): the same contract, dtypes and shapes known before any data is read.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::load::hub::ModelFiles;
+use crate::load::torch_weights::TorchWeights;
 
 /// What a safetensors header says of one tensor.
 pub struct Header {
@@ -19,68 +22,89 @@ pub struct Header {
 }
 
 pub struct WeightFile {
-    st: MmapedSafetensors,
-    #[cfg(unix)]
-    shards: crate::load::read_at::Shards,
-    names: HashMap<String, ()>,
+    backend: Backend,
     dtype: DType,
     device: Device,
     origin: PathBuf,
 }
 
+enum Backend {
+    Safetensors {
+        st: MmapedSafetensors,
+        #[cfg(unix)]
+        shards: crate::load::read_at::Shards,
+        names: HashMap<String, ()>,
+    },
+    Torch(TorchWeights),
+}
+
+/// The shard files an index's `weight_map` names, sorted, each a plain name in the folder.
+fn shard_paths(files: &ModelFiles, index: &str) -> Result<Vec<PathBuf>> {
+    let idx = files.read_json(index)?;
+    let map = idx.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::corrupt(format!("{index} has no weight_map")))?;
+    let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+    shards.sort();
+    shards.dedup();
+    shards.iter().map(|s| files.named_in_file(s, index)).collect()
+}
+
 impl WeightFile {
+    /// Safetensors when the folder has them (single or sharded), else PyTorch `.bin` files.
     pub fn open(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Self> {
-        let index = "model.safetensors.index.json";
+        let (st_index, bin_index) = ("model.safetensors.index.json", "pytorch_model.bin.index.json");
         let paths: Vec<PathBuf> = if files.has("model.safetensors") {
             vec![files.path("model.safetensors")]
-        } else if files.has(index) {
-            let idx = files.read_json(index)?;
-            let map = idx
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| Error::corrupt(format!("{index} has no weight_map")))?;
-            let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
-            shards.sort();
-            shards.dedup();
-            shards.iter().map(|s| files.named_in_file(s, index)).collect::<Result<_>>()?
-        } else if files.has("pytorch_model.bin") {
-            return Err(Error::unsupported(format!(
-                "{} only has pytorch_model.bin; transformer-lens reads safetensors weights (convert with `safetensors`' convert script)",
-                files.dir.display()
-            )));
+        } else if files.has(st_index) {
+            shard_paths(files, st_index)?
         } else {
-            return Err(Error::new(
-                ErrorCode::MissingFile,
-                format!("no model.safetensors (or sharded index) in {}", files.dir.display()),
-            ));
+            let bins = if files.has("pytorch_model.bin") {
+                vec![files.path("pytorch_model.bin")]
+            } else if files.has(bin_index) {
+                shard_paths(files, bin_index)?
+            } else {
+                return Err(Error::new(
+                    ErrorCode::MissingFile,
+                    format!("no model.safetensors or pytorch_model.bin (or a sharded index of either) in {}", files.dir.display()),
+                ));
+            };
+            let backend = Backend::Torch(TorchWeights::open(&bins)?);
+            return Ok(WeightFile { backend, dtype, device: device.clone(), origin: files.dir.clone() });
         };
         // SAFETY: the files are mapped read-only; a concurrent writer would be a user error.
         let st = unsafe { MmapedSafetensors::multi(&paths) }
             .map_err(|e| Error::corrupt(format!("cannot read safetensors in {}: {}", files.dir.display(), Error::from(e))))?;
         let names = st.tensors().into_iter().map(|(n, _)| (n, ())).collect();
-        Ok(WeightFile {
+        let backend = Backend::Safetensors {
             st,
             #[cfg(unix)]
             shards: crate::load::read_at::Shards::open(&paths)?,
             names,
-            dtype,
-            device: device.clone(),
-            origin: files.dir.clone(),
-        })
+        };
+        Ok(WeightFile { backend, dtype, device: device.clone(), origin: files.dir.clone() })
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.names.contains_key(name)
+        match &self.backend {
+            Backend::Safetensors { names, .. } => names.contains_key(name),
+            Backend::Torch(t) => t.has(name),
+        }
     }
 
     /// How many tensors the files hold.
     pub fn tensor_count(&self) -> usize {
-        self.names.len()
+        match &self.backend {
+            Backend::Safetensors { names, .. } => names.len(),
+            Backend::Torch(t) => t.tensor_count(),
+        }
     }
 
     /// A tensor's dtype and shape as its header states them (nothing is read).
     pub fn header(&self, name: &str) -> Result<Header> {
-        let view = self.st.get(name).map_err(|e| self.corrupt(name, e))?;
+        let st = match &self.backend {
+            Backend::Safetensors { st, .. } => st,
+            Backend::Torch(t) => return t.header(name),
+        };
+        let view = st.get(name).map_err(|e| self.corrupt(name, e))?;
         Ok(Header {
             dtype: DType::try_from(view.dtype()).ok(),
             dtype_name: format!("{:?}", view.dtype()),
@@ -90,7 +114,12 @@ impl WeightFile {
 
     /// Elements held by every tensor of the files, from the headers.
     pub fn total_elements(&self) -> usize {
-        self.st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>()).fold(0usize, usize::saturating_add)
+        match &self.backend {
+            Backend::Safetensors { st, .. } => {
+                st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>()).fold(0usize, usize::saturating_add)
+            }
+            Backend::Torch(t) => t.total_elements(),
+        }
     }
 
     fn corrupt(&self, name: &str, e: candle_core::Error) -> Error {
@@ -100,13 +129,17 @@ impl WeightFile {
     /// Tensor `name` in the model dtype, refused when a value is not finite. Its shape and dtype
     /// were checked against the header beforehand (`load::spec`).
     pub(crate) fn load(&self, name: &str) -> Result<Tensor> {
-        let view = self.st.get(name).map_err(|e| self.corrupt(name, e))?;
+        let st = match &self.backend {
+            Backend::Safetensors { st, .. } => st,
+            Backend::Torch(t) => return t.load(name, self.dtype, &self.device),
+        };
+        let view = st.get(name).map_err(|e| self.corrupt(name, e))?;
         if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && self.dtype == DType::F32 && self.device.is_cpu() {
             if let Some(data) = self.read_f32(name, view.data().len())? {
                 return Ok(Tensor::from_vec(data, view.shape(), &self.device)?);
             }
         }
-        let t = self.st.load(name, &self.device).map_err(|e| self.corrupt(name, e))?;
+        let t = st.load(name, &self.device).map_err(|e| self.corrupt(name, e))?;
         let t = if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? };
         crate::load::spec::check_finite(&t, name)?;
         Ok(t)
@@ -115,11 +148,10 @@ impl WeightFile {
     /// An f32 tensor read straight from the file (None: not on this platform; map it instead).
     fn read_f32(&self, name: &str, n_bytes: usize) -> Result<Option<Vec<f32>>> {
         #[cfg(unix)]
-        return self.shards.read_f32(name, n_bytes);
-        #[cfg(not(unix))]
-        {
-            let _ = (name, n_bytes);
-            Ok(None)
+        if let Backend::Safetensors { shards, .. } = &self.backend {
+            return shards.read_f32(name, n_bytes);
         }
+        let _ = (name, n_bytes);
+        Ok(None)
     }
 }

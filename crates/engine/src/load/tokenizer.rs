@@ -33,12 +33,28 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 /// post-processor), which TL passes as True when it loads a model's tokenizer; and the
 /// config.json `model_type`s whose default tokenizer is one of them.
 const ADD_BOS_CLASSES: &[&str] = &["GPTNeoXTokenizer", "LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer"];
-const ADD_BOS_MODEL_TYPES: &[&str] = &["gpt_neox", "llama", "gemma", "gemma2", "gemma3", "cohere"];
+const ADD_BOS_MODEL_TYPES: &[&str] = &["gpt_neox", "llama", "gemma", "gemma2", "gemma3", "cohere", "phi3"];
+/// The slow (Python) classes that honour `add_bos_token` while their fast twins do not, and the
+/// `model_type`s whose default tokenizer is one of them. TL loads the tokenizer of a model
+/// whose name contains "phi" slow (`use_fast=False`), so that phi's CodeGen tokenizer adds BOS.
+const SLOW_ADD_BOS_CLASSES: &[&str] = &["GPT2Tokenizer", "CodeGenTokenizer"];
+const SLOW_ADD_BOS_MODEL_TYPES: &[&str] = &["gpt2", "gpt_neo", "gptj", "opt", "codegen", "phi"];
 
-fn adds_bos_when_asked(config: Option<&serde_json::Value>, model_config: Option<&serde_json::Value>) -> bool {
+/// TL's choice of tokenizer class for the model it loads: slow when `"phi"` is in its
+/// tokenizer name (the official name, or the folder path of a local model).
+pub fn tl_loads_slow(tokenizer_name: &str) -> bool {
+    tokenizer_name.to_lowercase().contains("phi")
+}
+
+fn adds_bos_when_asked(config: Option<&serde_json::Value>, model_config: Option<&serde_json::Value>, slow: bool) -> bool {
     match config.and_then(|c| c.get("tokenizer_class")).and_then(|v| v.as_str()) {
-        Some(class) => ADD_BOS_CLASSES.contains(&class.strip_suffix("Fast").unwrap_or(class)),
-        None => model_config.and_then(|c| c.get("model_type")).and_then(|v| v.as_str()).is_some_and(|t| ADD_BOS_MODEL_TYPES.contains(&t)),
+        Some(class) => {
+            let class = class.strip_suffix("Fast").unwrap_or(class);
+            ADD_BOS_CLASSES.contains(&class) || (slow && SLOW_ADD_BOS_CLASSES.contains(&class))
+        }
+        None => model_config.and_then(|c| c.get("model_type")).and_then(|v| v.as_str()).is_some_and(|t| {
+            ADD_BOS_MODEL_TYPES.contains(&t) || (slow && SLOW_ADD_BOS_MODEL_TYPES.contains(&t))
+        }),
     }
 }
 
@@ -84,11 +100,13 @@ impl Tokenizer {
     /// bos default to eos.
     /// `model_config` is the model's config.json, when beside the tokenizer (it names the
     /// tokenizer class when tokenizer_config.json does not, as for transformers' AutoTokenizer).
+    /// `slow`: behave as transformers' slow class of the tokenizer ([`tl_loads_slow`]).
     pub fn load(
         tokenizer_json: &Path,
         config: Option<&serde_json::Value>,
         specials: Option<&serde_json::Value>,
         model_config: Option<&serde_json::Value>,
+        slow: bool,
     ) -> Result<Self> {
         let inner = read_checked(tokenizer_json)?;
         let pick = |k: &str| special(config, k).or_else(|| special(specials, k));
@@ -109,7 +127,7 @@ impl Tokenizer {
             padding_side_left: false,
             inner,
         };
-        if let Some(bos) = tok.bos_token.clone().filter(|_| adds_bos_when_asked(config, model_config)) {
+        if let Some(bos) = tok.bos_token.clone().filter(|_| adds_bos_when_asked(config, model_config, slow)) {
             tok.add_bos(&bos, config)?;
         }
         tok.prepends_bos = !tok.encode_one("", true).map_err(|e| Error::corrupt(format!("{}: {}", tokenizer_json.display(), e.message)))?.is_empty();
@@ -119,6 +137,12 @@ impl Tokenizer {
     /// A folder holding `tokenizer.json`, or the path of a tokenizer JSON file; the
     /// `tokenizer_config.json` and `special_tokens_map.json` beside it are read when present.
     pub fn from_path(path: &Path) -> Result<Self> {
+        Tokenizer::from_path_as(path, false)
+    }
+
+    /// [`Tokenizer::from_path`] as transformers' slow class of the tokenizer when `slow` (TL's
+    /// `use_fast=False`, see [`tl_loads_slow`]).
+    pub fn from_path_as(path: &Path, slow: bool) -> Result<Self> {
         let (file, dir) = if path.is_dir() {
             (path.join("tokenizer.json"), path.to_path_buf())
         } else {
@@ -132,7 +156,7 @@ impl Tokenizer {
         let optional = |name: &str| if files.has(name) { files.read_json(name).map(Some) } else { Ok(None) };
         let (cfg, specials) = (optional("tokenizer_config.json")?, optional("special_tokens_map.json")?);
         let model_config = optional("config.json").ok().flatten();
-        Tokenizer::load(&file, cfg.as_ref(), specials.as_ref(), model_config.as_ref())
+        Tokenizer::load(&file, cfg.as_ref(), specials.as_ref(), model_config.as_ref(), slow)
     }
 
     /// What transformers' `update_post_processor` does for `add_bos_token=True` (TL loads every
@@ -241,5 +265,29 @@ impl Tokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn slow_gpt2_style_classes_add_bos_only_when_tl_loads_them_slow() {
+        assert!(tl_loads_slow("microsoft/phi-2") && tl_loads_slow("microsoft/Phi-3-mini-4k-instruct"));
+        assert!(!tl_loads_slow("gpt2") && !tl_loads_slow("Qwen/Qwen3-0.6B"));
+        let class = |c: &str| json!({ "tokenizer_class": c });
+        for c in ["CodeGenTokenizer", "GPT2Tokenizer", "GPT2TokenizerFast"] {
+            assert!(adds_bos_when_asked(Some(&class(c)), None, true), "{c} slow");
+            assert!(!adds_bos_when_asked(Some(&class(c)), None, false), "{c} fast");
+        }
+        // Llama's fast class rebuilds its post-processor too; Qwen2's classes never add BOS.
+        assert!(adds_bos_when_asked(Some(&class("LlamaTokenizer")), None, false));
+        assert!(!adds_bos_when_asked(Some(&class("Qwen2Tokenizer")), None, true));
+        // Without a tokenizer_class, config.json's model_type picks the class, as for AutoTokenizer.
+        let phi = json!({ "model_type": "phi" });
+        assert!(adds_bos_when_asked(None, Some(&phi), true) && !adds_bos_when_asked(None, Some(&phi), false));
+        assert!(adds_bos_when_asked(None, Some(&json!({ "model_type": "phi3" })), false));
     }
 }

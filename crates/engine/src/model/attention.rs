@@ -12,9 +12,10 @@ use crate::model::config::Config;
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::kv_cache::KvEntry;
 use crate::model::mask::MaskPlan;
+use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::rotary;
 use crate::model::transformer::Arch;
-use crate::model::weights::BlockWeights;
+use crate::model::weights::{BlockWeights, NormWeights};
 
 /// The attention inputs: one normalized stream shared by Q, K and V, or one per head
 /// (`[batch, pos, n_heads, d_model]`) per projection when TL's split-input flags are on.
@@ -88,6 +89,18 @@ fn repeat_heads(x: &Tensor, n: usize) -> Result<Tensor> {
     Ok(x.unsqueeze(3)?.broadcast_as((b, p, h, n, dh))?.contiguous()?.reshape((b, p, h * n, dh))?)
 }
 
+/// TL's q/k norm (`use_qk_norm`): an RMSNorm over `d_head` with its own weight, applied to every
+/// head of `x: [batch, pos, heads, d_head]` as TL's `_apply_qk_norm` does, on the rows of
+/// `[batch * pos * heads, d_head]` (the shapes its hooks see).
+fn qk_norm(x: Tensor, weight: &Tensor, eps: f64, layer: usize, hooks: [BlockHook; 2], taps: &mut Taps) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let dh = x.dim(D::Minus1)?;
+    let rows = x.reshape((x.elem_count() / dh.max(1), dh))?;
+    let hooks = NormHooks { scale: taps.table.block(layer, hooks[0]), normalized: taps.table.block(layer, hooks[1]) };
+    let w = NormWeights { w: Some(weight.clone()), b: None };
+    Ok(norm::apply(NormKind::RMS, &w, eps, &rows, hooks, taps)?.reshape(dims)?)
+}
+
 /// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, masked.
 fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, grad: bool) -> Result<Tensor> {
     let mut scores = (raw / cfg.attn_scale_for_layer(layer))?;
@@ -130,6 +143,14 @@ pub fn forward(
     let q = taps.block(layer, BlockHook::Q, q)?;
     let k = taps.block(layer, BlockHook::K, k)?;
     let v = taps.block(layer, BlockHook::V, v)?;
+    let (q, k) = match (&w.qk_norm, cfg.use_qk_norm) {
+        (Some(n), true) => (
+            qk_norm(q, &n.q, cfg.eps, layer, [BlockHook::QNormScale, BlockHook::QNormNormalized], taps)?,
+            qk_norm(k, &n.k, cfg.eps, layer, [BlockHook::KNormScale, BlockHook::KNormNormalized], taps)?,
+        ),
+        (None, true) => return Err(crate::error::Error::invalid("use_qk_norm is set but the weights have no q/k norms")),
+        _ => (q, k),
+    };
     let (b, p, _, _) = q.dims4()?;
     let dtype = v.dtype();
     // [b, h, k, dh]: the new positions alone, or appended to the cached past.

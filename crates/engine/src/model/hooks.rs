@@ -25,6 +25,10 @@ pub enum BlockHook {
     Q,
     K,
     V,
+    QNormScale,
+    QNormNormalized,
+    KNormScale,
+    KNormNormalized,
     RotQ,
     RotK,
     AttnScores,
@@ -45,14 +49,15 @@ pub enum BlockHook {
 }
 
 /// How many hook points a block can have.
-pub const N_BLOCK_HOOKS: usize = 27;
+pub const N_BLOCK_HOOKS: usize = 31;
 
 pub const BLOCK_HOOKS: [BlockHook; N_BLOCK_HOOKS] = {
     use BlockHook::*;
     [
-        ResidPre, AttnIn, QInput, KInput, VInput, Ln1Scale, Ln1Normalized, Q, K, V, RotQ, RotK,
-        AttnScores, Pattern, Z, Result, AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre,
-        MlpPreLinear, MlpMid, MlpPost, MlpOut, ResidPost,
+        ResidPre, AttnIn, QInput, KInput, VInput, Ln1Scale, Ln1Normalized, Q, K, V, QNormScale,
+        QNormNormalized, KNormScale, KNormNormalized, RotQ, RotK, AttnScores, Pattern, Z, Result,
+        AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpMid, MlpPost,
+        MlpOut, ResidPost,
     ]
 };
 
@@ -70,6 +75,10 @@ impl BlockHook {
             Q => "attn.hook_q",
             K => "attn.hook_k",
             V => "attn.hook_v",
+            QNormScale => "attn.q_norm.hook_scale",
+            QNormNormalized => "attn.q_norm.hook_normalized",
+            KNormScale => "attn.k_norm.hook_scale",
+            KNormNormalized => "attn.k_norm.hook_normalized",
             RotQ => "attn.hook_rot_q",
             RotK => "attn.hook_rot_k",
             AttnScores => "attn.hook_attn_scores",
@@ -99,6 +108,7 @@ impl BlockHook {
             Ln1Scale | Ln1Normalized => has_norm,
             Ln2Scale | Ln2Normalized => has_norm && has_mlp,
             RotQ | RotK => cfg.positional_embedding_type == "rotary",
+            QNormScale | QNormNormalized | KNormScale | KNormNormalized => cfg.use_qk_norm,
             ResidMid => has_mlp && !cfg.parallel_attn_mlp,
             MlpPre | MlpPost | MlpOut => has_mlp,
             MlpPreLinear => has_mlp && cfg.gated_mlp && !is_ln_activation(cfg),

@@ -50,6 +50,19 @@ pub fn mask_rows(mask: &Tensor) -> Result<(usize, usize, Vec<i64>)> {
     Ok((b, p, v))
 }
 
+/// Local attention's band (TL's `attn_types` "local"): a query sees itself and the `size - 1`
+/// keys before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub size: usize,
+    /// A real query's band counts its row's own tokens (positions; padding between them does not
+    /// count), so a padded row generates as its prompt alone. Otherwise the band is over indices,
+    /// as TL's in every forward (the same while padding only leads or trails a row; they differ
+    /// where padding sits between real tokens: a right-padded prompt followed by generated tokens,
+    /// or TL's BOS-as-pad mark in a KV-cached chunk of only padding).
+    pub over_positions: bool,
+}
+
 /// What padding means for one forward over `q` new positions after `past` cached ones.
 pub struct MaskPlan {
     /// Additive `[batch or 1, 1, q, past + q]`: 0 where attention is allowed, -inf elsewhere.
@@ -71,13 +84,12 @@ pub struct MaskPlan {
 
 impl MaskPlan {
     /// `mask`: `[batch, past + q]` covering cached and new positions, or None for no padding.
-    /// `window`: local attention (TL's `attn_types` "local"): a query sees itself and the
-    /// `window - 1` positions before it.
+    /// `window`: local attention's band.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(b: usize, q: usize, past: usize, mask: Option<&Tensor>, causal: bool, window: Option<usize>, dtype: DType, dev: &Device) -> Result<Self> {
+    pub fn new(b: usize, q: usize, past: usize, mask: Option<&Tensor>, causal: bool, window: Option<Window>, dtype: DType, dev: &Device) -> Result<Self> {
         let k = past + q;
         let Some(mask) = mask else {
-            let banded = window.is_some_and(|w| k > w);
+            let banded = window.is_some_and(|w| k > w.size);
             let additive = if causal && (q > 1 || banded) { Some(causal_additive(None, 1, q, past, window, dtype, dev)?.0) } else { None };
             return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, key_positions: None, past, keep: OnceLock::new() });
         };
@@ -131,17 +143,15 @@ impl MaskPlan {
 
 /// Builds the additive causal (+ padding) mask and, when some query row can attend to nothing,
 /// the live-row mask.
-fn causal_additive(m: Option<&[i64]>, b: usize, q: usize, past: usize, window: Option<usize>, dtype: DType, dev: &Device) -> Result<(Tensor, Option<Tensor>)> {
+fn causal_additive(m: Option<&[i64]>, b: usize, q: usize, past: usize, window: Option<Window>, dtype: DType, dev: &Device) -> Result<(Tensor, Option<Tensor>)> {
     let k = past + q;
     let rows = if m.is_some() { b } else { 1 };
     let mut data = vec![0f32; rows * q * k];
     let mut live = vec![1u8; rows * q];
     let mut any_dead = false;
     for r in 0..rows {
-        // Each key's position (padding does not count). A real query's window is over positions:
-        // within one forward that is TL's band over indices (padding only leads or trails a row),
-        // and in a padded generation it keeps each row's window as its prompt alone has it. A
-        // padding query keeps TL's band over indices.
+        // Each key's position (padding does not count), for a real query's band over positions
+        // (`Window::over_positions`). A padding query keeps TL's band over indices.
         let pos: Vec<usize> = match m {
             Some(m) => m[r * k..(r + 1) * k].iter().scan(0usize, |c, &x| {
                 *c += x as usize;
@@ -156,7 +166,7 @@ fn causal_additive(m: Option<&[i64]>, b: usize, q: usize, past: usize, window: O
                 // TL: triu(tril(ones), 1 - window), then the padding.
                 let qi = i + past;
                 let real_query = m.is_none_or(|m| m[r * k + qi] != 0);
-                let in_window = window.is_none_or(|w| if real_query { pos[j] + w > pos[qi] } else { j + w > qi });
+                let in_window = window.is_none_or(|w| if real_query && w.over_positions { pos[j] + w.size > pos[qi] } else { j + w.size > qi });
                 let ok = j <= i + past && in_window && m.map(|m| m[r * k + j] != 0).unwrap_or(true);
                 if ok {
                     n += 1;
@@ -173,4 +183,34 @@ fn causal_additive(m: Option<&[i64]>, b: usize, q: usize, past: usize, window: O
     let add = Tensor::from_vec(data, (rows, 1, q, k), dev)?.to_dtype(if dtype == DType::F64 { DType::F64 } else { DType::F32 })?;
     let live = if any_dead { Some(Tensor::from_vec(live, (rows, 1, q, 1), dev)?) } else { None };
     Ok((add, live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which keys query `i` sees in a one-row plan over `mask` with a window of 4.
+    fn sees(mask: &[i64], over_positions: bool, i: usize) -> Vec<usize> {
+        let k = mask.len();
+        let m = Tensor::from_vec(mask.to_vec(), (1, k), &Device::Cpu).unwrap();
+        let window = Some(Window { size: 4, over_positions });
+        let plan = MaskPlan::new(1, k, 0, Some(&m), true, window, DType::F32, &Device::Cpu).unwrap();
+        let add: Vec<f32> = plan.additive.unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        (0..k).filter(|&j| add[i * k + j] == 0.0).collect()
+    }
+
+    #[test]
+    fn a_window_bands_over_indices_as_tl_or_over_each_rows_own_tokens() {
+        // Padding between real tokens (TL's BOS-as-pad mark at 4): TL's band over indices drops
+        // key 4 for query 8; over positions it is 2 tokens back.
+        let holed = [0, 0, 0, 0, 1, 0, 0, 1, 1, 1];
+        assert_eq!(sees(&holed, false, 8), [7, 8]);
+        assert_eq!(sees(&holed, true, 8), [4, 7, 8]);
+        // Leading padding only: both bands agree.
+        let left = [0, 0, 1, 1, 1, 1, 1, 1];
+        for i in 2..8 {
+            assert_eq!(sees(&left, false, i), sees(&left, true, i));
+        }
+        assert_eq!(sees(&left, false, 7), [4, 5, 6, 7]);
+    }
 }

@@ -76,6 +76,11 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
             out.push((format!("{p}.attn.rotary_sin"), sin.clone()));
             out.push((format!("{p}.attn.rotary_cos"), cos.clone()));
         }
+        // The attention's submodules come after its own parameters and buffers.
+        if let Some(qk) = &b.qk_norm {
+            out.push((format!("{p}.attn.q_norm.w"), qk.q.clone()));
+            out.push((format!("{p}.attn.k_norm.w"), qk.k.clone()));
+        }
         if let Some(m) = &b.mlp {
             out.push((format!("{p}.mlp.W_in"), m.w_in.clone()));
             match &m.w_gate {

@@ -11,7 +11,7 @@ use crate::model::config::Config;
 use crate::model::grad::GradRun;
 use crate::model::hooks::{HookSink, HookTable, Taps, TopHook};
 use crate::model::kv_cache::KvCache;
-use crate::model::mask::MaskPlan;
+use crate::model::mask::{MaskPlan, Window};
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::weights::ModelWeights;
 use crate::kernels::rotary::RotaryTable;
@@ -43,8 +43,8 @@ impl Arch {
         if cfg.num_experts.is_some() {
             return Err(Error::unsupported("mixture-of-experts MLPs are not supported yet"));
         }
-        if cfg.use_qk_norm || cfg.post_embedding_ln || cfg.use_normalization_before_and_after {
-            return Err(Error::unsupported("q/k norms and extra norms are not supported yet"));
+        if cfg.post_embedding_ln || cfg.use_normalization_before_and_after {
+            return Err(Error::unsupported("extra norms are not supported yet"));
         }
         Ok(())
     }
@@ -119,6 +119,9 @@ pub struct ForwardOptions<'a> {
     /// Build the autograd graph and tap gradients where the sink asks (`wants_grad`); the id
     /// names the run in the [`crate::model::grad::GradEvent`]s of a later backward.
     pub grad_run: Option<u32>,
+    /// Local attention counts each row's own tokens (`mask::Window::over_positions`), not TL's
+    /// indices: what generation sets, so a padded row continues as its prompt alone.
+    pub window_over_positions: bool,
 }
 
 impl Default for ForwardOptions<'_> {
@@ -133,6 +136,7 @@ impl Default for ForwardOptions<'_> {
             logits_at: None,
             abort: None,
             grad_run: None,
+            window_over_positions: false,
         }
     }
 }
@@ -305,7 +309,10 @@ impl HookedModel {
         };
         let plan = MaskPlan::new(b, q, past, full.as_ref(), causal, None, self.dtype(), dev)?;
         let local = match self.arch.local_window() {
-            Some(w) => Some(MaskPlan::new(b, q, past, full.as_ref(), causal, Some(w), self.dtype(), dev)?),
+            Some(size) => {
+                let window = Window { size, over_positions: opts.window_over_positions };
+                Some(MaskPlan::new(b, q, past, full.as_ref(), causal, Some(window), self.dtype(), dev)?)
+            }
             None => None,
         };
         let loss_mask = match full {

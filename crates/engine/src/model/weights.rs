@@ -27,6 +27,15 @@ pub struct BlockWeights {
     pub b_o: Tensor,
     pub ln2: NormWeights,
     pub mlp: Option<MlpWeights>,
+    /// TL's `attn.q_norm` / `attn.k_norm` (`use_qk_norm`), or None.
+    pub qk_norm: Option<QkNorm>,
+}
+
+/// The RMSNorm weights (`[d_head]` each) applied to every head of Q and of K before rotary.
+#[derive(Debug, Clone)]
+pub struct QkNorm {
+    pub q: Tensor,
+    pub k: Tensor,
 }
 
 /// `w_in: [d_model, d_mlp]`; a gated MLP (TL's `GatedMLP`) also has `w_gate` of the same shape:
@@ -59,6 +68,9 @@ impl ModelWeights {
         total += t(&self.w_u) + t(&self.b_u);
         for b in &self.blocks {
             total += n(&b.ln1) + n(&b.ln2) + t(&b.w_qkv) + t(&b.b_qkv) + t(&b.w_o) + t(&b.b_o);
+            if let Some(qk) = &b.qk_norm {
+                total += t(&qk.q) + t(&qk.k);
+            }
             if let Some(m) = &b.mlp {
                 total += t(&m.w_in) + m.w_gate.as_ref().map(t).unwrap_or(0) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
             }
@@ -91,6 +103,10 @@ impl ModelWeights {
                 b_o: t(&b.b_o)?,
                 ln2: n(&b.ln2)?,
                 mlp,
+                qk_norm: match &b.qk_norm {
+                    Some(qk) => Some(QkNorm { q: t(&qk.q)?, k: t(&qk.k)? }),
+                    None => None,
+                },
             });
         }
         Ok(ModelWeights {

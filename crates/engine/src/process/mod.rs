@@ -1,11 +1,16 @@
 //! TL's weight processing (`load_and_process_state_dict`), on the compute layout.
 //! Each step is the same arithmetic as TL's, written for fused/2-D weights. Blocks are
 //! processed one at a time with all their steps (`block.rs`), two blocks at once; f32 CPU
-//! weights are written in place when freshly loaded (`inplace.rs`).
+//! weights are written in place when freshly loaded (`inplace.rs`). On a loaded model, TL's
+//! `process_weights_`, `load_and_process_state_dict` and single steps are `steps.rs` (reading
+//! TL state dicts back with `load.rs`; `refactor.rs` is `refactor_factored_attn_matrices`).
 
 mod block;
 mod inplace;
+pub mod load;
+pub mod refactor;
 mod rows;
+pub mod steps;
 mod unembed;
 
 use candle_core::{Tensor, D};

@@ -374,5 +374,6 @@ pub fn corpus(base: &Base) -> Vec<Case> {
             v.push(finalize(base, format!("corpus-{target}-{stem}"), f, vec![a]));
         }
     }
+    v.extend(super::pickle::corpus(base));
     v
 }

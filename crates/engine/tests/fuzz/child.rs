@@ -84,6 +84,7 @@ fn body(dir: &Path) -> String {
         default_prepend_bos: None,
         first_n_layers: None,
         padding_left: false,
+        checkpoint: None,
     };
     stage("load");
     let loaded = match load_from_dir(dir, &opts) {

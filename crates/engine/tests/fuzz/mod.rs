@@ -9,6 +9,7 @@ pub mod cfg;
 pub mod child;
 pub mod json_mut;
 pub mod layout;
+pub mod pickle;
 pub mod rng;
 pub mod runner;
 pub mod st;

@@ -1,0 +1,30 @@
+//! The conversions of HF `nn.Linear` checkpoints (`[out, in]` weights, separate Q/K/V
+//! projections, LayerNorms with weight and bias) to the compute layout, shared by the families
+//! that store them so (GPT-Neo, GPT-J, OPT).
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::load::spec::Checked;
+use crate::model::weights::NormWeights;
+
+/// `[out, in]` → `[in, out]`, in its own storage.
+pub fn t(x: Tensor) -> Result<Tensor> {
+    Ok(x.t()?.contiguous()?)
+}
+
+/// Q, K and V projections (`[n_heads * d_head, d_model]` each, rows `(head, d_head)`, TL's
+/// `(i h) m -> i m h`) → the fused `w_qkv: [d_model, 3 * n_heads * d_head]`, in one buffer.
+pub fn qkv_columns(q: Tensor, k: Tensor, v: Tensor) -> Result<Tensor> {
+    t(Tensor::cat(&[q, k, v], 0)?)
+}
+
+/// A LayerNorm's `{name}.weight` and `{name}.bias`.
+pub fn layer_norm(w: &Checked, name: &str) -> Result<NormWeights> {
+    Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+}
+
+/// `n` zeros in the dtype and on the device of `like` (TL's zero biases).
+pub fn zeros(n: usize, like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::zeros(n, like.dtype(), like.device())?)
+}
