@@ -6,6 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::families::hf_linear::t;
 use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -97,10 +98,6 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     .collect()
 }
 
-/// `[out, in]` → `[in, out]`, in its own storage.
-fn t(x: Tensor) -> Result<Tensor> {
-    Ok(x.t()?.contiguous()?)
-}
 
 fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
     Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
@@ -111,6 +108,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
+        let get_t = |s: &str| w.get_t(&layer(l, s));
         // Rows (head, qkv, d_head) → columns Q heads, K heads, V heads.
         let qkv = get("attention.query_key_value.weight")?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
         let b_qkv = get("attention.query_key_value.bias")?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
@@ -118,21 +116,21 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             ln1: ln(w, &layer(l, "input_layernorm"))?,
             w_qkv: t(qkv)?,
             b_qkv,
-            w_o: t(get("attention.dense.weight")?)?,
+            w_o: get_t("attention.dense.weight")?,
             b_o: get("attention.dense.bias")?,
             ln2: ln(w, &layer(l, "post_attention_layernorm"))?,
             mlp: Some(MlpWeights {
-                w_in: t(get("mlp.dense_h_to_4h.weight")?)?,
+                w_in: get_t("mlp.dense_h_to_4h.weight")?,
                 w_gate: None,
                 b_in: get("mlp.dense_h_to_4h.bias")?,
-                w_out: t(get("mlp.dense_4h_to_h.weight")?)?,
+                w_out: get_t("mlp.dense_4h_to_h.weight")?,
                 b_out: get("mlp.dense_4h_to_h.bias")?,
             }),
             qk_norm: None,
         });
     }
     let w_e = w.get("embed_in.weight")?;
-    let w_u = t(w.get("embed_out.weight")?)?;
+    let w_u = w.get_t("embed_out.weight")?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: ln(w, "final_layer_norm")?, w_u, b_u })
 }

@@ -4,7 +4,7 @@
 //! with a bias (TL's `b_U`).
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, qkv_columns, t, zeros};
+use crate::families::hf_linear::{layer_norm, qkv_columns, zeros};
 use crate::families::{exact_div, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -99,6 +99,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
+        let get_t = |s: &str| w.get_t(&layer(l, s));
         let q = get("attn.q_proj.weight")?;
         let (b_qkv, b_o) = (zeros(cfg.qkv_width(), &q)?, zeros(cfg.d_model, &q)?);
         let w_qkv = qkv_columns(q, get("attn.k_proj.weight")?, get("attn.v_proj.weight")?)?;
@@ -107,20 +108,20 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             ln1: layer_norm(w, &layer(l, "ln_1"))?,
             w_qkv,
             b_qkv,
-            w_o: t(get("attn.out_proj.weight")?)?,
+            w_o: get_t("attn.out_proj.weight")?,
             b_o,
             ln2: layer_norm(w, &layer(l, "ln_1"))?,
             mlp: Some(MlpWeights {
-                w_in: t(get("mlp.fc_in.weight")?)?,
+                w_in: get_t("mlp.fc_in.weight")?,
                 w_gate: None,
                 b_in: get("mlp.fc_in.bias")?,
-                w_out: t(get("mlp.fc_out.weight")?)?,
+                w_out: get_t("mlp.fc_out.weight")?,
                 b_out: get("mlp.fc_out.bias")?,
             }),
             qk_norm: None,
         });
     }
     let w_e = w.get("wte.weight")?;
-    let w_u = if w.has("lm_head.weight") { t(w.get("lm_head.weight")?)? } else { w_e.t()? };
+    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u: w.get("lm_head.bias")? })
 }

@@ -10,7 +10,7 @@ use crate::model::weights::NormWeights;
 
 /// `[out, in]` → `[in, out]`, in its own storage.
 pub fn t(x: Tensor) -> Result<Tensor> {
-    Ok(x.t()?.contiguous()?)
+    Ok(crate::kernels::transpose::transposed(&x)?)
 }
 
 /// Q, K and V projections (`[n_heads * d_head, d_model]` each, rows `(head, d_head)`, TL's

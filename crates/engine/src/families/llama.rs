@@ -6,6 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::families::hf_linear::t;
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -111,7 +112,7 @@ fn zeros(n: usize, like: &Tensor) -> Result<Tensor> {
 
 /// `[out, in]` weights stacked along `out` → `[in, Σ out]`, in one fresh buffer.
 fn columns(parts: &[Tensor]) -> Result<Tensor> {
-    Ok(Tensor::cat(parts, 0)?.t()?.contiguous()?)
+    t(Tensor::cat(parts, 0)?)
 }
 
 fn rms(w: &Checked, name: &str) -> Result<NormWeights> {
@@ -123,13 +124,14 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
+        let get_t = |s: &str| w.get_t(&layer(l, s));
         let (q, k, v) = (get("self_attn.q_proj.weight")?, get("self_attn.k_proj.weight")?, get("self_attn.v_proj.weight")?);
         let b_qkv = if qkv_bias {
             Tensor::cat(&[get("self_attn.q_proj.bias")?, get("self_attn.k_proj.bias")?, get("self_attn.v_proj.bias")?], 0)?
         } else {
             zeros(cfg.qkv_width(), &q)?
         };
-        let w_o = get("self_attn.o_proj.weight")?.t()?.contiguous()?;
+        let w_o = get_t("self_attn.o_proj.weight")?;
         blocks.push(BlockWeights {
             ln1: rms(w, &layer(l, "input_layernorm.weight"))?,
             w_qkv: columns(&[q, k, v])?,
@@ -138,10 +140,10 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
             ln2: rms(w, &layer(l, "post_attention_layernorm.weight"))?,
             w_o: w_o.clone(),
             mlp: Some(MlpWeights {
-                w_in: get("mlp.up_proj.weight")?.t()?.contiguous()?,
-                w_gate: Some(get("mlp.gate_proj.weight")?.t()?.contiguous()?),
+                w_in: get_t("mlp.up_proj.weight")?,
+                w_gate: Some(get_t("mlp.gate_proj.weight")?),
                 b_in: zeros(m, &w_o)?,
-                w_out: get("mlp.down_proj.weight")?.t()?.contiguous()?,
+                w_out: get_t("mlp.down_proj.weight")?,
                 b_out: zeros(d, &w_o)?,
             }),
             qk_norm: None,
@@ -149,7 +151,7 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
     }
     let w_e = w.get("embed_tokens.weight")?;
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()?.contiguous()? } else { w_e.t()? };
+    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms(w, "norm.weight")?, w_u, b_u })
 }

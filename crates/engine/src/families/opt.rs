@@ -111,6 +111,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
+        let get_t = |s: &str| w.get_t(&layer(l, s));
         let proj = |p: &str| get(&format!("self_attn.{p}_proj.weight"));
         let bias = |p: &str| get(&format!("self_attn.{p}_proj.bias"));
         blocks.push(BlockWeights {
@@ -121,10 +122,10 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             b_o: bias("out")?,
             ln2: layer_norm(w, &layer(l, "final_layer_norm"))?,
             mlp: Some(MlpWeights {
-                w_in: t(get("fc1.weight")?)?,
+                w_in: get_t("fc1.weight")?,
                 w_gate: None,
                 b_in: get("fc1.bias")?,
-                w_out: t(get("fc2.weight")?)?,
+                w_out: get_t("fc2.weight")?,
                 b_out: get("fc2.bias")?,
             }),
             qk_norm: None,
@@ -134,7 +135,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     // Its own storage: the rows before position 0 are dropped, not kept under a view.
     let w_pos = w.get("embed_positions.weight")?.narrow(0, POSITION_OFFSET, cfg.n_ctx)?.force_contiguous()?;
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { t(w.get("lm_head.weight")?)? } else { w_e.t()? };
+    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = zeros(cfg.d_vocab, &w_e)?;
     Ok(ModelWeights { w_e, w_pos: Some(w_pos), blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
 }

@@ -7,6 +7,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::families::hf_linear::t;
 use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -103,10 +104,6 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     .collect()
 }
 
-/// `[out, in]` → `[in, out]`, in its own storage.
-fn t(x: Tensor) -> Result<Tensor> {
-    Ok(x.t()?.contiguous()?)
-}
 
 fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
     Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
@@ -116,6 +113,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
+        let get_t = |s: &str| w.get_t(&layer(l, s));
         let proj = |p: &str| get(&format!("self_attn.{p}_proj.weight"));
         let bias = |p: &str| get(&format!("self_attn.{p}_proj.bias"));
         let ln1 = ln(w, &layer(l, "input_layernorm"))?;
@@ -126,14 +124,14 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             ln1,
             w_qkv: t(Tensor::cat(&[proj("q")?, proj("k")?, proj("v")?], 0)?)?,
             b_qkv: Tensor::cat(&[bias("q")?, bias("k")?, bias("v")?], 0)?,
-            w_o: t(get("self_attn.dense.weight")?)?,
+            w_o: get_t("self_attn.dense.weight")?,
             b_o: get("self_attn.dense.bias")?,
             ln2,
             mlp: Some(MlpWeights {
-                w_in: t(get("mlp.fc1.weight")?)?,
+                w_in: get_t("mlp.fc1.weight")?,
                 w_gate: None,
                 b_in: get("mlp.fc1.bias")?,
-                w_out: t(get("mlp.fc2.weight")?)?,
+                w_out: get_t("mlp.fc2.weight")?,
                 b_out: get("mlp.fc2.bias")?,
             }),
             qk_norm: None,
@@ -144,7 +142,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         w_pos: None,
         blocks,
         ln_final: ln(w, "final_layernorm")?,
-        w_u: t(w.get("lm_head.weight")?)?,
+        w_u: w.get_t("lm_head.weight")?,
         b_u: w.get("lm_head.bias")?,
     })
 }

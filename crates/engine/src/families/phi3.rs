@@ -6,6 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::families::hf_linear::t;
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -94,10 +95,6 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     .collect()
 }
 
-/// `[out, in]` → `[in, out]`, in its own storage.
-fn t(x: Tensor) -> Result<Tensor> {
-    Ok(x.t()?.contiguous()?)
-}
 
 fn rms(w: &Checked, name: &str) -> Result<NormWeights> {
     Ok(NormWeights { w: Some(w.get(name)?), b: None })
@@ -108,8 +105,9 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
+        let get_t = |s: &str| w.get_t(&layer(l, s));
         // Rows Q heads, K heads, V heads: already the compute layout's columns once transposed.
-        let w_qkv = t(get("self_attn.qkv_proj.weight")?)?;
+        let w_qkv = get_t("self_attn.qkv_proj.weight")?;
         let (dtype, dev) = (w_qkv.dtype(), w_qkv.device().clone());
         let zeros = |n: usize| Tensor::zeros(n, dtype, &dev);
         // TL: W_gate, W_in = tensor_split(gate_up_proj.weight.T, 2, dim=1).
@@ -118,14 +116,14 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             ln1: rms(w, &layer(l, "input_layernorm.weight"))?,
             b_qkv: zeros(cfg.qkv_width())?,
             w_qkv,
-            w_o: t(get("self_attn.o_proj.weight")?)?,
+            w_o: get_t("self_attn.o_proj.weight")?,
             b_o: zeros(d)?,
             ln2: rms(w, &layer(l, "post_attention_layernorm.weight"))?,
             mlp: Some(MlpWeights {
                 w_gate: Some(t(gate_up.narrow(0, 0, m)?)?),
                 w_in: t(gate_up.narrow(0, m, m)?)?,
                 b_in: zeros(m)?,
-                w_out: t(get("mlp.down_proj.weight")?)?,
+                w_out: get_t("mlp.down_proj.weight")?,
                 b_out: zeros(d)?,
             }),
             qk_norm: None,
@@ -133,7 +131,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     }
     let w_e = w.get("embed_tokens.weight")?;
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { t(w.get("lm_head.weight")?)? } else { w_e.t()? };
+    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms(w, "norm.weight")?, w_u, b_u })
 }

@@ -15,6 +15,7 @@ pub mod rotary;
 pub mod softmax;
 pub mod split;
 pub mod threads;
+pub mod transpose;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 

@@ -145,6 +145,29 @@ impl WeightFile {
         Ok(t)
     }
 
+    /// A 2-D tensor `name` transposed (`[out, in]` → `[in, out]`) in the model dtype: little-endian
+    /// f32 safetensors are transposed straight from the mapped file into the one fresh buffer
+    /// (no intermediate copy to fault in), others loaded then transposed.
+    pub(crate) fn load_transposed(&self, name: &str) -> Result<Tensor> {
+        if let Backend::Safetensors { st, .. } = &self.backend {
+            let view = st.get(name).map_err(|e| self.corrupt(name, e))?;
+            let f32_file = matches!(DType::try_from(view.dtype()), Ok(DType::F32));
+            if let (true, true, true, [rows, cols]) = (f32_file, self.dtype == DType::F32, self.device.is_cpu(), view.shape()) {
+                let (rows, cols, bytes) = (*rows, *cols, view.data());
+                if bytes.len() != rows * cols * 4 {
+                    return Err(Error::corrupt(format!("tensor '{name}': {} bytes for shape [{rows}, {cols}]", bytes.len())));
+                }
+                let at = |k: usize| f32::from_le_bytes([bytes[4 * k], bytes[4 * k + 1], bytes[4 * k + 2], bytes[4 * k + 3]]);
+                let data = crate::kernels::transpose::transpose_with(rows, cols, at)?;
+                if !data.iter().all(|x| x.is_finite()) {
+                    return Err(crate::load::spec::non_finite(name));
+                }
+                return Ok(Tensor::from_vec(data, (cols, rows), &self.device)?);
+            }
+        }
+        Ok(crate::kernels::transpose::transposed(&self.load(name)?)?)
+    }
+
     /// An f32 tensor read straight from the file (None: not on this platform; map it instead).
     fn read_f32(&self, name: &str, n_bytes: usize) -> Result<Option<Vec<f32>>> {
         #[cfg(unix)]

@@ -105,12 +105,22 @@ impl Checked<'_> {
         self.found.contains_key(name)
     }
 
-    /// A declared, checked tensor, read in the model dtype.
-    pub fn get(&self, name: &str) -> Result<Tensor> {
+    fn stored(&self, name: &str) -> Result<&str> {
         match self.found.get(name) {
-            Some(stored) => self.wf.load(stored),
+            Some(stored) => Ok(stored),
             None => Err(Error::new(ErrorCode::Internal, format!("weight '{name}' was read without being declared by its family"))),
         }
+    }
+
+    /// A declared, checked tensor, read in the model dtype.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        self.wf.load(self.stored(name)?)
+    }
+
+    /// A declared, checked 2-D tensor, transposed (HF's `[out, in]` → the compute layout's
+    /// `[in, out]`) as it is read, in its own storage.
+    pub fn get_t(&self, name: &str) -> Result<Tensor> {
+        self.wf.load_transposed(self.stored(name)?)
     }
 }
 
