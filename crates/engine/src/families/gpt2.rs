@@ -6,10 +6,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::families::hf_linear::layer_norm;
 use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
 
 pub const FAMILY: Family = Family {
     architecture: "GPT2LMHeadModel",
@@ -76,7 +77,7 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m) = (cfg.d_model, cfg.d_mlp());
-    [
+    let specs = [
         ("ln_1.weight", vec![d]),
         ("ln_1.bias", vec![d]),
         ("attn.c_attn.weight", vec![d, 3 * d]),
@@ -89,14 +90,8 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
         ("mlp.c_fc.bias", vec![m]),
         ("mlp.c_proj.weight", vec![m, d]),
         ("mlp.c_proj.bias", vec![d]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
-}
-
-fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
-    Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
@@ -105,12 +100,12 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
         blocks.push(BlockWeights {
-            ln1: ln(w, &layer(l, "ln_1"))?,
+            ln1: layer_norm(w, &layer(l, "ln_1"))?,
             w_qkv: get("attn.c_attn.weight")?,
             b_qkv: get("attn.c_attn.bias")?,
             w_o: get("attn.c_proj.weight")?,
             b_o: get("attn.c_proj.bias")?,
-            ln2: ln(w, &layer(l, "ln_2"))?,
+            ln2: layer_norm(w, &layer(l, "ln_2"))?,
             mlp: Some(MlpWeights {
                 w_in: get("mlp.c_fc.weight")?,
                 w_gate: None,
@@ -123,5 +118,5 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     }
     let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: ln(w, "ln_f")?, w_u, b_u })
+    Ok(ModelWeights { w_e, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }

@@ -123,7 +123,7 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m, hd) = (cfg.d_model, cfg.d_mlp(), cfg.n_heads * cfg.d_head);
-    [
+    let specs = [
         ("ln_1.weight", vec![d]),
         ("ln_1.bias", vec![d]),
         ("attn.attention.q_proj.weight", vec![hd, d]),
@@ -137,10 +137,8 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
         ("mlp.c_fc.bias", vec![m]),
         ("mlp.c_proj.weight", vec![d, m]),
         ("mlp.c_proj.bias", vec![d]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 /// TL's `convert_neo_weights`: Q, K and V biases are zero.

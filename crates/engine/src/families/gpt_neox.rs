@@ -6,11 +6,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::t;
+use crate::families::hf_linear::{layer_norm, t};
 use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
 
 pub const FAMILY: Family = Family {
     architecture: "GPTNeoXForCausalLM",
@@ -79,7 +79,7 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m) = (cfg.d_model, cfg.d_mlp());
-    [
+    let specs = [
         ("input_layernorm.weight", vec![d]),
         ("input_layernorm.bias", vec![d]),
         ("attention.query_key_value.weight", vec![3 * d, d]),
@@ -92,15 +92,8 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
         ("mlp.dense_h_to_4h.bias", vec![m]),
         ("mlp.dense_4h_to_h.weight", vec![d, m]),
         ("mlp.dense_4h_to_h.bias", vec![d]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
-}
-
-
-fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
-    Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
@@ -113,12 +106,12 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         let qkv = get("attention.query_key_value.weight")?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
         let b_qkv = get("attention.query_key_value.bias")?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
         blocks.push(BlockWeights {
-            ln1: ln(w, &layer(l, "input_layernorm"))?,
+            ln1: layer_norm(w, &layer(l, "input_layernorm"))?,
             w_qkv: t(qkv)?,
             b_qkv,
             w_o: get_t("attention.dense.weight")?,
             b_o: get("attention.dense.bias")?,
-            ln2: ln(w, &layer(l, "post_attention_layernorm"))?,
+            ln2: layer_norm(w, &layer(l, "post_attention_layernorm"))?,
             mlp: Some(MlpWeights {
                 w_in: get_t("mlp.dense_h_to_4h.weight")?,
                 w_gate: None,
@@ -132,5 +125,5 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let w_e = w.get("embed_in.weight")?;
     let w_u = w.get_t("embed_out.weight")?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: ln(w, "final_layer_norm")?, w_u, b_u })
+    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
 }

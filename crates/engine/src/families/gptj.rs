@@ -77,7 +77,7 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m, hd) = (cfg.d_model, cfg.d_mlp(), cfg.n_heads * cfg.d_head);
-    [
+    let specs = [
         ("ln_1.weight", vec![d]),
         ("ln_1.bias", vec![d]),
         ("attn.q_proj.weight", vec![hd, d]),
@@ -88,10 +88,8 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
         ("mlp.fc_in.bias", vec![m]),
         ("mlp.fc_out.weight", vec![d, m]),
         ("mlp.fc_out.bias", vec![d]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 /// TL's `convert_gptj_weights`: Q/K/V and O biases are zero, ln2 is a copy of ln1.

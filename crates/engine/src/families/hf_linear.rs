@@ -1,6 +1,6 @@
-//! The conversions of HF `nn.Linear` checkpoints (`[out, in]` weights, separate Q/K/V
-//! projections, LayerNorms with weight and bias) to the compute layout, shared by the families
-//! that store them so (GPT-Neo, GPT-J, OPT).
+//! The conversions of HF checkpoints to the compute layout that families share: `nn.Linear`
+//! `[out, in]` weights, separate Q/K/V projections, LayerNorm / RMSNorm weights, TL's zero
+//! biases.
 
 use candle_core::Tensor;
 
@@ -17,6 +17,11 @@ pub fn t(x: Tensor) -> Result<Tensor> {
 /// `(i h) m -> i m h`) → the fused `w_qkv: [d_model, 3 * n_heads * d_head]`, in one buffer.
 pub fn qkv_columns(q: Tensor, k: Tensor, v: Tensor) -> Result<Tensor> {
     t(Tensor::cat(&[q, k, v], 0)?)
+}
+
+/// An RMSNorm's weight `name` (no bias).
+pub fn rms_norm(w: &Checked, name: &str) -> Result<NormWeights> {
+    Ok(NormWeights { w: Some(w.get(name)?), b: None })
 }
 
 /// A LayerNorm's `{name}.weight` and `{name}.bias`.

@@ -6,11 +6,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::t;
+use crate::families::hf_linear::{rms_norm, t, zeros};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
 
 pub const FAMILY: Family = Family {
     architecture: "LlamaForCausalLM",
@@ -103,20 +103,12 @@ pub fn layer_tensors(cfg: &Config, l: usize, qkv_bias: bool) -> Vec<TensorSpec> 
     if qkv_bias {
         specs.extend([("self_attn.q_proj.bias", vec![hd]), ("self_attn.k_proj.bias", vec![kvd]), ("self_attn.v_proj.bias", vec![kvd])]);
     }
-    specs.into_iter().map(|(name, shape)| TensorSpec::new(layer(l, name), &shape)).collect()
-}
-
-fn zeros(n: usize, like: &Tensor) -> Result<Tensor> {
-    Ok(Tensor::zeros(n, like.dtype(), like.device())?)
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 /// `[out, in]` weights stacked along `out` → `[in, Σ out]`, in one fresh buffer.
 fn columns(parts: &[Tensor]) -> Result<Tensor> {
     t(Tensor::cat(parts, 0)?)
-}
-
-fn rms(w: &Checked, name: &str) -> Result<NormWeights> {
-    Ok(NormWeights { w: Some(w.get(name)?), b: None })
 }
 
 pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights> {
@@ -133,11 +125,11 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
         };
         let w_o = get_t("self_attn.o_proj.weight")?;
         blocks.push(BlockWeights {
-            ln1: rms(w, &layer(l, "input_layernorm.weight"))?,
+            ln1: rms_norm(w, &layer(l, "input_layernorm.weight"))?,
             w_qkv: columns(&[q, k, v])?,
             b_qkv,
             b_o: zeros(d, &w_o)?,
-            ln2: rms(w, &layer(l, "post_attention_layernorm.weight"))?,
+            ln2: rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?,
             w_o: w_o.clone(),
             mlp: Some(MlpWeights {
                 w_in: get_t("mlp.up_proj.weight")?,
@@ -153,5 +145,5 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms(w, "norm.weight")?, w_u, b_u })
+    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms_norm(w, "norm.weight")?, w_u, b_u })
 }

@@ -83,7 +83,7 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m, hd) = (cfg.d_model, cfg.d_mlp(), cfg.n_heads * cfg.d_head);
-    [
+    let specs = [
         ("self_attn_layer_norm.weight", vec![d]),
         ("self_attn_layer_norm.bias", vec![d]),
         ("self_attn.q_proj.weight", vec![hd, d]),
@@ -100,10 +100,8 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
         ("fc1.bias", vec![m]),
         ("fc2.weight", vec![d, m]),
         ("fc2.bias", vec![d]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 /// TL's `convert_opt_weights`: `W_pos` is the position table without its first 2 rows.

@@ -7,7 +7,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::t;
+use crate::families::hf_linear::{layer_norm, t};
 use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -83,7 +83,7 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m, hd) = (cfg.d_model, cfg.d_mlp(), cfg.n_heads * cfg.d_head);
-    [
+    let specs = [
         ("input_layernorm.weight", vec![d]),
         ("input_layernorm.bias", vec![d]),
         ("self_attn.q_proj.weight", vec![hd, d]),
@@ -98,15 +98,8 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
         ("mlp.fc1.bias", vec![m]),
         ("mlp.fc2.weight", vec![d, m]),
         ("mlp.fc2.bias", vec![d]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
-}
-
-
-fn ln(w: &Checked, name: &str) -> Result<NormWeights> {
-    Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
@@ -116,7 +109,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         let get_t = |s: &str| w.get_t(&layer(l, s));
         let proj = |p: &str| get(&format!("self_attn.{p}_proj.weight"));
         let bias = |p: &str| get(&format!("self_attn.{p}_proj.bias"));
-        let ln1 = ln(w, &layer(l, "input_layernorm"))?;
+        let ln1 = layer_norm(w, &layer(l, "input_layernorm"))?;
         // TL: "Layer Norm 1 and 2 are tied" (ln2 holds ln1's values; its own copy here, so
         // every weight keeps its own storage).
         let ln2 = NormWeights { w: ln1.w.as_ref().map(|x| x.copy()).transpose()?, b: ln1.b.as_ref().map(|x| x.copy()).transpose()? };
@@ -141,7 +134,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         w_e: w.get("embed_tokens.weight")?,
         w_pos: None,
         blocks,
-        ln_final: ln(w, "final_layernorm")?,
+        ln_final: layer_norm(w, "final_layernorm")?,
         w_u: w.get_t("lm_head.weight")?,
         b_u: w.get("lm_head.bias")?,
     })

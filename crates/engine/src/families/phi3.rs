@@ -6,11 +6,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::t;
+use crate::families::hf_linear::{rms_norm, t};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
 
 pub const FAMILY: Family = Family {
     architecture: "Phi3ForCausalLM",
@@ -82,22 +82,15 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
     let (d, m, hd) = (cfg.d_model, cfg.d_mlp(), cfg.n_heads * cfg.d_head);
-    [
+    let specs = [
         ("input_layernorm.weight", vec![d]),
         ("self_attn.qkv_proj.weight", vec![cfg.qkv_width(), d]),
         ("self_attn.o_proj.weight", vec![d, hd]),
         ("post_attention_layernorm.weight", vec![d]),
         ("mlp.gate_up_proj.weight", vec![2 * m, d]),
         ("mlp.down_proj.weight", vec![d, m]),
-    ]
-    .into_iter()
-    .map(|(name, shape)| TensorSpec::new(layer(l, name), &shape))
-    .collect()
-}
-
-
-fn rms(w: &Checked, name: &str) -> Result<NormWeights> {
-    Ok(NormWeights { w: Some(w.get(name)?), b: None })
+    ];
+    TensorSpec::all(specs, |n| layer(l, n))
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
@@ -113,12 +106,12 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         // TL: W_gate, W_in = tensor_split(gate_up_proj.weight.T, 2, dim=1).
         let gate_up = get("mlp.gate_up_proj.weight")?;
         blocks.push(BlockWeights {
-            ln1: rms(w, &layer(l, "input_layernorm.weight"))?,
+            ln1: rms_norm(w, &layer(l, "input_layernorm.weight"))?,
             b_qkv: zeros(cfg.qkv_width())?,
             w_qkv,
             w_o: get_t("self_attn.o_proj.weight")?,
             b_o: zeros(d)?,
-            ln2: rms(w, &layer(l, "post_attention_layernorm.weight"))?,
+            ln2: rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?,
             mlp: Some(MlpWeights {
                 w_gate: Some(t(gate_up.narrow(0, 0, m)?)?),
                 w_in: t(gate_up.narrow(0, m, m)?)?,
@@ -133,5 +126,5 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms(w, "norm.weight")?, w_u, b_u })
+    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms_norm(w, "norm.weight")?, w_u, b_u })
 }

@@ -36,9 +36,9 @@ pub fn transpose_with(rows: usize, cols: usize, at: impl Fn(usize) -> f32 + Sync
         for j0 in (0..n).step_by(TILE) {
             for i0 in (0..rows).step_by(TILE) {
                 for j in j0..(j0 + TILE).min(n) {
-                    let out = &mut part[j * rows..(j + 1) * rows];
-                    for i in i0..(i0 + TILE).min(rows) {
-                        out[i] = at(i * cols + first + j);
+                    let end = (i0 + TILE).min(rows);
+                    for (i, o) in part[j * rows + i0..j * rows + end].iter_mut().enumerate() {
+                        *o = at((i0 + i) * cols + first + j);
                     }
                 }
             }

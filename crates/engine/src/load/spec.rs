@@ -30,6 +30,12 @@ impl TensorSpec {
     pub fn optional(name: impl Into<String>, shape: &[usize]) -> Self {
         TensorSpec { required: false, ..TensorSpec::new(name, shape) }
     }
+
+    /// Required specs from `(name, shape)` pairs, each name passed through `full` (a block's
+    /// `layers.{l}.` prefix).
+    pub fn all<'a>(entries: impl IntoIterator<Item = (&'a str, Vec<usize>)>, full: impl Fn(&str) -> String) -> Vec<TensorSpec> {
+        entries.into_iter().map(|(name, shape)| TensorSpec::new(full(name), &shape)).collect()
+    }
 }
 
 /// Refuses a config whose sizes the weight files cannot hold: more layers than tensors, or a
