@@ -58,6 +58,20 @@ export declare class NativeKvCache {
   duplicate(): NativeKvCache
 }
 
+export declare class NativeLensTrainer {
+  /**
+   * Translators (`weights[i]: [d, d]` torch layout, `biases[i]: [d]`) trained by SGD with
+   * Nesterov momentum, as tuned-lens.
+   */
+  constructor(model: NativeModel, weights: Array<NativeTensor>, biases: Array<NativeTensor>, trainBias: boolean, momentum: number, weightDecay: number)
+  /** One step over micro-batches of tokens: each layer's KL before the step. */
+  step(model: NativeModel, batches: Array<NativeTensor>, lr: number): Promise<number[]>
+  /** Each layer's KL from the final distribution on `tokens` (identity: the logit lens). */
+  evaluate(model: NativeModel, tokens: NativeTensor, identity: boolean): Promise<number[]>
+  /** Copies of the current translators: the weights, then the biases. */
+  translators(): Array<NativeTensor>
+}
+
 /**
  * A loaded model. Every method takes `&self` (state behind `RefCell`s), so a JS hook that runs
  * during a forward on the JS thread may call any of them, `dispose()` included: a run holds its
@@ -119,6 +133,8 @@ export declare class NativeModel {
    * updates the config as TL does (`tokenizer_prepends_bos`, unset vocab sizes).
    */
   setTokenizer(tokenizer: NativeTokenizer, paddingLeft: boolean): void
+  /** Writes the model as a TL-format folder (model.safetensors, config.json, tokenizer files). */
+  save(dir: string): void
 }
 
 /** What a run returns. Tensors are handed out once each (`take*`). */
@@ -172,7 +188,24 @@ export declare class NativeTensor {
   whereCond(onTrue: NativeTensor, onFalse: NativeTensor): NativeTensor
 }
 
-export declare class NativeTokenizer {}
+export declare class NativeTokenizer {
+  /**
+   * transformers' `convert_ids_to_tokens`: each id's vocabulary entry (`Ġthe`), null for an
+   * id the vocabulary lacks.
+   */
+  idsToTokens(ids: Array<number>): Array<string | undefined | null>
+  /** transformers' `tokenizer.vocab_size` (without added tokens). */
+  baseVocabSize(): number
+}
+
+/** The optimiser state of one training run over a model's weights. */
+export declare class NativeTrainer {
+  /** Moves the model's weights into trainable variables (the model keeps views of them). */
+  constructor(model: NativeModel, args: OptimizerArgs)
+  /** One step on `tokens` (`[batch, pos]`) at learning rate `lr`. */
+  step(model: NativeModel, tokens: NativeTensor, lr: number, maxGradNorm?: number | undefined | null): Promise<StepResult>
+  get steps(): number
+}
 
 export declare function backward(root: NativeTensor, dispatch: (arg0: number, arg1: number, arg2: number, arg3: NativeTensor) => unknown): void
 
@@ -196,14 +229,20 @@ export interface ConfigArgs {
   checkpoint?: Checkpoint
 }
 
+/** `HookedTransformer(cfg)`: a model of the TL config (JSON) with freshly initialised weights. */
+export declare function createModel(configJson: string, seed: string, dtype: string, device?: string | undefined | null): NativeModel
+
 /** Whether a CUDA device can be opened (a CUDA build and a visible GPU). */
 export declare function cudaAvailable(): boolean
 
 /** Whether this addon was built with the `cuda` feature. */
 export declare function cudaBuild(): boolean
 
-/** The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached. */
-export declare function findSnapshot(cacheDir: string, repoId: string, revision: string): string | null
+/**
+ * The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached.
+ * `repoType` is `model` (the default), `dataset` or `space`.
+ */
+export declare function findSnapshot(cacheDir: string, repoId: string, revision: string, repoType?: string | undefined | null): string | null
 
 export interface ForwardArgs {
   /** "logits" | "loss" | "both" | "none" */
@@ -264,6 +303,17 @@ export interface NamedTensor {
   tensor: NativeTensor
 }
 
+export interface OptimizerArgs {
+  /** `SGD`, `Adam` or `AdamW`. */
+  name: string
+  momentum: number
+  nesterov: boolean
+  weightDecay: number
+  beta1: number
+  beta2: number
+  eps: number
+}
+
 /** TL's config (`cfg.to_dict()`) as JSON. */
 export declare function pretrainedConfigJson(args: ConfigArgs): string
 
@@ -279,6 +329,13 @@ export interface ProcessArgs {
   foldBiases: boolean
   centerWeights: boolean
 }
+
+/**
+ * The float tensors of a `torch.save` state dict (zip or legacy format), in the file's order,
+ * each in its stored dtype. A pickle that does anything but rebuild tensors in plain
+ * containers is `TL_CORRUPT_FILE`; it never runs.
+ */
+export declare function readTorchFile(path: string): Promise<NamedTensor[]>
 
 /** How tokens are drawn from logits (TL's `sample_logits` arguments). */
 export interface SampleArgs {
@@ -296,6 +353,11 @@ export interface SampleArgs {
  * frequency penalty.
  */
 export declare function sampleLogitsNative(logits: NativeTensor, tokens: NativeTensor | undefined | null, args: SampleArgs): NativeTensor
+
+export interface StepResult {
+  loss: number
+  gradNorm?: number
+}
 
 /**
  * Waits for the work queued on `device` (`cuda`, `cuda:N`; a no-op for `cpu`), as
@@ -327,3 +389,12 @@ export declare function tensorRand(shape: Array<number>, seed: string, low: numb
 
 /** Normal with `mean` and `std`; `seed` is a u64 as a decimal string. */
 export declare function tensorRandn(shape: Array<number>, seed: string, mean: number, std: number, dtype: string): NativeTensor
+
+/** Writes the tensors as a safetensors file (`safetensors.torch.save_file`). */
+export declare function writeSafetensorsFile(path: string, names: Array<string>, tensors: Array<NativeTensor>): Promise<void>
+
+/**
+ * Writes `torch.save(OrderedDict(zip(names, tensors)), path)`: a zip pickle `torch.load` reads
+ * (also with `weights_only=True`), one contiguous storage per tensor.
+ */
+export declare function writeTorchFile(path: string, names: Array<string>, tensors: Array<NativeTensor>): Promise<void>

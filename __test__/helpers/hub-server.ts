@@ -1,5 +1,6 @@
 /**
- * A local stand-in for the HuggingFace hub's file protocol (`/{repo}/resolve/{revision}/{file}`),
+ * A local stand-in for the HuggingFace hub's file protocol (`/{repo}/resolve/{revision}/{file}`;
+ * a repo id may carry the `spaces/` or `datasets/` prefix, and files may sit in folders),
  * on 127.0.0.1 only: HEAD/GET with X-Repo-Commit and git-sha1 ETags for small files; LFS files
  * (`*.safetensors`, `*.bin`) answered with X-Linked-Etag (sha256) / X-Linked-Size and a 302 to a
  * second server playing the CDN; X-Error-Code 404s; renamed repos as relative 307s; an optional
@@ -12,7 +13,7 @@ import { AddressInfo } from 'node:net'
 import * as path from 'node:path'
 
 export interface HubServerOptions {
-  /** repo id → folder whose files the repo holds. */
+  /** repo id (`spaces/org/name` for a space) → folder whose files (and subfolders) the repo holds. */
   repos: Record<string, string>
   /** old repo id → new one, answered with a relative 307 as the hub does for renamed repos. */
   renamed?: Record<string, string>
@@ -64,12 +65,17 @@ export function isLfs(file: string): boolean {
   return file.endsWith('.safetensors') || file.endsWith('.bin')
 }
 
-function readRepo(dir: string): Map<string, Entry> {
-  const files = new Map<string, Entry>()
+/** The repo's files by path (`lens/gpt2/params.pt` for files in folders). */
+function readRepo(dir: string, prefix = '', files = new Map<string, Entry>()): Map<string, Entry> {
   for (const name of fs.readdirSync(dir)) {
-    const bytes = fs.readFileSync(path.join(dir, name))
+    const full = path.join(dir, name)
+    if (fs.statSync(full).isDirectory()) {
+      readRepo(full, `${prefix}${name}/`, files)
+      continue
+    }
+    const bytes = fs.readFileSync(full)
     const lfs = isLfs(name)
-    files.set(name, { bytes, lfs, etag: lfs ? sha256(bytes) : gitSha1(bytes) })
+    files.set(prefix + name, { bytes, lfs, etag: lfs ? sha256(bytes) : gitSha1(bytes) })
   }
   return files
 }

@@ -12,7 +12,7 @@ import * as path from 'node:path'
 
 import { TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
-import { AbsentFile, DownloadProgress, FileMeta, HubClient, HubClientOptions } from './hub-client'
+import { AbsentFile, DownloadProgress, FileMeta, HubClient, HubClientOptions, RepoType } from './hub-client'
 
 export type { DownloadProgress } from './hub-client'
 
@@ -40,9 +40,9 @@ const COMMIT = /^[0-9a-f]{40}$/
 /** Blob downloads in flight in this process, so concurrent loads of one model share them. */
 const inFlight = new Map<string, Promise<void>>()
 
-/** `org/name` → `models--org--name`. */
-export function repoFolderName(repoId: string): string {
-  return ['models', ...repoId.split('/')].join('--')
+/** `org/name` → `models--org--name` (`spaces--org--name`, `datasets--org--name` for those repo types). */
+export function repoFolderName(repoId: string, repoType: RepoType = 'model'): string {
+  return [`${repoType}s`, ...repoId.split('/')].join('--')
 }
 
 /** The shard files a `model.safetensors.index.json` names, sorted and checked to stay inside the snapshot. */
@@ -96,8 +96,8 @@ function linkPointer(blob: string, pointer: string): void {
 /** One repo's folder in the cache, at one commit. */
 class RepoCache {
   readonly root: string
-  constructor(cacheDir: string, repoId: string) {
-    this.root = path.join(cacheDir, repoFolderName(repoId))
+  constructor(cacheDir: string, repoId: string, repoType: RepoType = 'model') {
+    this.root = path.join(cacheDir, repoFolderName(repoId, repoType))
   }
   pointer(commit: string, file: string): string {
     return path.join(this.root, 'snapshots', commit, ...file.split('/'))
@@ -127,7 +127,7 @@ class RepoCache {
 /** A hub client and the repo's cache folder, with `file`'s metadata at the revision pinning the commit (`refs/{revision}` written). */
 async function pinCommit(repoId: string, file: string, opts: DownloadOptions): Promise<{ hub: HubClient; cache: RepoCache; pin: FileMeta }> {
   const hub = new HubClient(repoId, opts)
-  const cache = new RepoCache(opts.cacheDir ?? binding.hubCacheDir(), repoId)
+  const cache = new RepoCache(opts.cacheDir ?? binding.hubCacheDir(), repoId, hub.repoType)
   const revision = opts.revision ?? 'main'
   const pin = await hub.metadata(revision, file)
   if ('absent' in pin) {
@@ -203,6 +203,26 @@ export async function downloadTokenizer(repoId: string, opts: DownloadOptions = 
 /** Downloads a repo's config.json alone into the HF cache; returns the snapshot folder. */
 export async function downloadConfig(repoId: string, opts: DownloadOptions = {}): Promise<string> {
   const { hub, cache, pin } = await pinCommit(repoId, CONFIG, opts)
+  await store(hub, cache, pin, opts.onProgress)
+  return path.join(cache.root, 'snapshots', pin.commit)
+}
+
+/**
+ * Downloads the named files of any hub repo (`repoType` 'model', 'dataset' or 'space'; files may
+ * sit in folders, `lens/gpt2/params.pt`) into the HF cache, as `hf_hub_download` does for each,
+ * and returns the snapshot folder. The first file pins the commit; every file is required.
+ * Files already cached are not fetched again.
+ */
+export async function downloadFiles(repoId: string, files: readonly string[], opts: DownloadOptions = {}): Promise<string> {
+  if (files.length === 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'downloadFiles needs at least one file name')
+  for (const f of files) {
+    if (typeof f !== 'string' || f === '' || path.isAbsolute(f) || f.split(/[\\/]/).some((p) => p === '..' || p === '')) {
+      throw new TransformerLensError('TL_INVALID_ARGUMENT', `${JSON.stringify(f)} is not a file path inside a repo`)
+    }
+  }
+  const { hub, cache, pin } = await pinCommit(repoId, files[0], opts)
+  const fetchFile = fileFetcher(hub, cache, repoId, pin.commit, opts.onProgress)
+  for (const file of files.slice(1)) await fetchFile(file, true)
   await store(hub, cache, pin, opts.onProgress)
   return path.join(cache.root, 'snapshots', pin.commit)
 }

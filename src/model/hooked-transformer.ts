@@ -9,7 +9,7 @@ import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import { loadNativeModel } from './loading'
 import { ForwardOptions, opt, paddingLeftArg } from './options'
-import { TokenizerView } from './tokenizer'
+import { TokenizerView, tokenizerOwner } from './tokenizer'
 import { nativeTokenizer, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
 import * as weights from './weights'
 import { WeightProperties } from './weight-properties'
@@ -20,6 +20,15 @@ import { boolArg, enumArg, intArg, invalidArg, optIntArg, stringArg, stringArray
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 import * as processing from './processing'
 import * as parts from './forward-parts'
+import { FromConfigOptions, prepareConfig } from './from-config'
+
+/** The native model behind a HookedTransformer, for modules of this package (training, lenses). */
+const NATIVE_OF = new WeakMap<HookedTransformer, () => binding.NativeModel>()
+export function nativeModelOf(model: HookedTransformer): binding.NativeModel {
+  const get = NATIVE_OF.get(model)
+  if (get === undefined) throw new TransformerLensError('TL_INVALID_ARGUMENT', 'expected a HookedTransformer')
+  return get()
+}
 
 
 export type Input = string | string[] | Tensor
@@ -72,6 +81,38 @@ export class HookedTransformer extends WeightProperties {
     this.#n = n
     this.#cfg = this.#refresh(n)
     this.tokenizer = n.hasTokenizer() ? new TokenizerView(n) : null
+    NATIVE_OF.set(this, () => this.#native)
+  }
+
+  /**
+   * TL's `HookedTransformer(cfg, tokenizer)`: a model of the config (TL's snake_case
+   * `HookedTransformerConfig` fields, TL's defaults and derived fields) with weights initialised
+   * by `cfg.init_mode` (gpt2, xavier_uniform/normal, kaiming_uniform/normal, muP) at TL's scales,
+   * from a seeded stream of our own (not torch's bits).
+   */
+  static fromConfig(cfg: Partial<HookedTransformerConfig> & Record<string, unknown>, options: FromConfigOptions = {}): HookedTransformer {
+    let tok: binding.NativeTokenizer | undefined
+    let vocab: number | undefined
+    if (options.tokenizer !== undefined) {
+      const owner = options.tokenizer instanceof TokenizerView ? tokenizerOwner(options.tokenizer) : undefined
+      if (owner === undefined) throw new TransformerLensError('TL_INVALID_ARGUMENT', "options.tokenizer must be another model's tokenizer")
+      tok = native(() => owner.tokenizerHandle())
+      vocab = Number(JSON.parse(native(() => owner.tokenizerInfo())).vocabSize)
+    }
+    const { json, seed, dtype } = prepareConfig(cfg, options, vocab)
+    const n = native(() => binding.createModel(json, seed, dtype, options.device))
+    if (tok !== undefined) native(() => n.setTokenizer(tok!, paddingLeftArg(options)))
+    return new HookedTransformer(n)
+  }
+
+  /**
+   * Writes the model to `dir` in TL's format: `model.safetensors` (TL's state-dict names and
+   * layouts), `config.json` (TL's config) and the tokenizer's files. `fromPretrained(dir)` loads
+   * it back (with TL's processing unless turned off).
+   */
+  save(dir: string): void {
+    stringArg('dir', dir)
+    native(() => this.#native.save(dir))
   }
 
   /** Re-reads the config and hook table (after load, a `use_*` flag change, or processing). */

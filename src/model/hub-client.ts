@@ -32,7 +32,12 @@ export interface HubClientOptions {
    * `HF_HUB_ETAG_TIMEOUT` / `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 10 s).
    */
   timeoutMs?: number
+  /** The kind of repo (default 'model'): datasets and spaces live under `/datasets/` and `/spaces/`. */
+  repoType?: RepoType
 }
+
+/** huggingface_hub's repo types. */
+export type RepoType = 'model' | 'dataset' | 'space'
 
 /** A file the hub has, at a commit. */
 export interface FileMeta {
@@ -102,6 +107,7 @@ function userAgent(): string {
 export class HubClient {
   readonly endpoint: string
   readonly repoId: string
+  readonly repoType: RepoType
   readonly #headers: Record<string, string>
   readonly #signal: AbortSignal | undefined
   readonly #headTimeoutMs: number
@@ -109,6 +115,10 @@ export class HubClient {
 
   constructor(repoId: string, opts: HubClientOptions = {}) {
     this.repoId = repoId
+    this.repoType = opts.repoType ?? 'model'
+    if (!['model', 'dataset', 'space'].includes(this.repoType)) {
+      throw new TransformerLensError('TL_INVALID_ARGUMENT', `repoType must be 'model', 'dataset' or 'space', got ${JSON.stringify(this.repoType)}`)
+    }
     this.endpoint = (opts.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, '')
     this.#signal = opts.signal
     this.#headTimeoutMs = opts.timeoutMs ?? envSeconds('HF_HUB_ETAG_TIMEOUT')
@@ -118,10 +128,14 @@ export class HubClient {
     if (token) this.#headers.Authorization = `Bearer ${token}`
   }
 
-  /** `{endpoint}/{repo}/resolve/{revision}/{filename}`, revision and path segments url-encoded. */
+  /**
+   * `{endpoint}/{repo}/resolve/{revision}/{filename}` (`{endpoint}/spaces/{repo}/...` for a space,
+   * `/datasets/` for a dataset), revision and path segments url-encoded.
+   */
   fileUrl(revision: string, filename: string): string {
     const file = filename.split('/').map(encodeURIComponent).join('/')
-    return `${this.endpoint}/${this.repoId}/resolve/${encodeURIComponent(revision)}/${file}`
+    const prefix = this.repoType === 'model' ? '' : `${this.repoType}s/`
+    return `${this.endpoint}/${prefix}${this.repoId}/resolve/${encodeURIComponent(revision)}/${file}`
   }
 
   /** HEAD a file (following relative redirects, as a renamed repo answers): its commit, ETag and size. */

@@ -53,6 +53,20 @@ export class TokenizerView {
     return wrapT(native(() => this.#n.attentionMask(tokens.native, prependBos, paddingLeft)))
   }
 
+  /**
+   * transformers' `convert_ids_to_tokens`: each id's vocabulary entry as the tokenizer stores it
+   * (`Ġthe` for GPT-2's " the"), null for an id outside the vocabulary.
+   */
+  convertIdsToTokens(ids: readonly number[]): (string | null)[] {
+    const list = tokenIdsArg('ids', ids)
+    return native(() => this.#n.tokenizerHandle().idsToTokens(list)).map((t) => t ?? null)
+  }
+
+  /** transformers' `tokenizer.vocab_size`: the vocabulary without added tokens. */
+  get baseVocabSize(): number {
+    return native(() => this.#n.tokenizerHandle().baseVocabSize())
+  }
+
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
     const list = tokenIdsArg('ids', ids)
     const skip = boolArg('skipSpecialTokens', options.skipSpecialTokens ?? false)

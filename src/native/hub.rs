@@ -12,10 +12,12 @@ pub fn hub_cache_dir() -> String {
 }
 
 /// The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached.
+/// `repoType` is `model` (the default), `dataset` or `space`.
 #[napi]
-pub fn find_snapshot(cache_dir: String, repo_id: String, revision: String) -> napi::Result<Option<String>> {
+pub fn find_snapshot(cache_dir: String, repo_id: String, revision: String, repo_type: Option<String>) -> napi::Result<Option<String>> {
     guard(|| {
-        let p = hub::find_snapshot(std::path::Path::new(&cache_dir), &repo_id, &revision).napi()?;
+        let kind = repo_type.as_deref().unwrap_or("model");
+        let p = hub::find_typed_snapshot(std::path::Path::new(&cache_dir), kind, &repo_id, &revision).napi()?;
         Ok(p.map(|p| p.to_string_lossy().into_owned()))
     })
 }

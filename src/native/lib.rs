@@ -10,10 +10,13 @@ mod generate;
 mod grad;
 mod hub;
 mod kv;
+mod lens;
 mod model;
 mod run;
 mod tensor;
 mod tokenizer;
+mod train;
+mod torch_io;
 
 /// Runs once when the addon loads, before any candle work: candle's elementwise pool gets a
 /// short spin limit (see `tl_engine::kernels::threads`) unless the user set one.

@@ -236,8 +236,12 @@ impl NativeModel {
             .clone()
             .ok_or_else(|| to_napi(Error::new(ErrorCode::Tokenizer, "this model has no tokenizer: pass token tensors instead of strings")))
     }
+    /// The tokenizer, if the model has one.
+    pub(crate) fn tok_opt(&self) -> Option<Arc<Tokenizer>> {
+        self.tokenizer.borrow().clone()
+    }
     /// Replaces the model (a flag, device or tokenizer change): runs in flight keep the old one.
-    fn replace(&self, next: HookedModel) {
+    pub(crate) fn replace(&self, next: HookedModel) {
         *self.model.borrow_mut() = Some(Arc::new(next));
     }
 }

@@ -37,3 +37,19 @@ impl Task for LoadTokenizerTask {
 pub fn load_tokenizer(path: String) -> AsyncTask<LoadTokenizerTask> {
     AsyncTask::new(LoadTokenizerTask { path })
 }
+
+#[napi]
+impl NativeTokenizer {
+    /// transformers' `convert_ids_to_tokens`: each id's vocabulary entry (`Ġthe`), null for an
+    /// id the vocabulary lacks.
+    #[napi]
+    pub fn ids_to_tokens(&self, ids: Vec<u32>) -> Vec<Option<String>> {
+        ids.into_iter().map(|id| self.inner.id_to_token(id)).collect()
+    }
+
+    /// transformers' `tokenizer.vocab_size` (without added tokens).
+    #[napi]
+    pub fn base_vocab_size(&self) -> u32 {
+        self.inner.base_vocab_size() as u32
+    }
+}

@@ -73,6 +73,9 @@ impl Error {
     pub fn corrupt(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::CorruptFile, message)
     }
+    pub fn io(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Io, message)
+    }
     pub fn missing_weight(key: &str) -> Self {
         Self::new(ErrorCode::MissingWeight, format!("weight '{key}' is missing from the checkpoint"))
     }

@@ -5,11 +5,13 @@ pub mod device;
 pub mod error;
 pub mod generate;
 pub mod kernels;
+pub mod lens;
 pub mod families;
 pub mod load;
 pub mod model;
 pub mod process;
 pub mod tensor;
+pub mod train;
 
 pub use candle_core;
 pub use error::{Error, ErrorCode, Result};

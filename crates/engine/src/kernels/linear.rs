@@ -127,6 +127,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 /// One autograd node in a gradient run, where reshapes around a product would each be a node
 /// of their own (and candle's backward zero-fills and adds a gradient buffer for every node).
 pub fn linear_to(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &[usize]) -> Result<Tensor> {
+    if w.track_op() || b.is_some_and(|b| b.track_op()) {
+        return trainable(x, w, b, out);
+    }
     if x.track_op() {
         let x = if x.rank() > 2 && w.rank() == 2 && !x.is_contiguous() { x.contiguous()? } else { x.clone() };
         return x.apply_op1(ConstLinear { w: w.clone(), b: b.cloned(), out: Shape::from(out) });
@@ -149,6 +152,30 @@ pub fn linear_to(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &[usize]) -> R
             y.inplace_op2(b, &RowBias)?;
             y
         }
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    if y.dims() == out {
+        return Ok(y);
+    }
+    y.reshape(out)
+}
+
+/// `x @ w + b` through candle's ops, whose backward reaches the weight and bias too: training,
+/// where the weights are variables.
+fn trainable(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &[usize]) -> Result<Tensor> {
+    let x2 = match (x.rank(), w.rank()) {
+        (r, 2) if r != 2 => {
+            let k = w.dim(0)?;
+            if k == 0 || !x.elem_count().is_multiple_of(k) {
+                candle_core::bail!("linear: input {:?} cannot be multiplied by weight {:?}", x.dims(), w.dims())
+            }
+            x.contiguous()?.reshape((x.elem_count() / k, k))?
+        }
+        _ => x.clone(),
+    };
+    let y = x2.matmul(w)?;
+    let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
     };

@@ -22,6 +22,15 @@ pub fn repo_folder_name(repo_id: &str) -> String {
     format!("models--{}", repo_id.replace('/', "--"))
 }
 
+/// huggingface_hub's `repo_folder_name` for a repo type: `model` → `models--{org}--{name}`,
+/// `dataset` → `datasets--…`, `space` → `spaces--…`.
+pub fn typed_repo_folder_name(repo_id: &str, repo_type: &str) -> Result<String> {
+    match repo_type {
+        "model" | "dataset" | "space" => Ok(format!("{repo_type}s--{}", repo_id.replace('/', "--"))),
+        other => Err(Error::invalid(format!("unknown hub repo type '{other}' (model, dataset or space)"))),
+    }
+}
+
 /// One path component that stays in its folder (no separators, not `.` or `..`).
 fn is_plain_name(c: &str) -> bool {
     !c.is_empty() && c != "." && c != ".." && !c.contains(['/', '\\', '\0'])
@@ -30,7 +39,12 @@ fn is_plain_name(c: &str) -> bool {
 /// The snapshot folder of `repo_id` at `revision` (a branch/tag name under `refs/`, or a commit).
 /// `Ok(None)` when the cache does not hold it.
 pub fn find_snapshot(cache: &Path, repo_id: &str, revision: &str) -> Result<Option<PathBuf>> {
-    let repo = cache.join(repo_folder_name(repo_id));
+    find_typed_snapshot(cache, "model", repo_id, revision)
+}
+
+/// [`find_snapshot`] for a repo of type `repo_type` (`model`, `dataset` or `space`).
+pub fn find_typed_snapshot(cache: &Path, repo_type: &str, repo_id: &str, revision: &str) -> Result<Option<PathBuf>> {
+    let repo = cache.join(typed_repo_folder_name(repo_id, repo_type)?);
     if !repo.is_dir() {
         return Ok(None);
     }
@@ -90,5 +104,26 @@ impl ModelFiles {
         }
         let bytes = std::fs::read(&p)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format!("{} is not valid JSON: {e}", p.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_repos_live_in_their_own_cache_folders() {
+        assert_eq!(typed_repo_folder_name("AlignmentResearch/tuned-lens", "space").unwrap(), "spaces--AlignmentResearch--tuned-lens");
+        assert_eq!(typed_repo_folder_name("gpt2", "model").unwrap(), repo_folder_name("gpt2"));
+        assert_eq!(typed_repo_folder_name("a/b", "dataset").unwrap(), "datasets--a--b");
+        assert_eq!(typed_repo_folder_name("a/b", "bucket").unwrap_err().code, ErrorCode::InvalidArgument);
+        let dir = std::env::temp_dir().join(format!("tl-hub-typed-{}", std::process::id()));
+        let snap = dir.join("spaces--o--n").join("snapshots").join("abc");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(dir.join("spaces--o--n").join("refs")).unwrap();
+        std::fs::write(dir.join("spaces--o--n").join("refs").join("main"), "abc").unwrap();
+        assert_eq!(find_typed_snapshot(&dir, "space", "o/n", "main").unwrap(), Some(snap));
+        assert_eq!(find_snapshot(&dir, "o/n", "main").unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

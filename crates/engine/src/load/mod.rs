@@ -6,10 +6,11 @@ pub mod tokenizer_check;
 pub mod torch_bin;
 pub mod torch_legacy;
 pub mod torch_weights;
-#[doc(hidden)]
 pub mod torch_write;
 pub mod zip;
+pub mod zip_write;
 pub mod model;
+pub mod tl_dir;
 pub mod pickle;
 mod pickle_vm;
 pub mod spec;

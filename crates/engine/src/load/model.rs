@@ -47,6 +47,9 @@ pub fn load_tokenizer(files: &ModelFiles, tokenizer_name: &str) -> Result<Option
 }
 
 pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    if let Some(cfg) = crate::load::tl_dir::tl_config(dir)? {
+        return crate::load::tl_dir::load(dir, cfg, opts);
+    }
     let files = ModelFiles { dir: dir.to_path_buf() };
     // The config as TL builds it; the norm rename of fold_ln happens with the folding itself.
     let (fam, mut cfg) = pretrained_config(

@@ -90,6 +90,14 @@ impl WeightFile {
         }
     }
 
+    /// The names of every tensor the files hold.
+    pub fn names(&self) -> Vec<String> {
+        match &self.backend {
+            Backend::Safetensors { names, .. } => names.keys().cloned().collect(),
+            Backend::Torch(t) => t.names(),
+        }
+    }
+
     /// How many tensors the files hold.
     pub fn tensor_count(&self) -> usize {
         match &self.backend {

@@ -142,6 +142,24 @@ impl Tokenizer {
 
     /// [`Tokenizer::from_path`] as transformers' slow class of the tokenizer when `slow` (TL's
     /// `use_fast=False`, see [`tl_loads_slow`]).
+    /// Writes `tokenizer.json` (with the BOS handling it has now) and a `tokenizer_config.json`
+    /// naming its special tokens, which [`Tokenizer::from_path_as`] reads back as it was.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let json = self.inner.to_string(true).map_err(tok_err)?;
+        let io = |e: std::io::Error| Error::new(ErrorCode::Io, format!("cannot write the tokenizer to {}: {e}", dir.display()));
+        std::fs::write(dir.join("tokenizer.json"), json).map_err(io)?;
+        let mut cfg = serde_json::Map::new();
+        for (k, v) in [("bos_token", &self.bos_token), ("eos_token", &self.eos_token), ("pad_token", &self.pad_token)] {
+            if let Some(v) = v {
+                cfg.insert(k.into(), serde_json::Value::String(v.clone()));
+            }
+        }
+        let text = serde_json::Value::Object(cfg).to_string();
+        std::fs::write(dir.join("tokenizer_config.json"), &text).map_err(io)?;
+        std::fs::write(dir.join("special_tokens_map.json"), &text).map_err(io)?;
+        Ok(())
+    }
+
     pub fn from_path_as(path: &Path, slow: bool) -> Result<Self> {
         let (file, dir) = if path.is_dir() {
             (path.join("tokenizer.json"), path.to_path_buf())
@@ -261,6 +279,17 @@ impl Tokenizer {
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+
+    /// The vocabulary entry of `id` (`Ġthe`, not its decoded text), as transformers'
+    /// `convert_ids_to_tokens`; None for an id the vocabulary lacks.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        unpanicked("look up a token", || self.inner.id_to_token(id)).ok().flatten()
+    }
+
+    /// transformers' `tokenizer.vocab_size`: the model's vocabulary without added tokens.
+    pub fn base_vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(false)
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -37,6 +37,10 @@ impl TorchWeights {
         self.at.contains_key(name)
     }
 
+    pub fn names(&self) -> Vec<String> {
+        self.at.keys().cloned().collect()
+    }
+
     pub fn tensor_count(&self) -> usize {
         self.at.len()
     }

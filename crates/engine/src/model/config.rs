@@ -247,6 +247,11 @@ impl Config {
         s
     }
 
+    /// A TL config from JSON (TL's snake_case fields; missing ones take TL's defaults).
+    pub fn from_json(text: &str) -> Result<Config> {
+        serde_json::from_str(text).map_err(|e| Error::invalid(format!("not a TL config: {e}")))
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }

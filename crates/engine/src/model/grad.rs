@@ -60,8 +60,12 @@ impl GradRun {
         Ok(t.contiguous()?.apply_op1(op)?)
     }
 
-    /// A leaf the autograd graph of the run starts from (a copy of `t`).
+    /// A leaf the autograd graph of the run starts from (a copy of `t`), unless `t` is already
+    /// in a graph (computed from trainable weights): then the graph goes on through it.
     pub fn root(&self, t: &Tensor) -> Result<Tensor> {
+        if t.track_op() {
+            return Ok(t.clone());
+        }
         Ok(Var::from_tensor(t)?.as_tensor().clone())
     }
 }

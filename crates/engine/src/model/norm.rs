@@ -60,6 +60,21 @@ pub fn apply(
     let ln = matches!(kind, NormKind::LN | NormKind::LNPre);
     let wt = if kind.has_weight() { w.w.as_ref() } else { None };
     let bt = if kind.has_bias() { w.b.as_ref() } else { None };
+    // Trainable weights (variables): the fused kernels treat weights as constants, so the
+    // normalisation runs fused and the weight and bias join the graph as ops of their own.
+    let trainable = wt.is_some_and(|t| t.track_op()) || bt.is_some_and(|t| t.track_op());
+    if !watched && trainable {
+        let plain = if ln { NormKind::LNPre } else { NormKind::RMSPre };
+        let y = apply(plain, &NormWeights::default(), eps, x, hooks, taps)?;
+        let y = match wt {
+            Some(wt) => y.broadcast_mul(&wt.to_dtype(y.dtype())?)?,
+            None => y,
+        };
+        return Ok(match bt {
+            Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
+            None => y,
+        });
+    }
     if !watched {
         if let Some(y) = layer_norm_fused(x, eps, ln, wt, bt)? {
             return Ok(y);
@@ -86,7 +101,8 @@ pub fn apply(
             None => y,
         });
     }
-    let y = match norm_affine(&centered, &scale, wt, bt)? {
+    let fused = if trainable { None } else { norm_affine(&centered, &scale, wt, bt)? };
+    let y = match fused {
         Some(y) => y,
         None => {
             let mut y = centered.broadcast_div(&scale)?;

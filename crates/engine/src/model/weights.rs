@@ -78,6 +78,39 @@ impl ModelWeights {
         total
     }
 
+    /// Every weight tensor, in a fixed order (the parameters a trainer updates).
+    pub fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
+        fn norm<'a>(out: &mut Vec<&'a mut Tensor>, n: &'a mut NormWeights) {
+            out.extend(n.w.as_mut());
+            out.extend(n.b.as_mut());
+        }
+        let mut out: Vec<&mut Tensor> = vec![&mut self.w_e];
+        out.extend(self.w_pos.as_mut());
+        for b in &mut self.blocks {
+            norm(&mut out, &mut b.ln1);
+            out.push(&mut b.w_qkv);
+            out.push(&mut b.b_qkv);
+            out.push(&mut b.w_o);
+            out.push(&mut b.b_o);
+            if let Some(qk) = &mut b.qk_norm {
+                out.push(&mut qk.q);
+                out.push(&mut qk.k);
+            }
+            norm(&mut out, &mut b.ln2);
+            if let Some(m) = &mut b.mlp {
+                out.push(&mut m.w_in);
+                out.extend(m.w_gate.as_mut());
+                out.push(&mut m.b_in);
+                out.push(&mut m.w_out);
+                out.push(&mut m.b_out);
+            }
+        }
+        norm(&mut out, &mut self.ln_final);
+        out.push(&mut self.w_u);
+        out.push(&mut self.b_u);
+        out
+    }
+
     /// The same weights on `dev` (shared, not copied, when already there).
     pub fn to_device(&self, dev: &Device) -> Result<ModelWeights> {
         let t = |t: &Tensor| crate::device::to(t, dev);
