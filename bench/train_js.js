@@ -35,9 +35,13 @@ async function timed(fn) {
 async function trainStep() {
   const model = await L.HookedTransformer.fromPretrainedNoProcessing(path.join(__dirname, '..', 'models', 'demo-induction'))
   const { n_ctx, d_vocab } = model.cfg
-  const toks = L.Tensor.from(lcg(32 * n_ctx, 1, d_vocab), [32, n_ctx])
-  // One `train` step = one batch: time train() over a one-batch dataset with the same optimiser.
-  return timed(() => L.train(model, { numEpochs: 1, batchSize: 32, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, printEvery: null, shuffle: false, progress: false }, toks))
+  const steps = REPS + 2
+  const toks = L.Tensor.from(lcg(32 * n_ctx * steps, 1, d_vocab), [32 * steps, n_ctx])
+  // Steady-state time per step: the gaps between consecutive steps of one train() run.
+  const at = []
+  await L.train(model, { numEpochs: 1, batchSize: 32, lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1, printEvery: null, shuffle: false, progress: false, onStep: () => at.push(now()) }, toks)
+  const gaps = at.slice(1).map((t, i) => t - at[i]).sort((a, b) => a - b)
+  return gaps[gaps.length >> 1]
 }
 
 async function lensStep() {
@@ -50,10 +54,12 @@ async function lensStep() {
 async function trajectory() {
   const model = await L.HookedTransformer.fromPretrainedNoProcessing('gpt2')
   const lens = L.TunedLens.fromModel(model)
-  const ids = L.Tensor.from(lcg(128, 3, 512), [1, 128])
+  const raw = lcg(128, 3, 512)
+  const ids = L.Tensor.from(raw, [1, 128])
+  const targets = L.Tensor.from(BigInt64Array.from([...raw.slice(1), raw[0]]), [1, 128]) // the next token (wrapping)
   const [logits, cache] = await model.runWithCache(ids)
   return timed(() => {
-    const t = L.PredictionTrajectory.fromLensAndCache(lens, ids, cache, logits)
+    const t = L.PredictionTrajectory.fromLensAndCache(lens, ids, cache, logits, { targets })
     for (const s of [t.entropy(), t.forwardKl(), t.maxProbability(), t.rank()]) s.dispose?.()
     t.dispose?.()
   })

@@ -99,13 +99,14 @@ def trajectory():
     hf = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float32)
     lens = TunedLens.from_model(hf)
     model = HookedTransformer.from_pretrained_no_processing("gpt2", hf_model=hf, device="cpu")
-    ids = lcg(128, 3, 512)
+    ids = torch.tensor([lcg(128, 3, 512)])
+    targets = torch.roll(ids, -1, dims=1)  # the next token (the first wraps around)
     with torch.no_grad():
-        logits, cache = model.run_with_cache(torch.tensor([ids]))
+        logits, cache = model.run_with_cache(ids)
 
     def stats():
         with torch.no_grad():
-            t = PredictionTrajectory.from_lens_and_cache(lens, ids, cache, logits[0])
+            t = PredictionTrajectory.from_lens_and_cache(lens, ids, cache, logits, targets=targets)
             t.entropy(), t.forward_kl(), t.max_probability(), t.rank()
 
     return timed(stats)

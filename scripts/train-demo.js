@@ -11,7 +11,7 @@ const path = require('node:path')
 const { HookedTransformer, PyRandom, Tensor, train } = require('../dist/index.js')
 const { DEMO_WORDS, HALF, MIN_REPEAT } = require('../examples/demo-data.js')
 
-const OUT = path.join(__dirname, '..', 'models', 'demo-induction')
+const OUT = process.env.DEMO_MODEL_OUT ?? path.join(__dirname, '..', 'models', 'demo-induction')
 
 /** A WordLevel tokenizer over the demo words (id 0 is BOS). */
 function tokenizerJson() {

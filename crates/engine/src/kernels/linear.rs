@@ -68,7 +68,27 @@ impl CustomOp1 for ConstLinear {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.run(s, l, super::cpu_part)
+        // A one-row bias goes into the fresh product in place (the vocabulary-sized logits of
+        // an unembedding are not allocated twice).
+        let row_bias = self.b.as_ref().and_then(|b| {
+            let n = *self.w.dims().last()?;
+            (b.rank() == 1 && b.dim(0).ok()? == n && super::is_cpu_f32(b)).then_some(b)
+        });
+        let Some(b) = row_bias else { return self.run(s, l, super::cpu_part) };
+        let plain = ConstLinear { w: self.w.clone(), b: None, out: self.out.clone() };
+        let (mut y, shape) = plain.run(s, l, super::cpu_part)?;
+        let (bs, bl) = b.storage_and_layout();
+        let (CpuStorage::F32(yv), Storage::Cpu(bs)) = (&mut y, &*bs) else { return self.run(s, l, super::cpu_part) };
+        let Some(bias) = super::f32_slice(bs, bl) else { return self.run(s, l, super::cpu_part) };
+        let n = bias.len();
+        super::par_rows(yv, n, |part, _| {
+            for row in part.chunks_exact_mut(n) {
+                for (v, &c) in row.iter_mut().zip(bias) {
+                    *v += c;
+                }
+            }
+        })?;
+        Ok((y, shape))
     }
 
     #[cfg(feature = "cuda")]

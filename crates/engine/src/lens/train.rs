@@ -13,6 +13,18 @@ use crate::model::norm::NormKind;
 use crate::model::transformer::{ForwardInput, ForwardOptions, HookedModel, ReturnType};
 use crate::train::optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 
+/// Mean over positions of `KL(exp(labels) ‖ softmax(logits))`: fused where it can be.
+fn mean_kl(logits: &Tensor, labels: &Tensor, probs: &Tensor) -> Result<Tensor> {
+    let rows = match crate::kernels::kl_div::kl_from_logits(logits, labels, probs)? {
+        Some(r) => r,
+        None => {
+            let logq = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+            (probs * (labels - logq)?)?.sum(D::Minus1)?
+        }
+    };
+    Ok(rows.mean_all()?)
+}
+
 /// Captures every layer's `hook_resid_pre` (the hidden states tuned-lens reads).
 struct ResidSink {
     ids: Vec<Option<usize>>,
@@ -116,15 +128,9 @@ impl LensTrainer {
         let mut losses = vec![0f32; n];
         for tokens in batches {
             let (labels, hs) = Self::run_model(model, tokens)?;
-            let p = labels.exp()?;
-            let tokens_n = (labels.elem_count() / labels.dim(D::Minus1)?) as f64;
-            // Σ p log p is constant in the translator: subtracted for the value only.
-            let entropy_term = (&p * &labels)?.sum_all()?.to_scalar::<f32>()? as f64;
+            let probs = labels.exp()?;
             for (i, h) in hs.iter().enumerate() {
-                let logits = unembed(model, &self.translate(i, h)?)?;
-                let logq = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-                let cross = (&p * &logq)?.sum_all()?;
-                let loss = ((cross * (-1.0 / tokens_n))? + entropy_term / tokens_n)?;
+                let loss = mean_kl(&unembed(model, &self.translate(i, h)?)?, &labels, &probs)?;
                 losses[i] += (loss.to_scalar::<f32>()? as f64 * scale) as f32;
                 let store = (loss * scale)?.backward()?;
                 for (slot, v) in [(2 * i, &self.weights[i]), (2 * i + 1, &self.biases[i])] {
@@ -149,13 +155,11 @@ impl LensTrainer {
     /// Each layer's KL from the final distribution under these translators (no step).
     pub fn eval(&self, model: &HookedModel, tokens: &Tensor, identity: bool) -> Result<Vec<f32>> {
         let (labels, hs) = Self::run_model(model, tokens)?;
-        let p = labels.exp()?;
+        let probs = labels.exp()?;
         let mut out = Vec::with_capacity(hs.len());
         for (i, h) in hs.iter().enumerate() {
             let x = if identity { h.clone() } else { self.translate(i, h)?.detach() };
-            let logq = candle_nn::ops::log_softmax(&unembed(model, &x)?, D::Minus1)?;
-            let kl = (&p * (&labels - &logq)?)?.sum(D::Minus1)?.mean_all()?;
-            out.push(kl.to_scalar::<f32>()?);
+            out.push(mean_kl(&unembed(model, &x)?, &labels, &probs)?.to_scalar::<f32>()?);
         }
         Ok(out)
     }

@@ -119,7 +119,11 @@ mod tests {
     use candle_core::{DType, Device};
 
     fn model(attn_only: bool, norm: &str) -> HookedModel {
-        let cfg = Config {
+        model_with(attn_only, norm, |_| {})
+    }
+
+    fn model_with(attn_only: bool, norm: &str, edit: impl FnOnce(&mut Config)) -> HookedModel {
+        let mut cfg = Config {
             n_layers: 2,
             d_model: 16,
             d_head: 4,
@@ -130,6 +134,7 @@ mod tests {
             normalization_type: Some(norm.into()),
             ..Config::default()
         };
+        edit(&mut cfg);
         random_model(cfg, 5, DType::F32, &Device::Cpu).unwrap()
     }
 
@@ -142,8 +147,19 @@ mod tests {
     /// random direction.
     #[test]
     fn weight_gradients_match_finite_differences() {
-        for (attn_only, norm) in [(false, "LN"), (true, "LN"), (false, "RMS")] {
-            let mut m = model(attn_only, norm);
+        // Rotary, grouped K/V heads, a gated SiLU MLP and q/k norms: Llama/Qwen3-shaped.
+        let llama = |c: &mut Config| {
+            c.positional_embedding_type = "rotary".into();
+            c.n_key_value_heads = Some(2);
+            c.gated_mlp = true;
+            c.act_fn = Some("silu".into());
+            c.use_qk_norm = true;
+        };
+        let parallel = |c: &mut Config| c.parallel_attn_mlp = true;
+        let cases: Vec<(bool, &str, Box<dyn Fn(&mut Config)>)> =
+            vec![(false, "LN", Box::new(|_| {})), (true, "LN", Box::new(|_| {})), (false, "RMS", Box::new(llama)), (false, "LN", Box::new(parallel))];
+        for (attn_only, norm, edit) in cases {
+            let mut m = model_with(attn_only, norm, |c| edit(c));
             let cfg = OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.0, nesterov: false, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
             let tr = Trainer::new(&mut m, cfg).unwrap();
             let (_, grads) = tr.loss_and_grads(&m, &tokens()).unwrap();
@@ -155,7 +171,7 @@ mod tests {
                 let want = (g * &dir).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
                 let orig = p.as_tensor().copy().unwrap();
                 let h = 1e-3;
-                let mut loss_at = |s: f64| {
+                let loss_at = |s: f64| {
                     p.set(&(&orig + (&dir * s).unwrap()).unwrap()).unwrap();
                     let out = m.forward(ForwardInput::Tokens(tokens()), &ForwardOptions { return_type: ReturnType::Loss, ..Default::default() }, &mut NoHooks).unwrap();
                     out.loss.unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
