@@ -27,6 +27,9 @@ const FAMILY_MODELS = {
   'microsoft/phi-2': 'Phi: parallel block with one LayerNorm, partial rotary, biases everywhere incl. b_U, slow tokenizer BOS',
   'microsoft/phi-4': 'Phi-3: fused qkv_proj and gate_up_proj, RMSNorm, gated SiLU MLP, grouped-query attention',
   'Qwen/Qwen3-0.6B': 'Qwen3: q/k RMSNorm per head, head_dim != d_model / n_heads, grouped-query attention',
+  'bigscience/bloom-560m': 'Bloom: ALiBi, LayerNorm on the embeddings (embed.ln), fused per-head QKV, tied embeddings',
+  'google/gemma-2b': 'Gemma: RMSNorm weights as offsets from 1, embeddings scaled by sqrt(d_model), GELU-tanh gated MLP, multi-query attention',
+  'google/gemma-2-2b': 'Gemma 2: norms after attention and MLP (ln1_post / ln2_post), global / local layers, score and logit soft caps, query_pre_attn_scalar',
 } as const
 
 for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {

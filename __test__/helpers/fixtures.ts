@@ -16,6 +16,8 @@ export const MODELS = [
   'gpt2', 'distilgpt2', 'stanford-crfm/alias-gpt2-small-x21', 'EleutherAI/pythia-70m', '01-ai/Yi-6B', 'Qwen/Qwen2-0.5B', 'mistralai/Mistral-7B-v0.1',
   'EleutherAI/gpt-neo-125M', 'EleutherAI/gpt-j-6B', 'facebook/opt-125m',
   'microsoft/phi-2', 'microsoft/phi-4', 'Qwen/Qwen3-0.6B',
+  'google/gemma-2b', 'google/gemma-2-2b',
+  'bigscience/bloom-560m',
 ] as const
 
 export function slug(model: string): string {

@@ -16,6 +16,7 @@ import json
 import sys
 
 import make_fixtures as mf  # sets the offline HF environment before transformers loads
+import gemma_fixtures  # noqa: F401  (TL's Gemma config table patched for the reduced checkpoints)
 import torch
 
 IDS = [
@@ -29,6 +30,9 @@ IDS = [
     "microsoft/phi-2",
     "microsoft/phi-4",
     "Qwen/Qwen3-0.6B",
+    "bigscience/bloom-560m",
+    "google/gemma-2b",
+    "google/gemma-2-2b",
 ]
 WEIGHTS = ["W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_in", "W_out", "W_U", "W_E"]
 

@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import GPTJConfig, GPTNeoConfig, OPTConfig
 from transformers import Phi3Config, PhiConfig, Qwen3Config
+from transformers import BloomConfig
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, LlamaConfig, MistralConfig,
                           PretrainedConfig, Qwen2Config)
 
@@ -98,6 +99,8 @@ class Family:
     flags: list = field(default_factory=lambda: list(FLAG_SETTERS))
     # A check of the HF model beyond "TL unprocessed == HF" (e.g. that a sliding window masks).
     hf_check: Optional[Callable] = None
+    # Applied to the HF model before any comparison with TL (Gemma 2: TL's layer types).
+    hf_prepare: Optional[Callable] = None
 
 
 def pythia_config():
@@ -568,6 +571,71 @@ FAMILIES += [
 ]
 
 
+# Bloom: ALiBi, a LayerNorm on the embeddings, fused per-head QKV, tied embeddings; TL caps n_ctx
+# at 2048. 4 heads: TL's ALiBi multipliers (2^(-8/n) geometric for any n) equal HF's only for a
+# power-of-two head count (as every real Bloom has), and TL must match HF here.
+def bloom_config():
+    return BloomConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=32, n_layer=3, n_head=4, layer_norm_epsilon=1e-5,
+        apply_residual_connection_post_layernorm=False, tie_word_embeddings=True, bos_token_id=1,
+        eos_token_id=2, pad_token_id=3, architectures=["BloomForCausalLM"],
+    )
+
+
+# Bloom's specials: <unk> 0, <s> 1, </s> 2, <pad> 3; its tokenizer adds nothing.
+BLOOM_PAD = "<pad>"
+BLOOM_TOKENIZER = TokenizerSpec(
+    fast_class="BloomTokenizerFast", front=(UNK, BOS, EOS, BLOOM_PAD), back=(),
+    config={"tokenizer_class": "BloomTokenizerFast", "add_prefix_space": False, "bos_token": BOS,
+            "eos_token": EOS, "unk_token": UNK, "pad_token": BLOOM_PAD, "model_max_length": N_CTX,
+            "clean_up_tokenization_spaces": False},
+    special_tokens_map={"bos_token": BOS, "eos_token": EOS, "unk_token": UNK, "pad_token": BLOOM_PAD},
+    ids=(1, 2, 0, 3), saved_empty=[],
+)
+
+FAMILIES += [
+    Family(
+        model_id="bigscience/bloom-560m",
+        architecture="BloomForCausalLM",
+        seed=2301,
+        config=bloom_config,
+        tokenizer=BLOOM_TOKENIZER,
+        embedding_params=("transformer.word_embeddings.weight",),
+        expect_cfg={
+            **LN_TINY, "n_ctx": 2048, "d_mlp": 128, "act_fn": "gelu_fast",
+            "positional_embedding_type": "alibi", "post_embedding_ln": True,
+            "parallel_attn_mlp": False, "use_attn_scale": True, "attn_scale": 8 ** 0.5,
+            "original_architecture": "BloomForCausalLM", "default_prepend_bos": False,
+            "tokenizer_prepends_bos": False,
+        },
+        expect_mode_cfg=LN_MODES,
+    ),
+]
+
+
+def zero_unused_pos_embed(load):
+    """TL builds `pos_embed` for ALiBi models too (every scheme but rotary), never reads it, and
+    leaves W_pos as torch.empty memory (then centred): the goldens hold zeros there instead of
+    whatever that memory held, so they are deterministic (the logits cannot depend on it)."""
+    def wrapped(model_id, mode, **kwargs):
+        model = load(model_id, mode, **kwargs)
+        if model.cfg.positional_embedding_type == "alibi":
+            with torch.no_grad():
+                model.pos_embed.W_pos.zero_()
+        return model
+    return wrapped
+
+
+mf.load_tl = zero_unused_pos_embed(mf.load_tl)
+
+
+# Gemma / Gemma 2: reduced checkpoints under the official ids, with TL's hard-coded config table
+# patched for them (gemma_fixtures.py says exactly how).
+import gemma_fixtures  # noqa: E402
+
+FAMILIES += gemma_fixtures.families(Family, TokenizerSpec, RMS_MODES)
+
+
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(spec):
     """Byte-level BPE on make_fixtures.TRAIN_TEXT (VOCAB_SIZE ids) with spec's special tokens
@@ -701,7 +769,8 @@ def slice_long_buffers(model_id, mode, n_ctx):
     for k, v in tensors.items():
         if not k.startswith("state_dict.") or n_ctx not in v.shape:
             continue
-        assert k.endswith((".mask", ".rotary_sin", ".rotary_cos")), (k, v.shape)
+        # pos_embed.W_pos: ALiBi models' unused (zeroed, see zero_unused_pos_embed) table.
+        assert k.endswith((".mask", ".rotary_sin", ".rotary_cos")) or k == "state_dict.pos_embed.W_pos", (k, v.shape)
         tensors[k] = v[tuple(slice(0, N_CTX) if d == n_ctx else slice(None) for d in v.shape)].contiguous()
         sliced[k] = list(v.shape)
     save_file(tensors, str(path), metadata={"format": "pt"})
@@ -738,6 +807,26 @@ def golden_backward(model_id):
     print(f"[backward] {model_id}: {len(t)} tensors")
 
 
+ALIBI_HEADS = (3, 4, 6, 12)  # TL's multipliers for power-of-two and other head counts
+ALIBI_CTX = 7
+
+
+def golden_alibi(model_id):
+    """TL's AbstractAttention.create_alibi_bias(n_heads, ALIBI_CTX) for ALIBI_HEADS, as
+    golden/{slug}/alibi.* (`bias.{n}`: [n, ctx, ctx]; `multipliers.{n}`: [n])."""
+    from transformer_lens.components import AbstractAttention
+    t = {}
+    for n in ALIBI_HEADS:
+        t[f"bias.{n}"] = AbstractAttention.create_alibi_bias(n, ALIBI_CTX, torch.device("cpu"))
+        t[f"multipliers.{n}"] = AbstractAttention.create_alibi_multipliers(n, torch.device("cpu"))
+    out = mf.GOLDEN / mf.slug(model_id)
+    meta = {"heads": list(ALIBI_HEADS), "ctx": ALIBI_CTX}
+    meta["converted"] = mf.save_tensors(out / "alibi.safetensors", t)
+    meta["versions"] = mf.versions()
+    mf.write_json(out / "alibi.json", meta)
+    print(f"[alibi] {model_id}: {len(t)} tensors")
+
+
 # ----------------------------------------------------------------------------- main
 def clean_stray(model_ids):
     """Loading may leave .locks / .no_exist behind: remove those of these models only."""
@@ -771,6 +860,8 @@ def main():
 
     for fam in families:
         hf_model, prompt_ids, tl_empty = check_hf_loading(fam)
+        if fam.hf_prepare:
+            fam.hf_prepare(hf_model)
         print(f"[tokenizer] {fam.model_id}: prompt -> {len(prompt_ids)} tokens; "
               f"with add_bos_token=True encode('') -> {tl_empty}")
         tokens, diff = check_tl_matches_hf(fam, hf_model)
@@ -794,6 +885,8 @@ def main():
         torch.manual_seed(0)
         mg.golden_generation(fam.model_id)
         golden_backward(fam.model_id)
+        if mf.load_tl(fam.model_id, "processed").cfg.positional_embedding_type == "alibi":
+            golden_alibi(fam.model_id)
 
     clean_stray(ids)
     shutil.rmtree(mf.os.environ["HF_HOME"], ignore_errors=True)

@@ -1,7 +1,11 @@
 /**
  * TL's training-checkpoint labels (`get_checkpoint_labels`) and the hub revision each lives at:
- * Pythia's `step{N}` branches, stanford-crfm's `checkpoint-{N}`.
+ * Pythia's `step{N}` branches, stanford-crfm's `checkpoint-{N}`; NeelNanda's repos keep theirs
+ * as files (`checkpoints/*_{N}.pth`) in the main revision, listed from the snapshot folder.
  */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
 import { TransformerLensError } from '../errors'
 import { intArg } from '../utils/args'
 
@@ -15,7 +19,7 @@ export const PYTHIA_CHECKPOINTS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, ...
 export const PYTHIA_V0_CHECKPOINTS = range(1000, 143001, 1000)
 
 export interface CheckpointChoice {
-  labelType: 'step'
+  labelType: 'step' | 'token'
   /** As given (TL keeps a negative index as is). */
   index: number
   value: number
@@ -23,17 +27,53 @@ export interface CheckpointChoice {
   revision: string
 }
 
-/** TL's `get_checkpoint_labels`: the labels and their type, or TL_INVALID_ARGUMENT for a model without checkpoints. */
-export function checkpointLabels(officialName: string): { labels: number[]; labelType: 'step' } {
+/** Whether a model's checkpoints are files of its snapshot (NeelNanda's repos), not revisions. */
+export function checkpointsAreFiles(officialName: string): boolean {
+  return officialName.startsWith('NeelNanda/')
+}
+
+/** A snapshot's files as the hub lists them: relative paths with `/`, sorted. */
+function repoFiles(dir: string): string[] {
+  const out: string[] = []
+  const walk = (rel: string, depth: number) => {
+    if (depth > 8) return
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel === '' ? e.name : `${rel}/${e.name}`
+      const full = path.join(dir, r)
+      if (fs.statSync(full, { throwIfNoEntry: false })?.isDirectory()) walk(r, depth + 1)
+      else out.push(r)
+    }
+  }
+  walk('', 0)
+  return out.sort()
+}
+
+/** NeelNanda's labels: `re.match(r"checkpoints/.*_(\d*)\.pth", file)` over the listing, `token` when the last exceeds 1e9. */
+function fileCheckpointLabels(officialName: string, dir: string): { labels: number[]; labelType: 'step' | 'token' } {
+  const labels: number[] = []
+  for (const f of repoFiles(dir)) {
+    const m = /^checkpoints\/.*_(\d*)\.pth/.exec(f)
+    if (m && m[1] !== '') labels.push(Number(m[1]))
+  }
+  if (labels.length === 0) throw new TransformerLensError('TL_MISSING_FILE', `'${officialName}' has no checkpoints/*_{N}.pth files in ${dir}`)
+  return { labels, labelType: labels[labels.length - 1] > 1e9 ? 'token' : 'step' }
+}
+
+/**
+ * TL's `get_checkpoint_labels`: the labels and their type, or TL_INVALID_ARGUMENT for a model
+ * without checkpoints. NeelNanda's models need their snapshot folder `dir`.
+ */
+export function checkpointLabels(officialName: string, dir?: string): { labels: number[]; labelType: 'step' | 'token' } {
   if (officialName.startsWith('stanford-crfm/')) return { labels: STANFORD_CRFM_CHECKPOINTS, labelType: 'step' }
   if (officialName.startsWith('EleutherAI/pythia')) return { labels: officialName.includes('v0') ? PYTHIA_V0_CHECKPOINTS : PYTHIA_CHECKPOINTS, labelType: 'step' }
+  if (checkpointsAreFiles(officialName) && dir !== undefined) return fileCheckpointLabels(officialName, dir)
   throw new TransformerLensError('TL_INVALID_ARGUMENT', `Model ${officialName} is not checkpointed.`)
 }
 
 /** The checkpoint `checkpointIndex` or `checkpointValue` names (null when neither is given). */
-export function chooseCheckpoint(officialName: string, index: unknown, value: unknown): CheckpointChoice | null {
+export function chooseCheckpoint(officialName: string, index: unknown, value: unknown, dir?: string): CheckpointChoice | null {
   if ((index === undefined || index === null) && (value === undefined || value === null)) return null
-  const { labels, labelType } = checkpointLabels(officialName)
+  const { labels, labelType } = checkpointLabels(officialName, dir)
   // TL keeps the index as given (a negative one counts from the end, as Python indexing).
   let given: number
   let v: number
@@ -45,6 +85,6 @@ export function chooseCheckpoint(officialName: string, index: unknown, value: un
     given = labels.indexOf(v)
     if (given < 0) throw new TransformerLensError('TL_INVALID_ARGUMENT', `Checkpoint value ${v} is not in list of available checkpoints`)
   }
-  const revision = officialName.startsWith('stanford-crfm/') ? `checkpoint-${v}` : `step${v}`
+  const revision = checkpointsAreFiles(officialName) ? 'main' : officialName.startsWith('stanford-crfm/') ? `checkpoint-${v}` : `step${v}`
   return { labelType, index: given, value: v, revision }
 }

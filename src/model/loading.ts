@@ -5,7 +5,7 @@ import { nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
 import { DownloadOptions, downloadConfig, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
-import { chooseCheckpoint } from './checkpoints'
+import { checkpointsAreFiles, chooseCheckpoint } from './checkpoints'
 import { defaultDevice } from '../utils/devices'
 import { LoadOptions, opt, paddingLeftArg } from './options'
 import { boolArg, optIntArg, stringArg, U32_MAX } from '../utils/args'
@@ -145,8 +145,12 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
   nDevicesArg(options)
   // A training checkpoint lives at its own revision (Pythia's `step{N}`, stanford-crfm's `checkpoint-{N}`).
   const local = localFolder(modelName)
-  const checkpoint = local ? null : chooseCheckpoint(getOfficialModelName(modelName), opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined))
+  const pick = (official: string, dir?: string) => chooseCheckpoint(official, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined), dir)
+  // NeelNanda's checkpoints are files of the snapshot: chosen once it is found.
+  const inFiles = !local && checkpointsAreFiles(getOfficialModelName(modelName))
+  let checkpoint = local || inFiles ? null : pick(getOfficialModelName(modelName))
   const { dir, officialName } = await ensureModel(modelName, checkpoint ? { ...options, revision: checkpoint.revision } : options)
+  if (inFiles) checkpoint = pick(officialName, dir)
   return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
 }
 

@@ -8,7 +8,7 @@ import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
 import { boolArg, optIntArg, stringArg, U32_MAX } from '../utils/args'
 import { defaultDevice } from '../utils/devices'
-import { chooseCheckpoint } from './checkpoints'
+import { checkpointsAreFiles, chooseCheckpoint } from './checkpoints'
 import type { HookedTransformerConfig } from './hooked-transformer'
 import { ensureConfig, EnsureModelOptions, nDevicesArg } from './loading'
 import { opt } from './options'
@@ -46,7 +46,13 @@ export async function getPretrainedModelConfig(modelName: string, options: Pretr
     const { dir, officialName } = await ensureConfig(modelName, options).catch(() => Promise.reject(e))
     return JSON.parse(native(() => binding.pretrainedConfigJson({ ...args, officialName, dir })))
   }
-  const checkpoint = chooseCheckpoint(official, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined)) ?? undefined
+  const pick = (dir?: string) => chooseCheckpoint(official, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined), dir) ?? undefined
+  if (checkpointsAreFiles(official)) {
+    // NeelNanda's checkpoints are files of the snapshot: listed from it.
+    const { dir } = await ensureConfig(official, options)
+    return JSON.parse(native(() => binding.pretrainedConfigJson({ ...args, officialName: official, dir, checkpoint: pick(dir) })))
+  }
+  const checkpoint = pick()
   // TL reads no file for the names it hard-codes.
   try {
     return JSON.parse(native(() => binding.pretrainedConfigJson({ ...args, officialName: official, checkpoint })))

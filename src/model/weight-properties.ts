@@ -7,6 +7,25 @@ import type { HookedTransformer } from './hooked-transformer'
 import * as weights from './weights'
 
 /**
+ * TL's `embed.ln` (`post_embedding_ln`, Bloom) on `x`, which it disposes: TL's LayerNorm,
+ * `(x - mean) / sqrt(mean((x - mean)^2) + eps) * w + b` over d_model.
+ */
+function embedLn(model: HookedTransformer, x: Tensor): Tensor {
+  const w = weights.param(model, 'embed.ln.w')
+  const b = weights.param(model, 'embed.ln.b')
+  const temps: (Tensor | null)[] = [x, w, b]
+  const keep = (t: Tensor): Tensor => (temps.push(t), t)
+  try {
+    if (w === null || b === null) throw new TransformerLensError('TL_MISSING_WEIGHT', 'post_embedding_ln is set but the model has no embed.ln.w / embed.ln.b')
+    const centered = keep(x.sub(keep(x.mean(-1, { keepdim: true }))))
+    const scale = keep(keep(keep(centered.pow(2)).mean(-1, { keepdim: true })).add(model.cfg.eps as number).sqrt())
+    return keep(keep(centered.div(scale)).mul(w)).add(b)
+  } finally {
+    for (const t of temps) t?.dispose()
+  }
+}
+
+/**
  * TL's weight properties and circuit views of `HookedTransformer` (`W_Q` ... `W_U`,
  * `accumulated_bias`, `QK`, `OV`, ...): the getters, over the functions in ./weights.ts and
  * ./circuits.ts. `HookedTransformer` extends this class.
@@ -47,7 +66,7 @@ export abstract class WeightProperties extends HookedRootModule {
       flat.dispose()
       const out = rows.reshape([b, p, we.shape[1]])
       rows.dispose()
-      return out
+      return this.#model.cfg.post_embedding_ln ? embedLn(this.#model, out) : out
     } finally {
       we.dispose()
     }

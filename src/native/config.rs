@@ -48,7 +48,12 @@ pub fn pretrained_config_json(args: ConfigArgs) -> napi::Result<String> {
             n_devices: args.n_devices as usize,
             checkpoint: Checkpoint::engine(&args.checkpoint),
         };
-        let (_, cfg) = pretrained_config(args.dir.as_deref().map(std::path::Path::new), &o).napi()?;
+        let dir = args.dir.as_deref().map(std::path::Path::new);
+        let cfg = if tl_engine::load::tl_native::is_tl_native(&o.official_name) {
+            tl_engine::load::tl_native::pretrained_config(dir, &o).napi()?
+        } else {
+            pretrained_config(dir, &o).napi()?.1
+        };
         Ok(cfg.to_json())
     })
 }

@@ -43,10 +43,12 @@ fn tiny() -> (Config, ModelWeights) {
                 b_out: randn(&[d], 0.1, 0.0),
             }),
             qk_norm: None,
+            post_norms: None,
         })
         .collect();
     let w = ModelWeights {
         w_e: randn(&[v, d], 0.5, 0.0),
+        embed_ln: None,
         w_pos: Some(randn(&[ctx, d], 0.5, 0.0)),
         blocks,
         ln_final: ln(),

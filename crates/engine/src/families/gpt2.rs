@@ -114,9 +114,10 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_out: get("mlp.c_proj.bias")?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
+    Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }

@@ -165,13 +165,14 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_out: get("mlp.c_proj.bias")?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     let w_e = w.get("wte.weight")?;
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = zeros(cfg.d_vocab, &w_e)?;
-    Ok(ModelWeights { w_e, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
+    Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }
 
 #[cfg(test)]

@@ -120,10 +120,11 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_out: get("mlp.dense_4h_to_h.bias")?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     let w_e = w.get("embed_in.weight")?;
     let w_u = w.get_t("embed_out.weight")?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
+    Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
 }

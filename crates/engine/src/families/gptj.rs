@@ -117,9 +117,10 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_out: get("mlp.fc_out.bias")?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     let w_e = w.get("wte.weight")?;
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
-    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u: w.get("lm_head.bias")? })
+    Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u: w.get("lm_head.bias")? })
 }

@@ -139,11 +139,12 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
                 b_out: zeros(d, &w_o)?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     let w_e = w.get("embed_tokens.weight")?;
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
-    Ok(ModelWeights { w_e, w_pos: None, blocks, ln_final: rms_norm(w, "norm.weight")?, w_u, b_u })
+    Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: rms_norm(w, "norm.weight")?, w_u, b_u })
 }

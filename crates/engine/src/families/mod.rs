@@ -6,6 +6,9 @@
 //! validated (`model::validate`), its sizes are bounded by the weight files, and every tensor
 //! it declares is checked against the safetensors headers (`load::spec`) before any is read.
 
+pub mod bloom;
+pub mod gemma;
+pub mod gemma_table;
 pub mod gpt2;
 pub mod gpt_neo;
 pub mod gpt_neox;
@@ -48,6 +51,9 @@ const FAMILIES: &[Family] = &[
     phi::FAMILY,
     phi3::FAMILY,
     qwen3::FAMILY,
+    bloom::FAMILY,
+    gemma::FAMILY,
+    gemma::FAMILY2,
 ];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {

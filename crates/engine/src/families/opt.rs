@@ -127,6 +127,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_out: get("fc2.bias")?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     let w_e = w.get("embed_tokens.weight")?;
@@ -135,7 +136,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     // Tied: a view of W_E (processing gives W_E its own copy before writing either).
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u = zeros(cfg.d_vocab, &w_e)?;
-    Ok(ModelWeights { w_e, w_pos: Some(w_pos), blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
+    Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w_pos), blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
 }
 
 #[cfg(test)]

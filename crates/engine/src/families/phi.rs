@@ -128,10 +128,12 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_out: get("mlp.fc2.bias")?,
             }),
             qk_norm: None,
+            post_norms: None,
         });
     }
     Ok(ModelWeights {
         w_e: w.get("embed_tokens.weight")?,
+        embed_ln: None,
         w_pos: None,
         blocks,
         ln_final: layer_norm(w, "final_layernorm")?,

@@ -40,13 +40,15 @@ fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
     }
 }
 
-/// Scores `[batch, heads, q, k]`; the mask `[1 or batch, 1, q, k]`, 0 or -inf.
+/// Scores `[batch, heads, q, k]`; the mask `[1 or batch, 1 or heads, q, k]`: 0 or -inf, plus a
+/// per-head bias (ALiBi) where it has the heads.
 struct ScaleMaskSoftmax {
     inv_scale: f32,
 }
 
 impl ScaleMaskSoftmax {
-    fn run(&self, s: &mut CpuStorage, l: &Layout, mask: Option<(&[f32], usize)>) -> Result<()> {
+    /// `mask`: its data, batch rows and heads.
+    fn run(&self, s: &mut CpuStorage, l: &Layout, mask: Option<(&[f32], usize, usize)>) -> Result<()> {
         let (CpuStorage::F32(v), Some((a, b)), [_, h, q, k]) = (s, l.contiguous_offsets(), l.dims()) else {
             candle_core::bail!("attention softmax: the scores must be contiguous f32 [batch, heads, query, key]")
         };
@@ -58,8 +60,8 @@ impl ScaleMaskSoftmax {
         par_rows(data, k, |part, first| {
             for (i, r) in part.chunks_exact_mut(k).enumerate() {
                 let n = first + i;
-                let m = mask.map(|(m, rows)| {
-                    let at = ((n / (h * q)) % rows * q + n % q) * k;
+                let m = mask.map(|(m, rows, mh)| {
+                    let at = ((((n / (h * q)) % rows) * mh + (n / q) % h % mh) * q + n % q) * k;
                     &m[at..at + k]
                 });
                 row(r, self.inv_scale, m);
@@ -84,22 +86,22 @@ impl InplaceOp2 for ScaleMaskSoftmax {
     }
 
     fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout, m: &CpuStorage, ml: &Layout) -> Result<()> {
-        let (CpuStorage::F32(mv), Some((a, b)), [rows, 1, _, _]) = (m, ml.contiguous_offsets(), ml.dims()) else {
-            candle_core::bail!("attention softmax: the mask must be contiguous f32 [batch or 1, 1, query, key]")
+        let (CpuStorage::F32(mv), Some((a, b)), [rows, mh, _, _]) = (m, ml.contiguous_offsets(), ml.dims()) else {
+            candle_core::bail!("attention softmax: the mask must be contiguous f32 [batch or 1, heads or 1, query, key]")
         };
-        let rows = *rows;
-        self.run(s, l, Some((&mv[a..b], rows)))
+        self.run(s, l, Some((&mv[a..b], *rows, *mh)))
     }
 }
 
 /// Whether [`scale_mask_softmax_`] takes these scores (and mask): f32 contiguous on the CPU,
-/// outside any autograd graph, the mask's rows 1 or the batch and its query/key dims the scores'.
+/// outside any autograd graph, the mask's rows 1 or the batch, its heads 1 or the scores' and
+/// its query/key dims the scores'.
 pub fn fusable(scores: &Tensor, mask: Option<&Tensor>) -> bool {
-    let Ok((b, _, q, k)) = scores.dims4() else { return false };
+    let Ok((b, h, q, k)) = scores.dims4() else { return false };
     is_cpu_f32(scores)
         && !scores.track_op()
         && mask.is_none_or(|m| match m.dims4() {
-            Ok((r, 1, mq, mk)) => is_cpu_f32(m) && (r == 1 || r == b) && mq == q && mk == k,
+            Ok((r, mh, mq, mk)) => is_cpu_f32(m) && (r == 1 || r == b) && (mh == 1 || mh == h) && mq == q && mk == k,
             _ => false,
         })
 }
@@ -158,6 +160,24 @@ mod tests {
             let fused = raw.copy()?;
             assert!(fusable(&fused, m.as_ref()));
             scale_mask_softmax_(&fused, (1.0 / 8.0f64) as f32, m.as_ref())?;
+            assert_eq!(fused.flatten_all()?.to_vec1::<f32>()?, want, "b={b} h={h} q={q} past={past}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn per_head_masks_as_the_unfused_ops() -> Result<()> {
+        // A causal mask plus a per-head bias (ALiBi's shape): [rows, heads, q, k].
+        let dev = Device::Cpu;
+        for (b, h, q, past, rows) in [(2, 3, 6, 0, 2), (1, 4, 2, 5, 1)] {
+            let k = q + past;
+            let raw = Tensor::randn(0f32, 4.0, (b, h, q, k), &dev)?;
+            let bias = Tensor::randn(0f32, 1.0, (1, h, q, k), &dev)?;
+            let m = mask(rows, q, k, false)?.broadcast_add(&bias)?.contiguous()?;
+            let want = unfused(&raw, 8.0, Some(&m))?;
+            let fused = raw.copy()?;
+            assert!(fusable(&fused, Some(&m)));
+            scale_mask_softmax_(&fused, (1.0 / 8.0f64) as f32, Some(&m))?;
             assert_eq!(fused.flatten_all()?.to_vec1::<f32>()?, want, "b={b} h={h} q={q} past={past}");
         }
         Ok(())

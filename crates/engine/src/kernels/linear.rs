@@ -196,6 +196,7 @@ fn trainable(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &[usize]) -> Resul
     };
     let y = x2.matmul(w)?;
     let y = match b {
+        Some(b) if b.rank() == 1 => super::row_ops::add_row(&y, b)?,
         Some(b) => y.broadcast_add(b)?,
         None => y,
     };

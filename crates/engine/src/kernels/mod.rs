@@ -13,6 +13,7 @@ pub mod linear;
 pub mod mask_fill;
 pub mod norm_affine;
 pub mod rotary;
+pub mod row_ops;
 pub mod softmax;
 pub mod split;
 pub mod threads;

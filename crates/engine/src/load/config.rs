@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::DType;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::families::{self, llama_table, Family};
+use crate::families::{self, gemma_table, llama_table, Family};
 use crate::load::hub::ModelFiles;
 use crate::model::config::Config;
 use crate::model::transformer::Arch;
@@ -44,6 +44,7 @@ pub fn dtype_name(d: DType) -> &'static str {
 pub fn pretrained_config(dir: Option<&Path>, o: &ConfigOptions) -> Result<(&'static Family, Config)> {
     let (fam, mut cfg) = match llama_table::lookup(&o.official_name) {
         Some(cfg) => (families::family("LlamaForCausalLM")?, cfg),
+        None if gemma_table::lookup(&o.official_name).is_some() => gemma_config(dir, &o.official_name)?,
         None => {
             let dir = dir.ok_or_else(|| Error::new(ErrorCode::MissingFile, format!("the config of '{}' needs its config.json", o.official_name)))?;
             let hf = ModelFiles { dir: dir.to_path_buf() }.read_json("config.json")?;
@@ -53,6 +54,35 @@ pub fn pretrained_config(dir: Option<&Path>, o: &ConfigOptions) -> Result<(&'sta
         }
     };
     crate::model::validate::check(&cfg).map_err(|p| fam.config_error(p))?;
+    finish(&mut cfg, o)?;
+    Ok((fam, cfg))
+}
+
+/// TL's hard-coded Gemma config for `name`, unless `dir` holds a Gemma checkpoint of other sizes
+/// (a reduced copy, which TL could not load into its table's shapes: the test fixtures): that
+/// one is read from its config.json with the table's rules.
+fn gemma_config(dir: Option<&Path>, name: &str) -> Result<(&'static Family, Config)> {
+    let Some((arch, table)) = gemma_table::lookup(name) else {
+        return Err(Error::invalid(format!("'{name}' has no hard-coded Gemma config")));
+    };
+    let fam = families::family(arch)?;
+    let file = dir.and_then(|d| ModelFiles { dir: d.to_path_buf() }.read_json("config.json").ok());
+    if let Some(hf) = file {
+        let file_arch = families::architecture_of(&hf).ok();
+        if let Some(file_fam) = file_arch.as_deref().filter(|a| a.starts_with("Gemma")).and_then(|a| families::family(a).ok()) {
+            let mut own = (file_fam.config)(&hf)?;
+            if !gemma_table::same_sizes(&own, &table) {
+                own.original_architecture = table.original_architecture;
+                return Ok((fam, own));
+            }
+        }
+    }
+    Ok((fam, table))
+}
+
+/// TL's processing common to every model's config (`get_pretrained_model_config` after the
+/// model-specific part), then the check that the engine can run it.
+pub fn finish(cfg: &mut Config, o: &ConfigOptions) -> Result<()> {
     cfg.model_name = o.official_name.rsplit('/').next().unwrap_or(&o.official_name).to_string();
     cfg.tokenizer_name = Some(o.official_name.clone());
     cfg.init_weights = false;
@@ -65,7 +95,8 @@ pub fn pretrained_config(dir: Option<&Path>, o: &ConfigOptions) -> Result<(&'sta
         cfg.checkpoint_index = Some(*index);
         cfg.checkpoint_value = Some(*value);
     }
-    if o.fold_ln {
+    // TL never folds a shortformer model's norms (its positions join Q/K after ln1).
+    if o.fold_ln && cfg.positional_embedding_type != "shortformer" {
         cfg.normalization_type = match cfg.normalization_type.as_deref() {
             Some("LN") | Some("LNPre") => Some("LNPre".into()),
             Some("RMS") | Some("RMSPre") => Some("RMSPre".into()),
@@ -83,6 +114,5 @@ pub fn pretrained_config(dir: Option<&Path>, o: &ConfigOptions) -> Result<(&'sta
     }
     cfg.finalize()?;
     // Behaviour the engine cannot run (an unknown act_fn, ...) is refused before weights are read.
-    Arch::check(&cfg)?;
-    Ok((fam, cfg))
+    Arch::check(cfg)
 }

@@ -11,6 +11,7 @@ pub mod zip;
 pub mod zip_write;
 pub mod model;
 pub mod tl_dir;
+pub mod tl_native;
 pub mod pickle;
 mod pickle_vm;
 pub mod spec;

@@ -47,6 +47,10 @@ pub fn load_tokenizer(files: &ModelFiles, tokenizer_name: &str) -> Result<Option
 }
 
 pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    // TL's own checkpoints (NeelNanda/..., ArthurConmy/..., Baidicoot/...): chosen by name, as TL.
+    if crate::load::tl_native::is_tl_native(&opts.official_name) {
+        return crate::load::tl_native::load(dir, opts);
+    }
     if let Some(cfg) = crate::load::tl_dir::tl_config(dir)? {
         return crate::load::tl_dir::load(dir, cfg, opts);
     }

@@ -52,13 +52,13 @@ pub fn skeleton(cfg: &Config) -> Result<ModelWeights> {
         };
         let qk_norm = cfg.use_qk_norm.then(|| QkNorm { q: e.clone(), k: e.clone() });
         let n = NormWeights::default();
-        blocks.push(BlockWeights { ln1: n.clone(), w_qkv: e.clone(), b_qkv: e.clone(), w_o: e.clone(), b_o: e.clone(), ln2: n, mlp, qk_norm });
+        blocks.push(BlockWeights { ln1: n.clone(), w_qkv: e.clone(), b_qkv: e.clone(), w_o: e.clone(), b_o: e.clone(), ln2: n, mlp, qk_norm, post_norms: None });
     }
     let w_pos = match cfg.positional_embedding_type.as_str() {
         "standard" => Some(shaped(&[cfg.n_ctx, cfg.d_model])?),
         _ => None,
     };
-    Ok(ModelWeights { w_e: e.clone(), w_pos, blocks, ln_final: NormWeights::default(), w_u: e.clone(), b_u: e })
+    Ok(ModelWeights { w_e: e.clone(), embed_ln: None, w_pos, blocks, ln_final: NormWeights::default(), w_u: e.clone(), b_u: e })
 }
 
 /// Loads a TL-format folder with `opts`' dtype, processing and layer cut.

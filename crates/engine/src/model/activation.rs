@@ -12,6 +12,11 @@ pub enum Activation {
     GeluPytorchTanh,
     Relu,
     Silu,
+    /// TL's `solu`: `x * softmax(x)` over the hidden dimension.
+    Solu,
+    /// `solu_ln`: SoLU followed by the MLP's own LayerNorm (`mlp.hook_mid`, `mlp.ln`), which
+    /// `model::mlp` applies.
+    SoluLn,
 }
 
 impl Activation {
@@ -23,8 +28,15 @@ impl Activation {
             "gelu_pytorch_tanh" => Activation::GeluPytorchTanh,
             "relu" => Activation::Relu,
             "silu" | "swish" => Activation::Silu,
+            "solu" => Activation::Solu,
+            "solu_ln" => Activation::SoluLn,
             other => return Err(Error::unsupported(format!("activation function '{other}' is not supported yet"))),
         })
+    }
+
+    /// TL's `is_layer_norm_activation`: the MLP normalises the activation (`act_fn` ends in `_ln`).
+    pub fn has_ln(self) -> bool {
+        self == Activation::SoluLn
     }
 
     /// Differentiable when `x` is in an autograd graph (the fused kernel has a backward).
@@ -35,6 +47,7 @@ impl Activation {
             Activation::Gelu => x.gelu_erf()?,
             Activation::Relu => x.relu()?,
             Activation::Silu => x.silu()?,
+            Activation::Solu | Activation::SoluLn => (x * crate::kernels::softmax::softmax_last(x)?)?,
         })
     }
 }

@@ -101,12 +101,16 @@ fn qk_norm(x: Tensor, weight: &Tensor, eps: f64, layer: usize, hooks: [BlockHook
     Ok(norm::apply(NormKind::RMS, &w, eps, &rows, hooks, taps)?.reshape(dims)?)
 }
 
-/// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, masked.
-fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, grad: bool) -> Result<Tensor> {
+/// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, plus the
+/// ALiBi bias where there is one, masked.
+fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, alibi: Option<&Tensor>, grad: bool) -> Result<Tensor> {
     let mut scores = (raw / cfg.attn_scale_for_layer(layer))?;
     if cfg.attn_scores_soft_cap > 0.0 {
         let c = cfg.attn_scores_soft_cap;
         scores = ((scores / c)?.tanh()? * c)?;
+    }
+    if let Some(bias) = alibi {
+        scores = scores.broadcast_add(bias)?;
     }
     // The plan holds a mask only for causal attention (TL ignores padding otherwise).
     if let Some(mask) = &plan.additive {
@@ -192,14 +196,25 @@ pub fn forward(
     let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
     let raw = q_.matmul(&k_t)?;
     let raw = if groups > 1 { raw.reshape((b, h, p, k_len))? } else { raw };
-    let mask = plan.additive.as_ref();
+    // ALiBi: [1, h, q, k] in the scores' dtype, by key and query index (past + i).
+    let alibi = match &arch.alibi {
+        Some(slopes) => Some(crate::model::alibi::bias(slopes, plan.past, p, raw.device())?.to_dtype(raw.dtype())?),
+        None => None,
+    };
+    // The fused pass takes ALiBi folded into the additive mask (per head: [rows, h, q, k]).
+    let fused_mask = match (plan.additive.as_ref(), &alibi) {
+        (Some(m), Some(a)) => Some(m.broadcast_add(a)?.contiguous()?),
+        (None, Some(a)) => Some(a.clone()),
+        (m, None) => m.cloned(),
+    };
+    let mask = fused_mask.as_ref();
     let fuse = cfg.attn_scores_soft_cap <= 0.0 && !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, mask);
     let pattern = if fuse {
         // Nothing observes the scores: scale, mask and softmax in one pass over the product.
         attn_softmax::scale_mask_softmax_(&raw, (1.0 / cfg.attn_scale_for_layer(layer)) as f32, mask)?;
         raw
     } else {
-        let scores = masked_scores(cfg, layer, raw, plan, taps.grad_mode())?;
+        let scores = masked_scores(cfg, layer, raw, plan, alibi.as_ref(), taps.grad_mode())?;
         let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
         let mut pattern = softmax_last(&scores)?;
         if let Some(live) = &plan.live_rows {

@@ -7,13 +7,41 @@ use crate::model::attention::{self, AttnInput};
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::kv_cache::KvEntry;
 use crate::model::mask::MaskPlan;
-use crate::model::norm::{self, NormHooks};
+use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::transformer::Arch;
 use crate::model::weights::BlockWeights;
 
 fn repeat_heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
     let (b, p, d) = x.dims3()?;
     Ok(x.unsqueeze(2)?.broadcast_as((b, p, n_heads, d))?.contiguous()?)
+}
+
+/// Shortformer positions join the Q and K inputs after ln1, never V (TL's `TransformerBlock`).
+fn shortformer(input: AttnInput, pos: &Tensor) -> Result<AttnInput> {
+    Ok(match input {
+        AttnInput::Shared(x) => {
+            let q = (&x + pos)?;
+            AttnInput::Separate { k: q.clone(), q, v: x }
+        }
+        AttnInput::Separate { q, k, v } => AttnInput::Separate { q: (q + pos)?, k: (k + pos)?, v },
+        AttnInput::PerHead { q, k, v } => {
+            let p = pos.unsqueeze(2)?;
+            AttnInput::PerHead { q: q.broadcast_add(&p)?, k: k.broadcast_add(&p)?, v }
+        }
+    })
+}
+
+/// TL's `ln1_post` / `ln2_post` (`use_normalization_before_and_after`): an RMSNorm with its own
+/// weight on a sublayer's output, before `hook_attn_out` / `hook_mlp_out`; `x` itself without.
+fn post_norm(arch: &Arch, layer: usize, w: &BlockWeights, mlp: bool, x: Tensor, taps: &mut Taps) -> Result<Tensor> {
+    let Some(pn) = &w.post_norms else { return Ok(x) };
+    let (weights, [scale, normalized]) = if mlp {
+        (&pn.mlp, [BlockHook::Ln2PostScale, BlockHook::Ln2PostNormalized])
+    } else {
+        (&pn.attn, [BlockHook::Ln1PostScale, BlockHook::Ln1PostNormalized])
+    };
+    let hooks = NormHooks { scale: taps.table.block(layer, scale), normalized: taps.table.block(layer, normalized) };
+    norm::apply(NormKind::RMS, weights, arch.cfg.eps, &x, hooks, taps)
 }
 
 pub fn forward(
@@ -62,7 +90,12 @@ pub fn forward(
     } else {
         AttnInput::Shared(ln(&resid_pre, taps)?)
     };
+    let input = match plan.shortformer_pos.get() {
+        Some(pos) => shortformer(input, pos)?,
+        None => input,
+    };
     let attn_out = attention::forward(arch, layer, w, input, plan, kv, taps)?;
+    let attn_out = post_norm(arch, layer, w, false, attn_out, taps)?;
     let attn_out = taps.block(layer, BlockHook::AttnOut, attn_out)?;
 
     let Some(mlp_w) = &w.mlp else {
@@ -75,14 +108,16 @@ pub fn forward(
     if cfg.parallel_attn_mlp {
         let mlp_in = if cfg.use_hook_mlp_in { taps.block(layer, BlockHook::MlpIn, resid_pre.clone())? } else { resid_pre.clone() };
         let n2 = norm::apply(arch.norm, &w.ln2, cfg.eps, &mlp_in, ln2, taps)?;
-        let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, &n2, taps)?;
+        let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, cfg.eps, &n2, taps)?;
+        let mlp_out = post_norm(arch, layer, w, true, mlp_out, taps)?;
         let mlp_out = taps.block(layer, BlockHook::MlpOut, mlp_out)?;
         return taps.block(layer, BlockHook::ResidPost, ((resid_pre + attn_out)? + mlp_out)?);
     }
     let resid_mid = taps.block(layer, BlockHook::ResidMid, (resid_pre + attn_out)?)?;
     let mlp_in = if cfg.use_hook_mlp_in { taps.block(layer, BlockHook::MlpIn, resid_mid.clone())? } else { resid_mid.clone() };
     let n2 = norm::apply(arch.norm, &w.ln2, cfg.eps, &mlp_in, ln2, taps)?;
-    let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, &n2, taps)?;
+    let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, cfg.eps, &n2, taps)?;
+    let mlp_out = post_norm(arch, layer, w, true, mlp_out, taps)?;
     let mlp_out = taps.block(layer, BlockHook::MlpOut, mlp_out)?;
     taps.block(layer, BlockHook::ResidPost, (resid_mid + mlp_out)?)
 }

@@ -20,6 +20,8 @@ pub enum BlockHook {
     QInput,
     KInput,
     VInput,
+    /// `attn.hook_attn_input`: TL builds it for shortformer models and never calls it.
+    AttnInputUnused,
     Ln1Scale,
     Ln1Normalized,
     Q,
@@ -35,6 +37,8 @@ pub enum BlockHook {
     Pattern,
     Z,
     Result,
+    Ln1PostScale,
+    Ln1PostNormalized,
     AttnOut,
     ResidMid,
     MlpIn,
@@ -43,21 +47,25 @@ pub enum BlockHook {
     MlpPre,
     MlpPreLinear,
     MlpMid,
+    MlpLnScale,
+    MlpLnNormalized,
     MlpPost,
+    Ln2PostScale,
+    Ln2PostNormalized,
     MlpOut,
     ResidPost,
 }
 
 /// How many hook points a block can have.
-pub const N_BLOCK_HOOKS: usize = 31;
+pub const N_BLOCK_HOOKS: usize = 38;
 
 pub const BLOCK_HOOKS: [BlockHook; N_BLOCK_HOOKS] = {
     use BlockHook::*;
     [
-        ResidPre, AttnIn, QInput, KInput, VInput, Ln1Scale, Ln1Normalized, Q, K, V, QNormScale,
+        ResidPre, AttnIn, QInput, KInput, VInput, AttnInputUnused, Ln1Scale, Ln1Normalized, Q, K, V, QNormScale,
         QNormNormalized, KNormScale, KNormNormalized, RotQ, RotK, AttnScores, Pattern, Z, Result,
-        AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpMid, MlpPost,
-        MlpOut, ResidPost,
+        Ln1PostScale, Ln1PostNormalized, AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpMid, MlpLnScale, MlpLnNormalized, MlpPost,
+        Ln2PostScale, Ln2PostNormalized, MlpOut, ResidPost,
     ]
 };
 
@@ -70,6 +78,7 @@ impl BlockHook {
             QInput => "hook_q_input",
             KInput => "hook_k_input",
             VInput => "hook_v_input",
+            AttnInputUnused => "attn.hook_attn_input",
             Ln1Scale => "ln1.hook_scale",
             Ln1Normalized => "ln1.hook_normalized",
             Q => "attn.hook_q",
@@ -85,6 +94,8 @@ impl BlockHook {
             Pattern => "attn.hook_pattern",
             Z => "attn.hook_z",
             Result => "attn.hook_result",
+            Ln1PostScale => "ln1_post.hook_scale",
+            Ln1PostNormalized => "ln1_post.hook_normalized",
             AttnOut => "hook_attn_out",
             ResidMid => "hook_resid_mid",
             MlpIn => "hook_mlp_in",
@@ -93,7 +104,11 @@ impl BlockHook {
             MlpPre => "mlp.hook_pre",
             MlpPreLinear => "mlp.hook_pre_linear",
             MlpMid => "mlp.hook_mid",
+            MlpLnScale => "mlp.ln.hook_scale",
+            MlpLnNormalized => "mlp.ln.hook_normalized",
             MlpPost => "mlp.hook_post",
+            Ln2PostScale => "ln2_post.hook_scale",
+            Ln2PostNormalized => "ln2_post.hook_normalized",
             MlpOut => "hook_mlp_out",
             ResidPost => "hook_resid_post",
         }
@@ -107,19 +122,23 @@ impl BlockHook {
         match self {
             Ln1Scale | Ln1Normalized => has_norm,
             Ln2Scale | Ln2Normalized => has_norm && has_mlp,
+            Ln1PostScale | Ln1PostNormalized => has_norm && cfg.use_normalization_before_and_after,
+            Ln2PostScale | Ln2PostNormalized => has_norm && has_mlp && cfg.use_normalization_before_and_after,
             RotQ | RotK => cfg.positional_embedding_type == "rotary",
             QNormScale | QNormNormalized | KNormScale | KNormNormalized => cfg.use_qk_norm,
             ResidMid => has_mlp && !cfg.parallel_attn_mlp,
             MlpPre | MlpPost | MlpOut => has_mlp,
             MlpPreLinear => has_mlp && cfg.gated_mlp && !is_ln_activation(cfg),
-            MlpMid => has_mlp && is_ln_activation(cfg),
+            MlpMid | MlpLnScale | MlpLnNormalized => has_mlp && is_ln_activation(cfg),
+            AttnInputUnused => cfg.positional_embedding_type == "shortformer",
             _ => true,
         }
     }
 }
 
 fn is_ln_activation(cfg: &Config) -> bool {
-    cfg.act_fn.as_deref().map(|a| a.starts_with("solu") || a == "LN").unwrap_or(false)
+    // TL's `is_layer_norm_activation`.
+    cfg.act_fn.as_deref().map(|a| a.ends_with("_ln")).unwrap_or(false)
 }
 
 /// Top-level (non-block) hook points.
@@ -130,13 +149,16 @@ pub enum TopHook {
     PosEmbed,
     LnFinalScale,
     LnFinalNormalized,
+    /// `embed.ln.hook_scale` / `embed.ln.hook_normalized` (`post_embedding_ln`).
+    EmbedLnScale,
+    EmbedLnNormalized,
 }
 
 /// Every hook point of a model: names in firing order and dense ids.
 #[derive(Debug, Clone)]
 pub struct HookTable {
     names: Vec<String>,
-    top: [Option<usize>; 5],
+    top: [Option<usize>; 7],
     /// `blocks[l][BlockHook as usize]`
     blocks: Vec<[Option<usize>; N_BLOCK_HOOKS]>,
 }
@@ -148,12 +170,17 @@ impl HookTable {
             names.push(n);
             Some(names.len() - 1)
         };
-        let mut top = [None; 5];
+        let mut top = [None; 7];
         if cfg.use_hook_tokens {
             top[TopHook::Tokens as usize] = push("hook_tokens".into());
         }
+        if cfg.post_embedding_ln {
+            top[TopHook::EmbedLnScale as usize] = push("embed.ln.hook_scale".into());
+            top[TopHook::EmbedLnNormalized as usize] = push("embed.ln.hook_normalized".into());
+        }
         top[TopHook::Embed as usize] = push("hook_embed".into());
-        if matches!(cfg.positional_embedding_type.as_str(), "standard" | "shortformer") {
+        // TL builds `pos_embed` for every scheme but rotary; under ALiBi its hook never fires.
+        if matches!(cfg.positional_embedding_type.as_str(), "standard" | "shortformer" | "alibi") {
             top[TopHook::PosEmbed as usize] = push("hook_pos_embed".into());
         }
         let mut blocks = Vec::with_capacity(cfg.n_layers);

@@ -80,6 +80,9 @@ pub struct MaskPlan {
     pub past: usize,
     /// `additive == 0` as u8, made on first use (gradient runs mask with it) and shared by all layers.
     keep: OnceLock<Tensor>,
+    /// Shortformer models: the positional embeddings `[batch, q, d_model]` the blocks add to
+    /// the Q and K inputs (never to the residual stream); set once by the embedding.
+    pub shortformer_pos: OnceLock<Tensor>,
 }
 
 impl MaskPlan {
@@ -91,7 +94,7 @@ impl MaskPlan {
         let Some(mask) = mask else {
             let banded = window.is_some_and(|w| k > w.size);
             let additive = if causal && (q > 1 || banded) { Some(causal_additive(None, 1, q, past, window, dtype, dev)?.0) } else { None };
-            return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, key_positions: None, past, keep: OnceLock::new() });
+            return Ok(MaskPlan { additive, live_rows: None, positions: None, pos_keep: None, key_positions: None, past, keep: OnceLock::new(), shortformer_pos: OnceLock::new() });
         };
         let (mb, mk, m) = mask_rows(mask)?;
         if mb != b || mk != k {
@@ -126,7 +129,7 @@ impl MaskPlan {
         } else {
             (None, None)
         };
-        Ok(MaskPlan { additive, live_rows, positions, pos_keep, key_positions: Some(key_pos), past, keep: OnceLock::new() })
+        Ok(MaskPlan { additive, live_rows, positions, pos_keep, key_positions: Some(key_pos), past, keep: OnceLock::new(), shortformer_pos: OnceLock::new() })
     }
 
     /// Where attention is allowed, as a u8 mask for `where`-style masking (None: no mask).

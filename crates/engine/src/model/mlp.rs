@@ -8,10 +8,20 @@ use crate::kernels::gated::silu_mul_add;
 use crate::kernels::linear::linear;
 use crate::model::activation::Activation;
 use crate::model::hooks::{BlockHook, Taps};
-use crate::model::weights::MlpWeights;
+use crate::model::norm::{self, NormHooks, NormKind};
+use crate::model::weights::{MlpWeights, NormWeights};
 
-pub fn forward(layer: usize, w: &MlpWeights, act: Activation, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+/// `eps`: the norm of a layer-norm activation (`solu_ln`: TL's `mlp.ln`, a LayerNormPre over
+/// d_mlp once the model's norms are folded or absent; its hooks fire between `hook_mid` and
+/// `hook_post`).
+pub fn forward(layer: usize, w: &MlpWeights, act: Activation, eps: f64, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
     let post = match &w.w_gate {
+        None if act.has_ln() => {
+            let pre = taps.block(layer, BlockHook::MlpPre, linear(x, &w.w_in, Some(&w.b_in))?)?;
+            let mid = taps.block(layer, BlockHook::MlpMid, act.apply(&pre)?)?;
+            let hooks = NormHooks { scale: taps.table.block(layer, BlockHook::MlpLnScale), normalized: taps.table.block(layer, BlockHook::MlpLnNormalized) };
+            norm::apply(NormKind::LNPre, &NormWeights::default(), eps, &mid, hooks, taps)?
+        }
         None => {
             let pre = taps.block(layer, BlockHook::MlpPre, linear(x, &w.w_in, Some(&w.b_in))?)?;
             act.apply(&pre)?
@@ -22,7 +32,7 @@ pub fn forward(layer: usize, w: &MlpWeights, act: Activation, x: &Tensor, taps: 
             let fused = if act == Activation::Silu { silu_mul_add(&pre, &pre_linear, &w.b_in)? } else { None };
             match fused {
                 Some(y) => y,
-                None => (act.apply(&pre)? * pre_linear)?.broadcast_add(&w.b_in)?,
+                None => crate::kernels::row_ops::add_row(&(act.apply(&pre)? * pre_linear)?, &w.b_in)?,
             }
         }
     };

@@ -1,4 +1,5 @@
 pub mod activation;
+pub mod alibi;
 pub mod attention;
 pub mod block;
 pub mod config;

@@ -5,6 +5,7 @@ use candle_core::{DType, Tensor, D};
 use crate::error::{Error, Result};
 use crate::kernels::layer_norm::{center_and_scale, layer_norm_fused, rms_scale};
 use crate::kernels::norm_affine::norm_affine;
+use crate::kernels::row_ops;
 use crate::model::hooks::Taps;
 use crate::model::weights::NormWeights;
 
@@ -67,11 +68,11 @@ pub fn apply(
         let plain = if ln { NormKind::LNPre } else { NormKind::RMSPre };
         let y = apply(plain, &NormWeights::default(), eps, x, hooks, taps)?;
         let y = match wt {
-            Some(wt) => y.broadcast_mul(&wt.to_dtype(y.dtype())?)?,
+            Some(wt) => row_ops::mul_row(&y, &wt.to_dtype(y.dtype())?)?,
             None => y,
         };
         return Ok(match bt {
-            Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
+            Some(b) => row_ops::add_row(&y, &b.to_dtype(y.dtype())?)?,
             None => y,
         });
     }

@@ -34,10 +34,16 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
     let gqa = if cfg.n_key_value_heads.is_some() { "_" } else { "" };
     let mut out = Vec::new();
     out.push(("embed.W_E".to_string(), w.w_e.clone()));
-    if let Some(p) = &w.w_pos {
-        out.push(("pos_embed.W_pos".to_string(), p.clone()));
+    if let Some(ln) = &w.embed_ln {
+        push_norm(&mut out, "embed.ln", NormKind::LN, ln);
     }
     let dev = w.w_e.device();
+    if let Some(p) = &w.w_pos {
+        out.push(("pos_embed.W_pos".to_string(), p.clone()));
+    } else if cfg.positional_embedding_type == "alibi" {
+        // TL builds a `pos_embed` it never reads (left as torch.empty, then centred): zeros here.
+        out.push(("pos_embed.W_pos".to_string(), Tensor::zeros((cfg.n_ctx, d), w.w_e.dtype(), dev)?));
+    }
     let n_ctx = cfg.n_ctx;
     // TL's `mask` buffer: causal, banded for local-attention layers (triu(causal, 1 - window)).
     let band = |window: Option<usize>| -> Result<Tensor> {
@@ -50,9 +56,16 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
     let rotary = arch.rotary.as_ref().map(|t| t.buffers(w.w_e.dtype(), dev)).transpose()?;
     for (l, b) in w.blocks.iter().enumerate() {
         let p = format!("blocks.{l}");
+        // TL registers ln1, ln1_post, ln2, ln2_post in that order; the post norms are RMSNorms.
         push_norm(&mut out, &format!("{p}.ln1"), norm, &b.ln1);
+        if let Some(pn) = &b.post_norms {
+            push_norm(&mut out, &format!("{p}.ln1_post"), NormKind::RMS, &pn.attn);
+        }
         if b.mlp.is_some() {
             push_norm(&mut out, &format!("{p}.ln2"), norm, &b.ln2);
+            if let Some(pn) = &b.post_norms {
+                push_norm(&mut out, &format!("{p}.ln2_post"), NormKind::RMS, &pn.mlp);
+            }
         }
         // Q heads, then K and V heads (fewer with grouped-query attention: TL's `_W_K`, ...).
         let kvd = kv * dh;

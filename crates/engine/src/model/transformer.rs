@@ -25,6 +25,8 @@ pub struct Arch {
     pub act: Activation,
     /// The sin/cos table of rotary models (TL's `rotary_sin` / `rotary_cos`), shared by layers.
     pub rotary: Option<Arc<RotaryTable>>,
+    /// ALiBi's per-head multipliers (`positional_embedding_type == "alibi"`, `model::alibi`).
+    pub alibi: Option<Arc<Vec<f32>>>,
 }
 
 impl Arch {
@@ -34,7 +36,7 @@ impl Arch {
         if let Some(a) = &cfg.act_fn {
             Activation::from_name(a)?;
         }
-        if !matches!(cfg.positional_embedding_type.as_str(), "standard" | "rotary") {
+        if !matches!(cfg.positional_embedding_type.as_str(), "standard" | "rotary" | "alibi" | "shortformer") {
             return Err(Error::unsupported(format!(
                 "positional_embedding_type '{}' is not supported yet",
                 cfg.positional_embedding_type
@@ -43,8 +45,9 @@ impl Arch {
         if cfg.num_experts.is_some() {
             return Err(Error::unsupported("mixture-of-experts MLPs are not supported yet"));
         }
-        if cfg.post_embedding_ln || cfg.use_normalization_before_and_after {
-            return Err(Error::unsupported("extra norms are not supported yet"));
+        // TL's norm after a sublayer is an RMSNorm for RMS models and unbound (an error) otherwise.
+        if cfg.use_normalization_before_and_after && !matches!(cfg.normalization_type.as_deref(), Some("RMS" | "RMSPre")) {
+            return Err(Error::unsupported("use_normalization_before_and_after needs an RMS normalization_type (as in TL)"));
         }
         Ok(())
     }
@@ -74,7 +77,13 @@ impl Arch {
             "rotary" => Some(Arc::new(rotary::table(&cfg)?)),
             _ => None,
         };
-        Ok(Arch { cfg, norm, act, rotary })
+        if act.has_ln() && !cfg.attn_only && norm == NormKind::LN {
+            return Err(Error::unsupported(
+                "solu_ln with an unfolded LayerNorm (the MLP's own mlp.ln weights) is not supported yet: load with foldLn",
+            ));
+        }
+        let alibi = (cfg.positional_embedding_type == "alibi").then(|| Arc::new(crate::model::alibi::multipliers(cfg.n_heads)));
+        Ok(Arch { cfg, norm, act, rotary, alibi })
     }
 }
 
@@ -167,6 +176,16 @@ fn slice_bound(i: i64, n: usize) -> usize {
 
 impl HookedModel {
     pub fn new(cfg: Config, weights: ModelWeights, device: Device) -> Result<Self> {
+        if cfg.post_embedding_ln != weights.embed_ln.is_some() {
+            return Err(Error::invalid(format!("post_embedding_ln is {} but the weights {} an embedding LayerNorm", cfg.post_embedding_ln, if weights.embed_ln.is_some() { "have" } else { "lack" })));
+        }
+        if let Some(b) = weights.blocks.iter().find(|b| b.post_norms.is_some() != cfg.use_normalization_before_and_after) {
+            return Err(Error::invalid(format!(
+                "use_normalization_before_and_after is {} but a block's weights {} ln1_post / ln2_post",
+                cfg.use_normalization_before_and_after,
+                if b.post_norms.is_some() { "have" } else { "lack" }
+            )));
+        }
         let hooks = HookTable::new(&cfg);
         Ok(HookedModel { arch: Arch::new(cfg)?, weights, hooks, device })
     }
@@ -232,17 +251,34 @@ impl HookedModel {
         crate::device::to(&tokens, &self.device)
     }
 
-    /// `W_E[tokens]`: `[batch, pos]` ids → `[batch, pos, d_model]` (TL's `model.embed`).
+    /// `W_E[tokens]`: `[batch, pos]` ids → `[batch, pos, d_model]`, through the embedding
+    /// LayerNorm where the model has one (TL's `model.embed`).
     pub fn token_embeddings(&self, tokens: &Tensor) -> Result<Tensor> {
+        let x = self.lookup_embeddings(tokens)?;
+        self.embed_ln(x, &mut Taps::new(&self.hooks, &mut crate::model::hooks::NoHooks))
+    }
+
+    fn lookup_embeddings(&self, tokens: &Tensor) -> Result<Tensor> {
         let (b, p) = tokens.dims2()?;
         let ids = crate::device::to(&tokens.flatten_all()?, &self.device)?;
         Ok(self.weights.w_e.index_select(&ids, 0)?.reshape((b, p, self.cfg().d_model))?)
     }
 
+    /// TL's `embed.ln` (`post_embedding_ln`, Bloom): always a LayerNorm with its own weight and
+    /// bias (weight processing leaves it), firing `embed.ln.hook_scale` / `hook_normalized`.
+    fn embed_ln(&self, x: Tensor, taps: &mut Taps) -> Result<Tensor> {
+        let Some(ln) = &self.weights.embed_ln else { return Ok(x) };
+        let hooks = NormHooks { scale: self.hooks.top(TopHook::EmbedLnScale), normalized: self.hooks.top(TopHook::EmbedLnNormalized) };
+        // The lookup is the graph's leaf, so gradients reach the norm's hooks.
+        let x = taps.root(x)?;
+        norm::apply(NormKind::LN, ln, self.cfg().eps, &x, hooks, taps)
+    }
+
     /// Tokens → first residual stream (`input_to_embed` + `get_residual`).
     fn embed(&self, tokens: &Tensor, plan: &MaskPlan, taps: &mut Taps) -> Result<Tensor> {
         let tokens = taps.top(TopHook::Tokens, tokens.clone())?;
-        let embed = self.token_embeddings(&tokens)?;
+        let embed = self.lookup_embeddings(&tokens)?;
+        let embed = self.embed_ln(embed, taps)?;
         self.add_positions(embed, plan, taps)
     }
 
@@ -269,11 +305,23 @@ impl HookedModel {
                         plan.past
                     )));
                 }
-                w_pos.narrow(0, plan.past, p)?.unsqueeze(0)?.broadcast_as((b, p, d))?.contiguous()?
+                let rows = w_pos.narrow(0, plan.past, p)?;
+                if rows.track_op() {
+                    // Training: the copies' gradients are summed by a contiguous pass.
+                    crate::kernels::row_ops::repeat_rows(&rows, b)?
+                } else {
+                    rows.unsqueeze(0)?.broadcast_as((b, p, d))?.contiguous()?
+                }
             }
         };
         let pos = taps.root(pos)?;
         let pos = taps.top(TopHook::PosEmbed, pos)?;
+        if self.cfg().positional_embedding_type == "shortformer" {
+            // TL's get_residual: the residual stream is the token embeddings alone; the blocks
+            // add the positions to their Q/K inputs.
+            let _ = plan.shortformer_pos.set(pos);
+            return Ok(embed);
+        }
         Ok((embed + pos)?)
     }
 

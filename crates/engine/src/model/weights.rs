@@ -29,6 +29,17 @@ pub struct BlockWeights {
     pub mlp: Option<MlpWeights>,
     /// TL's `attn.q_norm` / `attn.k_norm` (`use_qk_norm`), or None.
     pub qk_norm: Option<QkNorm>,
+    /// TL's `ln1_post` / `ln2_post` (`use_normalization_before_and_after`), or None.
+    pub post_norms: Option<PostNorms>,
+}
+
+/// The norms on the attention's and the MLP's outputs (TL's `ln1_post`, `ln2_post`): always
+/// with their weights (weight processing leaves them), applied before `hook_attn_out` /
+/// `hook_mlp_out`.
+#[derive(Debug, Clone, Default)]
+pub struct PostNorms {
+    pub attn: NormWeights,
+    pub mlp: NormWeights,
 }
 
 /// The RMSNorm weights (`[d_head]` each) applied to every head of Q and of K before rotary.
@@ -52,6 +63,8 @@ pub struct MlpWeights {
 #[derive(Debug, Clone)]
 pub struct ModelWeights {
     pub w_e: Tensor,
+    /// TL's `embed.ln` (`post_embedding_ln`: a LayerNorm on the token embeddings), or None.
+    pub embed_ln: Option<NormWeights>,
     pub w_pos: Option<Tensor>,
     pub blocks: Vec<BlockWeights>,
     pub ln_final: NormWeights,
@@ -65,11 +78,15 @@ impl ModelWeights {
         let t = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
         let n = |n: &NormWeights| n.w.as_ref().map(t).unwrap_or(0) + n.b.as_ref().map(t).unwrap_or(0);
         let mut total = t(&self.w_e) + self.w_pos.as_ref().map(t).unwrap_or(0) + n(&self.ln_final);
+        total += self.embed_ln.as_ref().map(n).unwrap_or(0);
         total += t(&self.w_u) + t(&self.b_u);
         for b in &self.blocks {
             total += n(&b.ln1) + n(&b.ln2) + t(&b.w_qkv) + t(&b.b_qkv) + t(&b.w_o) + t(&b.b_o);
             if let Some(qk) = &b.qk_norm {
                 total += t(&qk.q) + t(&qk.k);
+            }
+            if let Some(pn) = &b.post_norms {
+                total += n(&pn.attn) + n(&pn.mlp);
             }
             if let Some(m) = &b.mlp {
                 total += t(&m.w_in) + m.w_gate.as_ref().map(t).unwrap_or(0) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
@@ -85,6 +102,9 @@ impl ModelWeights {
             out.extend(n.b.as_mut());
         }
         let mut out: Vec<&mut Tensor> = vec![&mut self.w_e];
+        if let Some(ln) = &mut self.embed_ln {
+            norm(&mut out, ln);
+        }
         out.extend(self.w_pos.as_mut());
         for b in &mut self.blocks {
             norm(&mut out, &mut b.ln1);
@@ -96,6 +116,14 @@ impl ModelWeights {
                 out.push(&mut qk.q);
                 out.push(&mut qk.k);
             }
+            // ln1_post's weight comes before ln2's, ln2_post's after the MLP's.
+            let (post_attn, post_mlp) = match &mut b.post_norms {
+                Some(pn) => (Some(&mut pn.attn), Some(&mut pn.mlp)),
+                None => (None, None),
+            };
+            if let Some(n) = post_attn {
+                norm(&mut out, n);
+            }
             norm(&mut out, &mut b.ln2);
             if let Some(m) = &mut b.mlp {
                 out.push(&mut m.w_in);
@@ -103,6 +131,9 @@ impl ModelWeights {
                 out.push(&mut m.b_in);
                 out.push(&mut m.w_out);
                 out.push(&mut m.b_out);
+            }
+            if let Some(n) = post_mlp {
+                norm(&mut out, n);
             }
         }
         norm(&mut out, &mut self.ln_final);
@@ -140,10 +171,15 @@ impl ModelWeights {
                     Some(qk) => Some(QkNorm { q: t(&qk.q)?, k: t(&qk.k)? }),
                     None => None,
                 },
+                post_norms: match &b.post_norms {
+                    Some(pn) => Some(PostNorms { attn: n(&pn.attn)?, mlp: n(&pn.mlp)? }),
+                    None => None,
+                },
             });
         }
         Ok(ModelWeights {
             w_e: t(&self.w_e)?,
+            embed_ln: self.embed_ln.as_ref().map(n).transpose()?,
             w_pos: o(&self.w_pos)?,
             blocks,
             ln_final: n(&self.ln_final)?,

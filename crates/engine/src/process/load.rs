@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::config::Config;
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights, QkNorm};
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights, PostNorms, QkNorm};
 
 /// A TL state dict by key.
 pub type StateDict = HashMap<String, Tensor>;
@@ -110,7 +110,12 @@ pub fn weights_from_state_dict(cfg: &Config, like: &ModelWeights, sd: &StateDict
             None => None,
         };
         let ln2 = if mlp.is_some() { r.norm(&format!("{p}.ln2"), d)? } else { NormWeights::default() };
-        blocks.push(BlockWeights { ln1: r.norm(&format!("{p}.ln1"), d)?, w_qkv, b_qkv, w_o, b_o, ln2, mlp, qk_norm });
+        // TL's ln1_post / ln2_post: RMSNorms that keep their weights.
+        let post_norms = match &shape.post_norms {
+            Some(_) => Some(PostNorms { attn: r.norm(&format!("{p}.ln1_post"), d)?, mlp: r.norm(&format!("{p}.ln2_post"), d)? }),
+            None => None,
+        };
+        blocks.push(BlockWeights { ln1: r.norm(&format!("{p}.ln1"), d)?, w_qkv, b_qkv, w_o, b_o, ln2, mlp, qk_norm, post_norms });
     }
     let w_pos = match &like.w_pos {
         Some(p) => Some(r.get("pos_embed.W_pos", p.dims())?),
@@ -118,6 +123,10 @@ pub fn weights_from_state_dict(cfg: &Config, like: &ModelWeights, sd: &StateDict
     };
     Ok(ModelWeights {
         w_e: r.get("embed.W_E", &[cfg.d_vocab, d])?,
+        embed_ln: match &like.embed_ln {
+            Some(_) => Some(r.norm("embed.ln", d)?),
+            None => None,
+        },
         w_pos,
         blocks,
         ln_final: r.norm("ln_final", d)?,

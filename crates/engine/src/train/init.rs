@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::model::config::Config;
 use crate::model::norm::NormKind;
 use crate::model::transformer::{Arch, HookedModel};
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights, QkNorm};
+use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights, PostNorms, QkNorm};
 use crate::tensor::random;
 
 /// TL's `init_mode` values.
@@ -164,12 +164,20 @@ pub fn random_model(mut cfg: Config, seed: u64, dtype: DType, device: &Device) -
             ln2: if mlp.is_some() { draw.norm(norm, d)? } else { NormWeights::default() },
             mlp,
             qk_norm,
+            // TL's ln1_post / ln2_post: RMSNorms with weights of ones.
+            post_norms: if cfg.use_normalization_before_and_after {
+                Some(PostNorms { attn: draw.norm(NormKind::RMS, d)?, mlp: draw.norm(NormKind::RMS, d)? })
+            } else {
+                None
+            },
         });
     }
     let ln_final = draw.norm(norm, d)?;
     let w_u = draw.weight(&[d, d_vocab_out], d, d_vocab_out, true)?;
     let b_u = draw.filled(&[d_vocab_out], 0.0)?;
-    let weights = ModelWeights { w_e, w_pos, blocks, ln_final, w_u, b_u };
+    // TL's Embed.ln: a LayerNorm whatever the model's norm kind.
+    let embed_ln = if cfg.post_embedding_ln { Some(draw.norm(NormKind::LN, d)?) } else { None };
+    let weights = ModelWeights { w_e, embed_ln, w_pos, blocks, ln_final, w_u, b_u };
     cfg.dtype = crate::tensor::ops::dtype_name(dtype).to_string();
     cfg.init_weights = true;
     HookedModel::new(cfg, weights, device.clone())
