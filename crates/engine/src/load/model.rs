@@ -12,7 +12,9 @@ use crate::load::hub::ModelFiles;
 use crate::load::safetensors::WeightFile;
 use crate::load::spec;
 use crate::load::tokenizer::Tokenizer;
+use crate::model::config::Config;
 use crate::model::transformer::HookedModel;
+use crate::model::weights::ModelWeights;
 use crate::process::{self, Ownership, ProcessOptions};
 
 #[derive(Debug, Clone)]
@@ -56,7 +58,7 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     }
     let files = ModelFiles { dir: dir.to_path_buf() };
     // The config as TL builds it; the norm rename of fold_ln happens with the folding itself.
-    let (fam, mut cfg) = pretrained_config(
+    let (fam, cfg) = pretrained_config(
         Some(dir),
         &ConfigOptions {
             official_name: opts.official_name.clone(),
@@ -76,25 +78,27 @@ pub fn load_from_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let wf = WeightFile::open(&files, opts.dtype, &Device::Cpu)?;
     spec::bound_by_files(&cfg, &wf)?;
     let checked = spec::check(&wf, fam, &cfg)?;
-    let mut weights = (fam.convert)(&cfg, &checked)?;
+    let weights = (fam.convert)(&cfg, &checked)?;
     drop(checked);
     drop(wf);
-    let t1 = std::time::Instant::now();
-    // Families' conversions give every weight its own storage (a tied W_U viewing W_E aside),
-    // so processing may write them in place.
+    if trace {
+        eprintln!("[tl load] weights {:?}", t0.elapsed());
+    }
+    finish(cfg, weights, &files, opts)
+}
+
+/// The end every loader shares: TL's processing of freshly converted weights (each with its
+/// own storage, a tied W_U viewing W_E aside, so processing may write them in place), the
+/// tokenizer (padding side set in place: no copy of the vocabulary), the move to the device.
+pub(crate) fn finish(mut cfg: Config, mut weights: ModelWeights, files: &ModelFiles, opts: &LoadOptions) -> Result<Loaded> {
     process::process_owned(&mut cfg, &mut weights, opts.process, Ownership::Fresh)?;
-    let t2 = std::time::Instant::now();
-    let tokenizer = load_tokenizer(&files, &opts.official_name)?.map(|mut t| {
-        t.padding_side_left = opts.padding_left; // set in place: no copy of the vocabulary
+    let tokenizer = load_tokenizer(files, &opts.official_name)?.map(|mut t| {
+        t.padding_side_left = opts.padding_left;
         t
     });
-    if trace {
-        eprintln!("[tl load] weights {:?}, processing {:?}, tokenizer {:?}", t1 - t0, t2 - t1, t2.elapsed());
-    }
     if let Some(t) = &tokenizer {
         t.apply_to_config(&mut cfg);
     }
     let weights = if opts.device.is_cpu() { weights } else { weights.to_device(&opts.device)? };
-    let model = HookedModel::new(cfg, weights, opts.device.clone())?;
-    Ok(Loaded { model, tokenizer })
+    Ok(Loaded { model: HookedModel::new(cfg, weights, opts.device.clone())?, tokenizer })
 }

@@ -10,13 +10,12 @@ use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::load::hub::ModelFiles;
-use crate::load::model::{load_tokenizer, LoadOptions, Loaded};
+use crate::load::model::{LoadOptions, Loaded};
 use crate::load::safetensors::WeightFile;
 use crate::model::config::Config;
 use crate::model::transformer::{Arch, HookedModel};
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights, QkNorm};
 use crate::process::load::weights_from_state_dict;
-use crate::process::{self, Ownership};
 
 /// The TL config in `dir/config.json`, when the folder is in TL's format.
 pub fn tl_config(dir: &Path) -> Result<Option<Config>> {
@@ -90,18 +89,9 @@ pub fn load(dir: &Path, mut cfg: Config, opts: &LoadOptions) -> Result<Loaded> {
         sd.insert(name.clone(), wf.load(&name)?);
     }
     drop(wf);
-    let mut weights = weights_from_state_dict(&cfg, &skeleton(&cfg)?, &sd, opts.dtype, &Device::Cpu)?;
+    let weights = weights_from_state_dict(&cfg, &skeleton(&cfg)?, &sd, opts.dtype, &Device::Cpu)?;
     drop(sd);
-    process::process_owned(&mut cfg, &mut weights, opts.process, Ownership::Fresh)?;
-    let tokenizer = load_tokenizer(&files, &opts.official_name)?.map(|mut t| {
-        t.padding_side_left = opts.padding_left;
-        t
-    });
-    if let Some(t) = &tokenizer {
-        t.apply_to_config(&mut cfg);
-    }
-    let weights = if opts.device.is_cpu() { weights } else { weights.to_device(&opts.device)? };
-    Ok(Loaded { model: HookedModel::new(cfg, weights, opts.device.clone())?, tokenizer })
+    crate::load::model::finish(cfg, weights, &files, opts)
 }
 
 /// Writes `model` as a TL-format folder: `model.safetensors` (TL's state-dict names and

@@ -15,12 +15,10 @@ use serde_json::{json, Value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::load::config::{finish, ConfigOptions};
 use crate::load::hub::ModelFiles;
-use crate::load::model::{load_tokenizer, LoadOptions, Loaded};
+use crate::load::model::{LoadOptions, Loaded};
 use crate::load::torch_bin::{candle_dtype, TorchFile};
 use crate::model::config::Config;
-use crate::model::transformer::HookedModel;
 use crate::process::load::{weights_from_state_dict, StateDict};
-use crate::process::{self, Ownership};
 
 /// Whether TL loads `official_name` as one of its own checkpoints.
 pub fn is_tl_native(official_name: &str) -> bool {
@@ -281,7 +279,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
         n_devices: 1,
         checkpoint: opts.checkpoint.clone(),
     };
-    let mut cfg = pretrained_config(Some(dir), &o)?;
+    let cfg = pretrained_config(Some(dir), &o)?;
     let path = state_dict_file(dir, &opts.official_name, cfg.checkpoint_value.filter(|_| cfg.from_checkpoint))?;
     let mut sd = read_state_dict(&path, opts.dtype)?;
     sd = match cfg.original_architecture.as_deref() {
@@ -297,18 +295,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     if skeleton.w_pos.is_none() && cfg.positional_embedding_type == "shortformer" {
         skeleton.w_pos = Some(Tensor::zeros(1, DType::F32, &Device::Cpu)?.broadcast_as((cfg.n_ctx, cfg.d_model))?);
     }
-    let mut weights = weights_from_state_dict(&cfg, &skeleton, &sd, opts.dtype, &Device::Cpu)?;
+    let weights = weights_from_state_dict(&cfg, &skeleton, &sd, opts.dtype, &Device::Cpu)?;
     drop(sd);
-    process::process_owned(&mut cfg, &mut weights, opts.process, Ownership::Fresh)?;
-    let tokenizer = load_tokenizer(&files, &opts.official_name)?.map(|mut t| {
-        t.padding_side_left = opts.padding_left;
-        t
-    });
-    if let Some(t) = &tokenizer {
-        t.apply_to_config(&mut cfg);
-    }
-    let weights = if opts.device.is_cpu() { weights } else { weights.to_device(&opts.device)? };
-    Ok(Loaded { model: HookedModel::new(cfg, weights, opts.device.clone())?, tokenizer })
+    crate::load::model::finish(cfg, weights, &files, opts)
 }
 
 #[cfg(test)]
