@@ -30,6 +30,8 @@ const FAMILY_MODELS = {
   'bigscience/bloom-560m': 'Bloom: ALiBi, LayerNorm on the embeddings (embed.ln), fused per-head QKV, tied embeddings',
   'google/gemma-2b': 'Gemma: RMSNorm weights as offsets from 1, embeddings scaled by sqrt(d_model), GELU-tanh gated MLP, multi-query attention',
   'google/gemma-2-2b': 'Gemma 2: norms after attention and MLP (ln1_post / ln2_post), global / local layers, score and logit soft caps, query_pre_attn_scalar',
+  'mistralai/Mixtral-8x7B-v0.1': 'Mixtral: mixture-of-experts MLP (top-2 of 4 gated experts, expert hooks), RMSNorm folded into router and experts',
+  'bigcode/santacoder': 'SantaCoder: multi-query attention (q_attn + one shared kv_attn head, copied into every head as TL does), remote-code checkpoint, scores scaled by inverse layer index',
 } as const
 
 for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {
@@ -82,3 +84,22 @@ for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {
     m.dispose()
   })
 }
+
+// TL 2.16.1's fromPretrained drops an MoE model's RMSNorm weights (it switches to RMSPre but
+// skips folding for num_experts > 1); the port folds them into W_Q/W_K/W_V, the router and
+// every expert's W_in / W_gate, and W_U: the processed model predicts what the unprocessed one
+// does, up to the centring of W_U (a per-position shift of the logits).
+test('mistralai/Mixtral-8x7B-v0.1: processed logits equal unprocessed ones (norm weights folded, not dropped as TL 2.16.1 does)', async (t) => {
+  const model = 'mistralai/Mixtral-8x7B-v0.1'
+  const processed = await HookedTransformer.fromPretrained(model)
+  const raw = await HookedTransformer.fromPretrainedNoProcessing(model)
+  t.is(processed.cfg.normalization_type, 'RMSPre')
+  const tokens = raw.toTokens(golden(model, 'backward').json.prompt)
+  const a = (await processed.forward(tokens)) as Tensor
+  const b = (await raw.forward(tokens)) as Tensor
+  const centred = b.sub(b.mean(-1, { keepdim: true }))
+  const gap = Math.max(...Array.from(a.sub(centred).abs().toArray() as Float32Array))
+  t.true(gap < 1e-4, `processed vs unprocessed (centred) logits differ by ${gap}`)
+  processed.dispose()
+  raw.dispose()
+})

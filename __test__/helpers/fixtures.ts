@@ -18,6 +18,8 @@ export const MODELS = [
   'microsoft/phi-2', 'microsoft/phi-4', 'Qwen/Qwen3-0.6B',
   'google/gemma-2b', 'google/gemma-2-2b',
   'bigscience/bloom-560m',
+  'bigcode/santacoder',
+  'mistralai/Mixtral-8x7B-v0.1',
 ] as const
 
 export function slug(model: string): string {

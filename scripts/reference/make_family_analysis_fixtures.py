@@ -2,7 +2,8 @@
 """TransformerLens analysis goldens on every decoder family's fixture checkpoint.
 
 Usage:  python scripts/reference/make_family_analysis_fixtures.py   (after make_fixtures.py and
-        make_family_fixtures.py; it only reads their checkpoints from __test__/fixtures/hub)
+        make_family_fixtures.py; it only reads their checkpoints from __test__/fixtures/hub;
+        TL_FAMILIES=id1,id2 regenerates only those models' goldens)
 
 For each model id in IDS (every family fixture), loads the processed model with TL (offline)
 and writes __test__/fixtures/golden/{slug}/analysis.{json,safetensors}:
@@ -33,6 +34,7 @@ IDS = [
     "bigscience/bloom-560m",
     "google/gemma-2b",
     "google/gemma-2-2b",
+    "bigcode/santacoder",
 ]
 WEIGHTS = ["W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_in", "W_out", "W_U", "W_E"]
 
@@ -60,7 +62,12 @@ def golden(model_id):
 
 
 def main():
+    # TL_FAMILIES=id1,id2 regenerates only those models' goldens (as make_family_fixtures.py).
+    only = [x for x in mf.os.environ.get("TL_FAMILIES", "").split(",") if x]
+    assert not set(only) - set(IDS), f"TL_FAMILIES names no model here: {sorted(set(only) - set(IDS))}"
     for model_id in IDS:
+        if only and model_id not in only:
+            continue
         if (mf.GOLDEN / mf.slug(model_id)).exists():
             golden(model_id)
     return 0

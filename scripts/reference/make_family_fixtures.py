@@ -34,7 +34,9 @@ and be one whose dims TL reads from config.json (TL hard-codes the configs of id
 "llama" / "gemma", so use e.g. `01-ai/Yi-6B` for the Llama architecture, `Qwen/Qwen2-0.5B`,
 `mistralai/Mistral-7B-v0.1`, ...). `expect_cfg` lists TL cfg values the fixture must produce
 (`expect_mode_cfg` those of one loader), and every family's TL unprocessed logits must match HF's
-(eager attention) to 1e-4.
+(eager attention) to 1e-4. A remote-code architecture (santacoder) gives its model class as
+`hf_model_class`, registered for the Auto classes so that save_pretrained writes its code files
+and config.json's auto_map into the snapshot (santacoder_fixtures.py).
 """
 import json
 import shutil
@@ -101,6 +103,10 @@ class Family:
     hf_check: Optional[Callable] = None
     # Applied to the HF model before any comparison with TL (Gemma 2: TL's layer types).
     hf_prepare: Optional[Callable] = None
+    # Remote-code families (santacoder): the model class, built from config() directly (it is not
+    # registered with AutoModelForCausalLM) and loaded back with trust_remote_code.
+    hf_model_class: Optional[type] = None
+    conv1d: bool = False  # 2-D weights are Conv1D [in, out]: fan_in is the first dimension
 
 
 def pythia_config():
@@ -635,6 +641,19 @@ import gemma_fixtures  # noqa: E402
 
 FAMILIES += gemma_fixtures.families(Family, TokenizerSpec, RMS_MODES)
 
+# Mixtral (MoE): TL reads its config.json; its processed goldens fold the RMSNorm weights TL
+# 2.16.1 drops (mixtral_fixtures.py says exactly how).
+import mixtral_fixtures  # noqa: E402
+
+FAMILIES += mixtral_fixtures.families(Family, LLAMA_TOKENIZER, RMS_GQA, RMS_MODES)
+mf.load_tl = mixtral_fixtures.correct_processed(mf.load_tl)
+
+# SantaCoder: multi-query attention in remote code that the fixture ships itself
+# (santacoder_fixtures.py says how and why).
+import santacoder_fixtures  # noqa: E402
+
+FAMILIES += santacoder_fixtures.families(Family, TokenizerSpec, LN_TINY, LN_MODES)
+
 
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(spec):
@@ -691,7 +710,10 @@ def build_hf_model(fam):
     """Random HF model with make_fixtures' scales: norm weights 1 + 0.1 N, every bias 0.1 N,
     embeddings 0.5 N, every other (nn.Linear, [out, in]) weight N / sqrt(fan_in)."""
     torch.manual_seed(fam.seed)
-    model = AutoModelForCausalLM.from_config(fam.config(), attn_implementation="eager").eval()
+    if fam.hf_model_class is not None:
+        model = fam.hf_model_class(fam.config()).eval()
+    else:
+        model = AutoModelForCausalLM.from_config(fam.config(), attn_implementation="eager").eval()
     assert type(model).__name__ == fam.architecture, type(model)
     gen = torch.Generator().manual_seed(fam.seed + 1)
     for name, p in model.named_parameters():
@@ -704,7 +726,7 @@ def build_hf_model(fam):
             p.copy_(0.5 * noise)
         else:
             assert p.dim() == 2, name
-            p.copy_(noise / p.shape[1] ** 0.5)
+            p.copy_(noise / p.shape[0 if fam.conv1d else 1] ** 0.5)
     return model
 
 
@@ -721,7 +743,8 @@ def write_checkpoint(fam, tok):
 def check_hf_loading(fam):
     """HF must load model + tokenizer offline from the fabricated cache."""
     spec = fam.tokenizer
-    hf_model = AutoModelForCausalLM.from_pretrained(fam.model_id, attn_implementation="eager").eval()
+    remote = {"trust_remote_code": True} if fam.hf_model_class is not None else {}
+    hf_model = AutoModelForCausalLM.from_pretrained(fam.model_id, attn_implementation="eager", **remote).eval()
     assert type(hf_model).__name__ == fam.architecture, type(hf_model)
     hf_tok = AutoTokenizer.from_pretrained(fam.model_id)
     assert type(hf_tok).__name__ == spec.fast_class, type(hf_tok)

@@ -31,6 +31,7 @@ fn tiny() -> HookedModel {
             ln2: ln(),
             mlp: Some(MlpWeights {
                 w_gate: None,
+                router: None,
                 w_in: randn(&[d, 4 * d], 0.3, 0.0),
                 b_in: randn(&[4 * d], 0.1, 0.0),
                 w_out: randn(&[4 * d, d], 0.3, 0.0),

@@ -123,6 +123,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_in: get("mlp.dense_h_to_4h.bias")?,
                 w_out: get_t("mlp.dense_4h_to_h.weight")?,
                 b_out: get("mlp.dense_4h_to_h.bias")?,
+                router: None,
             }),
             qk_norm: None,
             post_norms: None,

@@ -163,6 +163,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_in: get("mlp.c_fc.bias")?,
                 w_out: get_t("mlp.c_proj.weight")?,
                 b_out: get("mlp.c_proj.bias")?,
+                router: None,
             }),
             qk_norm: None,
             post_norms: None,

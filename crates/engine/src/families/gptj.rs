@@ -115,6 +115,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_in: get("mlp.fc_in.bias")?,
                 w_out: get_t("mlp.fc_out.weight")?,
                 b_out: get("mlp.fc_out.bias")?,
+                router: None,
             }),
             qk_norm: None,
             post_norms: None,

@@ -72,7 +72,7 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
     base_config(hf, "LlamaForCausalLM")
 }
 
-fn layer(l: usize, s: &str) -> String {
+pub(crate) fn layer(l: usize, s: &str) -> String {
     format!("layers.{l}.{s}")
 }
 
@@ -112,7 +112,24 @@ fn columns(parts: &[Tensor]) -> Result<Tensor> {
 }
 
 pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights> {
-    let (d, m) = (cfg.d_model, cfg.d_mlp());
+    let m = cfg.d_mlp();
+    convert_with_mlp(cfg, w, qkv_bias, |l, like| {
+        let get_t = |s: &str| w.get_t(&layer(l, s));
+        Ok(MlpWeights {
+            w_in: get_t("mlp.up_proj.weight")?,
+            w_gate: Some(get_t("mlp.gate_proj.weight")?),
+            b_in: zeros(m, like)?,
+            w_out: get_t("mlp.down_proj.weight")?,
+            b_out: zeros(cfg.d_model, like)?,
+            router: None,
+        })
+    })
+}
+
+/// `convert` with block `l`'s MLP from `mlp(l, like)` (`like`: a weight of the model's dtype
+/// and device), for families that share Llama's attention and norms (Mixtral's experts).
+pub fn convert_with_mlp(cfg: &Config, w: &Checked, qkv_bias: bool, mlp: impl Fn(usize, &Tensor) -> Result<MlpWeights>) -> Result<ModelWeights> {
+    let d = cfg.d_model;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
@@ -131,13 +148,7 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
             b_o: zeros(d, &w_o)?,
             ln2: rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?,
             w_o: w_o.clone(),
-            mlp: Some(MlpWeights {
-                w_in: get_t("mlp.up_proj.weight")?,
-                w_gate: Some(get_t("mlp.gate_proj.weight")?),
-                b_in: zeros(m, &w_o)?,
-                w_out: get_t("mlp.down_proj.weight")?,
-                b_out: zeros(d, &w_o)?,
-            }),
+            mlp: Some(mlp(l, &w_o)?),
             qk_norm: None,
             post_norms: None,
         });

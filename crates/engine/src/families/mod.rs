@@ -17,11 +17,13 @@ pub mod hf_linear;
 pub mod llama;
 pub mod llama_table;
 pub mod mistral;
+pub mod mixtral;
 pub mod opt;
 pub mod phi;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod santacoder;
 
 use crate::error::{Error, Result};
 use crate::load::spec::{Checked, TensorSpec};
@@ -54,6 +56,8 @@ const FAMILIES: &[Family] = &[
     bloom::FAMILY,
     gemma::FAMILY,
     gemma::FAMILY2,
+    mixtral::FAMILY,
+    santacoder::FAMILY,
 ];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {

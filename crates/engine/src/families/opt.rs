@@ -125,6 +125,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_in: get("fc1.bias")?,
                 w_out: get_t("fc2.weight")?,
                 b_out: get("fc2.bias")?,
+                router: None,
             }),
             qk_norm: None,
             post_norms: None,

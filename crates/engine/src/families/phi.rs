@@ -126,6 +126,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_in: get("mlp.fc1.bias")?,
                 w_out: get_t("mlp.fc2.weight")?,
                 b_out: get("mlp.fc2.bias")?,
+                router: None,
             }),
             qk_norm: None,
             post_norms: None,

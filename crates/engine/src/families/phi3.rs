@@ -118,6 +118,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
                 b_in: zeros(m)?,
                 w_out: get_t("mlp.down_proj.weight")?,
                 b_out: zeros(d)?,
+                router: None,
             }),
             qk_norm: None,
             post_norms: None,

@@ -47,7 +47,7 @@ pub fn skeleton(cfg: &Config) -> Result<ModelWeights> {
             None
         } else {
             let w_in = shaped(&[cfg.d_model, cfg.d_mlp()])?;
-            Some(MlpWeights { w_gate: cfg.gated_mlp.then(|| w_in.clone()), w_in, b_in: e.clone(), w_out: e.clone(), b_out: e.clone() })
+            Some(MlpWeights { w_gate: cfg.gated_mlp.then(|| w_in.clone()), w_in, b_in: e.clone(), w_out: e.clone(), b_out: e.clone(), router: None })
         };
         let qk_norm = cfg.use_qk_norm.then(|| QkNorm { q: e.clone(), k: e.clone() });
         let n = NormWeights::default();

@@ -108,7 +108,7 @@ pub fn forward(
     if cfg.parallel_attn_mlp {
         let mlp_in = if cfg.use_hook_mlp_in { taps.block(layer, BlockHook::MlpIn, resid_pre.clone())? } else { resid_pre.clone() };
         let n2 = norm::apply(arch.norm, &w.ln2, cfg.eps, &mlp_in, ln2, taps)?;
-        let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, cfg.eps, &n2, taps)?;
+        let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, cfg.eps, cfg.experts_per_token.unwrap_or(0), &n2, taps)?;
         let mlp_out = post_norm(arch, layer, w, true, mlp_out, taps)?;
         let mlp_out = taps.block(layer, BlockHook::MlpOut, mlp_out)?;
         return taps.block(layer, BlockHook::ResidPost, ((resid_pre + attn_out)? + mlp_out)?);
@@ -116,7 +116,7 @@ pub fn forward(
     let resid_mid = taps.block(layer, BlockHook::ResidMid, (resid_pre + attn_out)?)?;
     let mlp_in = if cfg.use_hook_mlp_in { taps.block(layer, BlockHook::MlpIn, resid_mid.clone())? } else { resid_mid.clone() };
     let n2 = norm::apply(arch.norm, &w.ln2, cfg.eps, &mlp_in, ln2, taps)?;
-    let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, cfg.eps, &n2, taps)?;
+    let mlp_out = crate::model::mlp::forward(layer, mlp_w, arch.act, cfg.eps, cfg.experts_per_token.unwrap_or(0), &n2, taps)?;
     let mlp_out = post_norm(arch, layer, w, true, mlp_out, taps)?;
     let mlp_out = taps.block(layer, BlockHook::MlpOut, mlp_out)?;
     taps.block(layer, BlockHook::ResidPost, (resid_mid + mlp_out)?)

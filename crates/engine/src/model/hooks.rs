@@ -44,6 +44,12 @@ pub enum BlockHook {
     MlpIn,
     Ln2Scale,
     Ln2Normalized,
+    /// TL's MoE (`num_experts`): `mlp.hook_expert_weights` (the router's softmax over every
+    /// expert, `[batch * pos, num_experts]`) and `mlp.hook_expert_indices` (the chosen experts,
+    /// `[batch * pos, experts_per_token]`, int64); the experts' own hooks follow them
+    /// ([`ExpertHook`]).
+    MoeExpertWeights,
+    MoeExpertIndices,
     MlpPre,
     MlpPreLinear,
     MlpMid,
@@ -57,14 +63,14 @@ pub enum BlockHook {
 }
 
 /// How many hook points a block can have.
-pub const N_BLOCK_HOOKS: usize = 38;
+pub const N_BLOCK_HOOKS: usize = 40;
 
 pub const BLOCK_HOOKS: [BlockHook; N_BLOCK_HOOKS] = {
     use BlockHook::*;
     [
         ResidPre, AttnIn, QInput, KInput, VInput, AttnInputUnused, Ln1Scale, Ln1Normalized, Q, K, V, QNormScale,
         QNormNormalized, KNormScale, KNormNormalized, RotQ, RotK, AttnScores, Pattern, Z, Result,
-        Ln1PostScale, Ln1PostNormalized, AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpMid, MlpLnScale, MlpLnNormalized, MlpPost,
+        Ln1PostScale, Ln1PostNormalized, AttnOut, ResidMid, MlpIn, Ln2Scale, Ln2Normalized, MoeExpertWeights, MoeExpertIndices, MlpPre, MlpPreLinear, MlpMid, MlpLnScale, MlpLnNormalized, MlpPost,
         Ln2PostScale, Ln2PostNormalized, MlpOut, ResidPost,
     ]
 };
@@ -101,6 +107,8 @@ impl BlockHook {
             MlpIn => "hook_mlp_in",
             Ln2Scale => "ln2.hook_scale",
             Ln2Normalized => "ln2.hook_normalized",
+            MoeExpertWeights => "mlp.hook_expert_weights",
+            MoeExpertIndices => "mlp.hook_expert_indices",
             MlpPre => "mlp.hook_pre",
             MlpPreLinear => "mlp.hook_pre_linear",
             MlpMid => "mlp.hook_mid",
@@ -127,11 +135,42 @@ impl BlockHook {
             RotQ | RotK => cfg.positional_embedding_type == "rotary",
             QNormScale | QNormNormalized | KNormScale | KNormNormalized => cfg.use_qk_norm,
             ResidMid => has_mlp && !cfg.parallel_attn_mlp,
-            MlpPre | MlpPost | MlpOut => has_mlp,
-            MlpPreLinear => has_mlp && cfg.gated_mlp && !is_ln_activation(cfg),
+            MoeExpertWeights | MoeExpertIndices => has_mlp && is_moe(cfg),
+            MlpPre | MlpPost => has_mlp && !is_moe(cfg),
+            MlpOut => has_mlp,
+            MlpPreLinear => has_mlp && cfg.gated_mlp && !is_ln_activation(cfg) && !is_moe(cfg),
             MlpMid | MlpLnScale | MlpLnNormalized => has_mlp && is_ln_activation(cfg),
             AttnInputUnused => cfg.positional_embedding_type == "shortformer",
             _ => true,
+        }
+    }
+}
+
+/// TL's `MLPFactory`: any `num_experts` makes the MLP an `MoE`.
+fn is_moe(cfg: &Config) -> bool {
+    cfg.num_experts.is_some_and(|e| e > 0)
+}
+
+/// The hook points of one expert of TL's `MoE` (`mlp.experts.{e}.…`), in firing order; each
+/// sees only the rows (tokens) routed to that expert: `[n_routed, d_mlp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertHook {
+    /// `hook_gate`: `x @ W_gate`, before the activation.
+    Gate,
+    /// `hook_pre`: `x @ W_in`.
+    Pre,
+    /// `hook_post`: `act(gate) * pre`.
+    Post,
+}
+
+pub const EXPERT_HOOKS: [ExpertHook; 3] = [ExpertHook::Gate, ExpertHook::Pre, ExpertHook::Post];
+
+impl ExpertHook {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ExpertHook::Gate => "hook_gate",
+            ExpertHook::Pre => "hook_pre",
+            ExpertHook::Post => "hook_post",
         }
     }
 }
@@ -161,6 +200,8 @@ pub struct HookTable {
     top: [Option<usize>; 7],
     /// `blocks[l][BlockHook as usize]`
     blocks: Vec<[Option<usize>; N_BLOCK_HOOKS]>,
+    /// `experts[l][e][ExpertHook as usize]` (empty without experts).
+    experts: Vec<Vec<[usize; 3]>>,
 }
 
 impl HookTable {
@@ -184,20 +225,33 @@ impl HookTable {
             top[TopHook::PosEmbed as usize] = push("hook_pos_embed".into());
         }
         let mut blocks = Vec::with_capacity(cfg.n_layers);
+        let mut experts = Vec::new();
         for l in 0..cfg.n_layers {
             let mut ids = [None; N_BLOCK_HOOKS];
+            let mut layer_experts = Vec::new();
             for h in BLOCK_HOOKS {
                 if h.exists(cfg) {
                     ids[h as usize] = push(format!("blocks.{l}.{}", h.suffix()));
                 }
+                // TL's MoE fires its experts' hooks, expert by expert, after choosing them.
+                if h == BlockHook::MoeExpertIndices && h.exists(cfg) {
+                    for e in 0..cfg.num_experts.unwrap_or(0) {
+                        let mut one = [0; 3];
+                        for x in EXPERT_HOOKS {
+                            one[x as usize] = push(format!("blocks.{l}.mlp.experts.{e}.{}", x.suffix())).unwrap_or(0);
+                        }
+                        layer_experts.push(one);
+                    }
+                }
             }
             blocks.push(ids);
+            experts.push(layer_experts);
         }
         if cfg.normalization_type.is_some() {
             top[TopHook::LnFinalScale as usize] = push("ln_final.hook_scale".into());
             top[TopHook::LnFinalNormalized as usize] = push("ln_final.hook_normalized".into());
         }
-        HookTable { names, top, blocks }
+        HookTable { names, top, blocks, experts }
     }
 
     pub fn len(&self) -> usize {
@@ -222,6 +276,10 @@ impl HookTable {
     }
     pub fn block(&self, layer: usize, h: BlockHook) -> Option<usize> {
         self.blocks.get(layer).and_then(|b| b[h as usize])
+    }
+    /// The id of expert `e`'s hook `h` in block `layer` (None without experts).
+    pub fn expert(&self, layer: usize, e: usize, h: ExpertHook) -> Option<usize> {
+        self.experts.get(layer).and_then(|x| x.get(e)).map(|ids| ids[h as usize])
     }
 }
 

@@ -14,7 +14,11 @@ use crate::model::weights::{MlpWeights, NormWeights};
 /// `eps`: the norm of a layer-norm activation (`solu_ln`: TL's `mlp.ln`, a LayerNormPre over
 /// d_mlp once the model's norms are folded or absent; its hooks fire between `hook_mid` and
 /// `hook_post`).
-pub fn forward(layer: usize, w: &MlpWeights, act: Activation, eps: f64, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+/// `experts_per_token`: TL's MoE (`w.router`) routes each token to that many experts.
+pub fn forward(layer: usize, w: &MlpWeights, act: Activation, eps: f64, experts_per_token: usize, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
+    if let Some(router) = &w.router {
+        return crate::model::moe::forward(layer, w, router, act, experts_per_token, x, taps);
+    }
     let post = match &w.w_gate {
         None if act.has_ln() => {
             let pre = taps.block(layer, BlockHook::MlpPre, linear(x, &w.w_in, Some(&w.b_in))?)?;

@@ -9,6 +9,7 @@ pub mod kv_cache;
 pub mod mask;
 pub mod loss;
 pub mod mlp;
+pub mod moe;
 pub mod norm;
 pub mod rotary;
 pub mod transformer;

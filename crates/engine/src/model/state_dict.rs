@@ -94,7 +94,19 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
             out.push((format!("{p}.attn.q_norm.w"), qk.q.clone()));
             out.push((format!("{p}.attn.k_norm.w"), qk.k.clone()));
         }
-        if let Some(m) = &b.mlp {
+        if let (Some(m), Some(router)) = (&b.mlp, b.mlp.as_ref().and_then(|m| m.router.as_ref())) {
+            // TL's MoE: nn.Linear experts (W_in, W_out, W_gate, `[out, in]`), then the router.
+            let lin = |t: Tensor| -> Result<Tensor> { Ok(t.t()?.contiguous()?) };
+            for e in 0..router.dim(1)? {
+                let x = format!("{p}.mlp.experts.{e}");
+                out.push((format!("{x}.W_in.weight"), lin(m.w_in.get(e)?)?));
+                out.push((format!("{x}.W_out.weight"), lin(m.w_out.get(e)?)?));
+                if let Some(g) = &m.w_gate {
+                    out.push((format!("{x}.W_gate.weight"), lin(g.get(e)?)?));
+                }
+            }
+            out.push((format!("{p}.mlp.W_gate.weight"), lin(router.clone())?));
+        } else if let Some(m) = &b.mlp {
             out.push((format!("{p}.mlp.W_in"), m.w_in.clone()));
             match &m.w_gate {
                 // TL's GatedMLP registers W_in, W_out, W_gate, b_in, b_out.

@@ -42,9 +42,6 @@ impl Arch {
                 cfg.positional_embedding_type
             )));
         }
-        if cfg.num_experts.is_some() {
-            return Err(Error::unsupported("mixture-of-experts MLPs are not supported yet"));
-        }
         // TL's norm after a sublayer is an RMSNorm for RMS models and unbound (an error) otherwise.
         if cfg.use_normalization_before_and_after && !matches!(cfg.normalization_type.as_deref(), Some("RMS" | "RMSPre")) {
             return Err(Error::unsupported("use_normalization_before_and_after needs an RMS normalization_type (as in TL)"));
@@ -184,6 +181,14 @@ impl HookedModel {
                 "use_normalization_before_and_after is {} but a block's weights {} ln1_post / ln2_post",
                 cfg.use_normalization_before_and_after,
                 if b.post_norms.is_some() { "have" } else { "lack" }
+            )));
+        }
+        let moe = cfg.num_experts.is_some_and(|e| e > 0);
+        if weights.blocks.iter().filter_map(|b| b.mlp.as_ref()).any(|m| m.router.is_some() != moe) {
+            return Err(Error::unsupported(format!(
+                "num_experts is {:?} but a block's MLP weights {} a router (mixture-of-experts weights are built only by the Mixtral loader yet)",
+                cfg.num_experts,
+                if moe { "lack" } else { "have" }
             )));
         }
         let hooks = HookTable::new(&cfg);

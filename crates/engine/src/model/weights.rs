@@ -51,6 +51,12 @@ pub struct QkNorm {
 
 /// `w_in: [d_model, d_mlp]`; a gated MLP (TL's `GatedMLP`) also has `w_gate` of the same shape:
 /// `act(x @ w_gate) * (x @ w_in) + b_in`.
+///
+/// With `router` (config `num_experts`), it is TL's `MoE`: `router: [d_model, num_experts]` (TL's
+/// `mlp.W_gate`) picks `experts_per_token` experts per token, and the experts' gated MLPs are
+/// stacked along a leading expert axis: `w_in`, `w_gate: [num_experts, d_model, d_mlp]`,
+/// `b_in: [num_experts, d_mlp]` (zeros: TL's experts have no biases), `w_out: [num_experts,
+/// d_mlp, d_model]`; `b_out: [d_model]` (zeros) is added once to the mixed output.
 #[derive(Debug, Clone)]
 pub struct MlpWeights {
     pub w_in: Tensor,
@@ -58,6 +64,8 @@ pub struct MlpWeights {
     pub b_in: Tensor,
     pub w_out: Tensor,
     pub b_out: Tensor,
+    /// TL's MoE router (`mlp.W_gate`), or None: a dense MLP.
+    pub router: Option<Tensor>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +98,7 @@ impl ModelWeights {
             }
             if let Some(m) = &b.mlp {
                 total += t(&m.w_in) + m.w_gate.as_ref().map(t).unwrap_or(0) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
+                total += m.router.as_ref().map(t).unwrap_or(0);
             }
         }
         total
@@ -131,6 +140,7 @@ impl ModelWeights {
                 out.push(&mut m.b_in);
                 out.push(&mut m.w_out);
                 out.push(&mut m.b_out);
+                out.extend(m.router.as_mut());
             }
             if let Some(n) = post_mlp {
                 norm(&mut out, n);
@@ -156,6 +166,7 @@ impl ModelWeights {
                     b_in: t(&m.b_in)?,
                     w_out: t(&m.w_out)?,
                     b_out: t(&m.b_out)?,
+                    router: o(&m.router)?,
                 }),
                 None => None,
             };

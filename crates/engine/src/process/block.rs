@@ -106,6 +106,13 @@ pub fn process_block(blk: &mut BlockWeights, plan: &BlockPlan, own: Ownership) -
             if let (Some(gate), Some(w)) = (&mlp.w_gate, &blk.ln2.w) {
                 mlp.w_gate = Some(gate.broadcast_mul(&w.to_dtype(gate.dtype())?.unsqueeze(1)?)?);
             }
+            if mlp.router.is_some() && fold.biases {
+                return Err(Error::unsupported("folding a LayerNorm into mixture-of-experts weights is not supported (TL's MoEs use RMSNorm)"));
+            }
+            // An MoE's router reads ln2 too (TL's MoEs are RMS: a scale, no bias to fold).
+            if let (Some(r), Some(w)) = (&mlp.router, &blk.ln2.w) {
+                mlp.router = Some(r.broadcast_mul(&w.to_dtype(r.dtype())?.unsqueeze(1)?)?);
+            }
             (mlp.w_in, mlp.b_in) = fold_norm(&blk.ln2, &mlp.w_in, &mlp.b_in, fold, own)?;
             blk.ln2 = NormWeights::default();
         }

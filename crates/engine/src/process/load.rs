@@ -96,6 +96,23 @@ pub fn weights_from_state_dict(cfg: &Config, like: &ModelWeights, sd: &StateDict
             None => None,
         };
         let mlp = match &shape.mlp {
+            Some(m) if m.router.is_some() => {
+                // TL's MoE: nn.Linear weights `[out, in]` per expert, then the router.
+                let (n, dm) = (m.w_in.dim(0)?, m.w_in.dim(2)?);
+                let lin = |name: &str, s: &[usize]| -> Result<Tensor> { Ok(r.get(&format!("{p}.mlp.{name}.weight"), s)?.t()?.contiguous()?) };
+                let stack = |name: &str, s: &[usize]| -> Result<Tensor> {
+                    let parts = (0..n).map(|e| lin(&format!("experts.{e}.{name}"), s)).collect::<Result<Vec<_>>>()?;
+                    Ok(Tensor::stack(&parts, 0)?)
+                };
+                Some(MlpWeights {
+                    w_in: stack("W_in", &[dm, d])?,
+                    w_gate: Some(stack("W_gate", &[dm, d])?),
+                    b_in: m.b_in.zeros_like()?.to_dtype(dtype)?.to_device(device)?,
+                    w_out: stack("W_out", &[d, dm])?,
+                    b_out: Tensor::zeros(d, dtype, device)?,
+                    router: Some(lin("W_gate", &[n, d])?),
+                })
+            }
             Some(m) => {
                 let dm = m.w_in.dim(1)?;
                 let g = |name: &str, s: &[usize]| r.get(&format!("{p}.mlp.{name}"), s);
@@ -105,6 +122,7 @@ pub fn weights_from_state_dict(cfg: &Config, like: &ModelWeights, sd: &StateDict
                     b_in: g("b_in", &[dm])?,
                     w_out: g("W_out", &[dm, d])?,
                     b_out: g("b_out", &[d])?,
+                    router: None,
                 })
             }
             None => None,

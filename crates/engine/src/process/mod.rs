@@ -116,9 +116,9 @@ pub fn process_owned(cfg: &mut Config, w: &mut ModelWeights, opts: ProcessOption
     if cfg.output_logits_soft_cap > 0.0 {
         opts.center_unembed = false;
     }
-    if opts.fold_ln && cfg.num_experts.map(|e| e > 1).unwrap_or(false) {
-        opts.fold_ln = false;
-    }
+    // TL 2.16.1 folds nothing into an MoE (and its RMSPre model then drops the norm weights):
+    // here ln2 folds into the router and every expert (`block.rs`), so the processed model
+    // predicts what the unprocessed one does.
     let layer_norm = match cfg.normalization_type.as_deref() {
         Some("LN") | Some("LNPre") => Some(true),
         Some("RMS") | Some("RMSPre") => Some(false),
