@@ -38,10 +38,10 @@ test('Gemma 2: attention scores and logits stay inside their soft caps, and reac
   t.true(attnCap > 0 && logitCap > 0)
   const maxAbs = (xs: ArrayLike<number>) => Array.from(xs).filter(Number.isFinite).reduce((a, x) => Math.max(a, Math.abs(x)), 0)
   for (let l = 0; l < m.cfg.n_layers; l++) {
-    const s = maxAbs(cache.get(`blocks.${l}.attn.hook_attn_scores`).toArray())
+    const s = maxAbs(cache.get(`blocks.${l}.attn.hook_attn_scores`).toArray() as Float32Array)
     t.true(s < attnCap && s > attnCap / 2, `layer ${l}: max |score| ${s} vs cap ${attnCap}`)
   }
-  const lg = maxAbs(logits.toArray())
+  const lg = maxAbs(logits.toArray() as Float32Array)
   t.true(lg < logitCap && lg > logitCap / 2, `max |logit| ${lg} vs cap ${logitCap}`)
   m.dispose()
 })
@@ -83,7 +83,7 @@ test('Gemma 2: layers alternate global and local (TL: global first), the local o
     for (let i = 0; i < h * q * k; i++) {
       const qi = Math.floor(i / k) % q
       const ki = i % k
-      if (ki <= qi - w) outside += p[i]
+      if (ki <= qi - w) outside += Number(p[i])
     }
     if (l % 2 === 1) t.is(outside, 0, `local layer ${l} attends outside its window`)
     else t.true(outside > 0.1, `global layer ${l} attends only within the window`)

@@ -12,6 +12,7 @@ import * as path from 'node:path'
 
 import test, { ExecutionContext } from 'ava'
 
+import type { DeltaLabelOptions } from '../src/index'
 import { HookedTransformer, Lens, LogitLens, PredictionTrajectory, Tensor, TrajectoryLabels, TrajectoryStatistic, TunedLens } from '../src/index'
 import { assertClose, goldenOf } from './helpers/compare'
 import { codeOf } from './helpers/errors'
@@ -131,7 +132,7 @@ function assertLabels(t: ExecutionContext, actual: TrajectoryLabels | null, gold
 }
 
 function call(a: PredictionTrajectory, b: PredictionTrajectory, stat: string, kwargs: Record<string, unknown>): TrajectoryStatistic {
-  const delta = { ...(kwargs.topk !== undefined ? { topk: kwargs.topk } : {}), ...(kwargs.max_entries_to_show !== undefined ? { max_entries_to_show: kwargs.max_entries_to_show } : {}) }
+  const delta: DeltaLabelOptions = { ...(kwargs.topk !== undefined ? { topk: kwargs.topk } : {}), ...(kwargs.max_entries_to_show !== undefined ? { max_entries_to_show: kwargs.max_entries_to_show } : {}) } as DeltaLabelOptions
   switch (stat) {
     case 'entropy': return a.entropy(kwargs)
     case 'forward_kl': return a.forwardKl(kwargs)

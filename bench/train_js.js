@@ -35,7 +35,7 @@ async function timed(fn) {
 async function trainStep() {
   const model = await L.HookedTransformer.fromPretrainedNoProcessing(path.join(__dirname, '..', 'models', 'demo-induction'))
   const { n_ctx, d_vocab } = model.cfg
-  const steps = REPS + 2
+  const steps = 4 * REPS + 4
   const toks = L.Tensor.from(lcg(32 * n_ctx * steps, 1, d_vocab), [32 * steps, n_ctx])
   // Steady-state time per step: the gaps between consecutive steps of one train() run.
   const at = []
