@@ -32,6 +32,7 @@ const FAMILY_MODELS = {
   'google/gemma-2-2b': 'Gemma 2: norms after attention and MLP (ln1_post / ln2_post), global / local layers, score and logit soft caps, query_pre_attn_scalar',
   'mistralai/Mixtral-8x7B-v0.1': 'Mixtral: mixture-of-experts MLP (top-2 of 4 gated experts, expert hooks), RMSNorm folded into router and experts',
   'bigcode/santacoder': 'SantaCoder: multi-query attention (q_attn + one shared kv_attn head, copied into every head as TL does), remote-code checkpoint, scores scaled by inverse layer index',
+  'Qwen/Qwen-1_8B': 'Qwen v1: remote-code checkpoint, fused c_attn with Q/K/V biases (no c_proj bias), gated MLP from w1 / w2 of intermediate_size // 2, untied lm_head',
 } as const
 
 for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {

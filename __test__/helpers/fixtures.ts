@@ -19,6 +19,7 @@ export const MODELS = [
   'google/gemma-2b', 'google/gemma-2-2b',
   'bigscience/bloom-560m',
   'bigcode/santacoder',
+  'Qwen/Qwen-1_8B',
   'mistralai/Mixtral-8x7B-v0.1',
 ] as const
 

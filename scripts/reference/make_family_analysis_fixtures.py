@@ -35,6 +35,7 @@ IDS = [
     "google/gemma-2b",
     "google/gemma-2-2b",
     "bigcode/santacoder",
+    "Qwen/Qwen-1_8B",
 ]
 WEIGHTS = ["W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_in", "W_out", "W_U", "W_E"]
 

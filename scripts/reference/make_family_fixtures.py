@@ -36,7 +36,7 @@ and be one whose dims TL reads from config.json (TL hard-codes the configs of id
 (`expect_mode_cfg` those of one loader), and every family's TL unprocessed logits must match HF's
 (eager attention) to 1e-4. A remote-code architecture (santacoder) gives its model class as
 `hf_model_class`, registered for the Auto classes so that save_pretrained writes its code files
-and config.json's auto_map into the snapshot (santacoder_fixtures.py).
+and config.json's auto_map into the snapshot (santacoder_fixtures.py, qwen_fixtures.py).
 """
 import json
 import shutil
@@ -653,6 +653,12 @@ mf.load_tl = mixtral_fixtures.correct_processed(mf.load_tl)
 import santacoder_fixtures  # noqa: E402
 
 FAMILIES += santacoder_fixtures.families(Family, TokenizerSpec, LN_TINY, LN_MODES)
+
+# Qwen v1 (QWenLMHeadModel): Llama-like blocks in remote code that the fixture ships itself
+# (qwen_fixtures.py says how and why).
+import qwen_fixtures  # noqa: E402
+
+FAMILIES += qwen_fixtures.families(Family, QWEN2_TOKENIZER, RMS_MODES)
 
 
 # ----------------------------------------------------------------------------- tokenizer

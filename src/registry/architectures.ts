@@ -29,6 +29,7 @@ export const SUPPORTED_ARCHITECTURES: readonly string[] = [
   'Gemma2ForCausalLM',
   'MixtralForCausalLM',
   'GPT2LMHeadCustomModel',
+  'QWenLMHeadModel',
 ]
 
 /** The 19 HF architectures TL 2.16.1 loads (`convert_hf_model_config`), besides its own checkpoints. */
@@ -36,14 +37,12 @@ export const TL_ARCHITECTURES: readonly string[] = [
   ...SUPPORTED_ARCHITECTURES,
   'BertForMaskedLM',
   'T5ForConditionalGeneration',
-  'QWenLMHeadModel',
 ]
 
 /** Why an architecture TL loads does not run here. */
 export const UNSUPPORTED_REASONS: Readonly<Record<string, string>> = {
   BertForMaskedLM: 'BertForMaskedLM is an encoder (TL loads it as HookedEncoder); this library has no BERT family (encoder classes are another issue)',
   T5ForConditionalGeneration: 'T5ForConditionalGeneration is an encoder-decoder (TL loads it as HookedEncoderDecoder); this library has no T5 family (encoder classes are another issue)',
-  QWenLMHeadModel: "QWenLMHeadModel (Qwen 1, remote code) has no family in this library yet",
 }
 
 /** Official-name patterns → architecture, first match wins. Every official name matches one (tested). */

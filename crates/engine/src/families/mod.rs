@@ -21,6 +21,7 @@ pub mod mixtral;
 pub mod opt;
 pub mod phi;
 pub mod phi3;
+pub mod qwen;
 pub mod qwen2;
 pub mod qwen3;
 pub mod santacoder;
@@ -58,6 +59,7 @@ const FAMILIES: &[Family] = &[
     gemma::FAMILY2,
     mixtral::FAMILY,
     santacoder::FAMILY,
+    qwen::FAMILY,
 ];
 
 pub fn architecture_of(hf: &serde_json::Value) -> Result<String> {
