@@ -66,8 +66,12 @@ test('a model from a config has TL derived fields and init scales', (t) => {
   }
 })
 
-test('save writes a TL folder that loads back with the same numbers', async (t) => {
-  const cfg = { n_layers: 2, d_model: 32, d_head: 8, n_ctx: 16, d_vocab: 40, act_fn: 'relu', normalization_type: 'RMS', positional_embedding_type: 'rotary', n_key_value_heads: 2, gated_mlp: true, seed: 4 }
+const SAVE_CONFIGS = {
+  'rotary + GQA + gated': { n_layers: 2, d_model: 32, d_head: 8, n_ctx: 16, d_vocab: 40, act_fn: 'relu', normalization_type: 'RMS', positional_embedding_type: 'rotary', n_key_value_heads: 2, gated_mlp: true, seed: 4 },
+  'mixture of experts': { n_layers: 2, d_model: 32, d_head: 8, n_ctx: 16, d_vocab: 40, act_fn: 'silu', normalization_type: 'RMS', positional_embedding_type: 'rotary', num_experts: 4, experts_per_token: 2, gated_mlp: true, seed: 5 },
+}
+
+for (const [label, cfg] of Object.entries(SAVE_CONFIGS)) test(`save writes a TL folder that loads back with the same numbers: ${label}`, async (t) => {
   const model = HookedTransformer.fromConfig(cfg)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tl-save-'))
   model.save(dir)

@@ -91,13 +91,16 @@ def init_stats():
     out = {}
     base = dict(n_layers=2, d_model=96, d_head=16, n_ctx=64, d_vocab=300, act_fn="gelu", seed=0)
     for mode, extra in [("gpt2", {}), ("xavier_uniform", {}), ("xavier_normal", {"initializer_range": 0.7}),
-                        ("kaiming_uniform", {}), ("kaiming_normal", {"attn_only": True}), ("muP", {"n_key_value_heads": 2})]:
-        cfg = HookedTransformerConfig(**base, init_mode=mode, **extra)
+                        ("kaiming_uniform", {}), ("kaiming_normal", {"attn_only": True}), ("muP", {"n_key_value_heads": 2}),
+                        ("xavier_uniform+moe", {"num_experts": 4, "experts_per_token": 2, "act_fn": "silu",
+                                                "normalization_type": "RMS", "gated_mlp": True})]:
+        key, mode = mode, mode.split("+")[0]
+        cfg = HookedTransformerConfig(**{**base, **extra}, init_mode=mode)
         m = HookedTransformer(cfg)
         stats = {k: {"std": p.detach().double().std(unbiased=False).item(), "maxabs": p.detach().abs().max().item(),
                      "mean": p.detach().double().mean().item(), "shape": list(p.shape)}
                  for k, p in m.named_parameters()}
-        out[mode] = {"config_in": {**base, "init_mode": mode, **extra}, "config": config_json(m.cfg), "params": stats}
+        out[key] = {"config_in": {**base, **extra, "init_mode": mode}, "config": config_json(m.cfg), "params": stats}
     return out
 
 

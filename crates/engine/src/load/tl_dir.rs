@@ -46,8 +46,18 @@ pub fn skeleton(cfg: &Config) -> Result<ModelWeights> {
         let mlp = if cfg.attn_only {
             None
         } else {
-            let w_in = shaped(&[cfg.d_model, cfg.d_mlp()])?;
-            Some(MlpWeights { w_gate: cfg.gated_mlp.then(|| w_in.clone()), w_in, b_in: e.clone(), w_out: e.clone(), b_out: e.clone(), router: None })
+            let (d, dm) = (cfg.d_model, cfg.d_mlp());
+            match cfg.num_experts {
+                // TL's MoE: experts stacked on a leading axis, and the router.
+                Some(n) => {
+                    let w_in = shaped(&[n, d, dm])?;
+                    Some(MlpWeights { w_gate: Some(w_in.clone()), w_in, b_in: shaped(&[n, dm])?, w_out: e.clone(), b_out: e.clone(), router: Some(shaped(&[d, n])?) })
+                }
+                None => {
+                    let w_in = shaped(&[d, dm])?;
+                    Some(MlpWeights { w_gate: cfg.gated_mlp.then(|| w_in.clone()), w_in, b_in: e.clone(), w_out: e.clone(), b_out: e.clone(), router: None })
+                }
+            }
         };
         let qk_norm = cfg.use_qk_norm.then(|| QkNorm { q: e.clone(), k: e.clone() });
         let n = NormWeights::default();

@@ -98,7 +98,7 @@ fn check_size(cfg: &Config, dtype: DType) -> Result<()> {
     let per_layer = [
         m(&[d, cfg.qkv_width()]),
         m(&[cfg.n_heads, cfg.d_head, d]),
-        m(&[d, cfg.d_mlp(), 3]),
+        m(&[d, cfg.d_mlp(), 3, cfg.num_experts.unwrap_or(1)]),
     ];
     let total = per_layer
         .iter()
@@ -149,10 +149,21 @@ pub fn random_model(mut cfg: Config, seed: u64, dtype: DType, device: &Device) -
             None
         } else {
             let dm = cfg.d_mlp();
-            let w_in = draw.weight(&[d, dm], d, dm, false)?;
-            let w_gate = if cfg.gated_mlp { Some(draw.weight(&[d, dm], d, dm, false)?) } else { None };
-            let w_out = draw.weight(&[dm, d], dm, d, false)?;
-            Some(MlpWeights { w_in, w_gate, b_in: draw.filled(&[dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: None })
+            if let Some(n) = cfg.num_experts {
+                // TL's MoE: the router and each expert's W_in / W_gate / W_out are nn.Linear
+                // weights `[out, in]`, whose TL fans are (out, in); drawn here in the stacked
+                // compute layout (`[n, d, dm]`, `[n, dm, d]`, router `[d, n]`).
+                let router = draw.weight(&[d, n], n, d, false)?;
+                let w_in = draw.weight(&[n, d, dm], dm, d, false)?;
+                let w_gate = draw.weight(&[n, d, dm], dm, d, false)?;
+                let w_out = draw.weight(&[n, dm, d], d, dm, false)?;
+                Some(MlpWeights { w_in, w_gate: Some(w_gate), b_in: draw.filled(&[n, dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: Some(router) })
+            } else {
+                let w_in = draw.weight(&[d, dm], d, dm, false)?;
+                let w_gate = if cfg.gated_mlp { Some(draw.weight(&[d, dm], d, dm, false)?) } else { None };
+                let w_out = draw.weight(&[dm, d], dm, d, false)?;
+                Some(MlpWeights { w_in, w_gate, b_in: draw.filled(&[dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: None })
+            }
         };
         let qk_norm = if cfg.use_qk_norm { Some(QkNorm { q: draw.filled(&[dh], 1.0)?, k: draw.filled(&[dh], 1.0)? }) } else { None };
         blocks.push(BlockWeights {

@@ -156,8 +156,15 @@ mod tests {
             c.use_qk_norm = true;
         };
         let parallel = |c: &mut Config| c.parallel_attn_mlp = true;
+        // Mixtral-shaped: routed experts.
+        let moe = |c: &mut Config| {
+            llama(c);
+            c.use_qk_norm = false;
+            c.num_experts = Some(4);
+            c.experts_per_token = Some(2);
+        };
         let cases: Vec<(bool, &str, Box<dyn Fn(&mut Config)>)> =
-            vec![(false, "LN", Box::new(|_| {})), (true, "LN", Box::new(|_| {})), (false, "RMS", Box::new(llama)), (false, "LN", Box::new(parallel))];
+            vec![(false, "LN", Box::new(|_| {})), (true, "LN", Box::new(|_| {})), (false, "RMS", Box::new(llama)), (false, "LN", Box::new(parallel)), (false, "RMS", Box::new(moe))];
         for (attn_only, norm, edit) in cases {
             let mut m = model_with(attn_only, norm, |c| edit(c));
             let cfg = OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.0, nesterov: false, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
