@@ -9,11 +9,12 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, t, zeros};
+use crate::families::gpt_neox;
+use crate::families::hf_linear::{layer_norm, zeros};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
-use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
+use crate::model::weights::ModelWeights;
 
 pub const FAMILY: Family = Family {
     architecture: "BloomForCausalLM",
@@ -83,52 +84,12 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 }
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
-    let (d, m) = (cfg.d_model, cfg.d_mlp());
-    let specs = [
-        ("input_layernorm.weight", vec![d]),
-        ("input_layernorm.bias", vec![d]),
-        ("self_attention.query_key_value.weight", vec![3 * d, d]),
-        ("self_attention.query_key_value.bias", vec![3 * d]),
-        ("self_attention.dense.weight", vec![d, d]),
-        ("self_attention.dense.bias", vec![d]),
-        ("post_attention_layernorm.weight", vec![d]),
-        ("post_attention_layernorm.bias", vec![d]),
-        ("mlp.dense_h_to_4h.weight", vec![m, d]),
-        ("mlp.dense_h_to_4h.bias", vec![m]),
-        ("mlp.dense_4h_to_h.weight", vec![d, m]),
-        ("mlp.dense_4h_to_h.bias", vec![d]),
-    ];
-    TensorSpec::all(specs, |n| layer(l, n))
+    // GPT-NeoX's per-head fused QKV layout, under `self_attention`.
+    gpt_neox::fused_layer_tensors(cfg, "self_attention", |n| layer(l, n))
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
-    let (d, h, dh) = (cfg.d_model, cfg.n_heads, cfg.d_head);
-    let mut blocks = Vec::with_capacity(cfg.n_layers);
-    for l in 0..cfg.n_layers {
-        let get = |s: &str| w.get(&layer(l, s));
-        let get_t = |s: &str| w.get_t(&layer(l, s));
-        // Rows (head, qkv, d_head) → columns Q heads, K heads, V heads.
-        let qkv = get("self_attention.query_key_value.weight")?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
-        let b_qkv = get("self_attention.query_key_value.bias")?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
-        blocks.push(BlockWeights {
-            ln1: layer_norm(w, &layer(l, "input_layernorm"))?,
-            w_qkv: t(qkv)?,
-            b_qkv,
-            w_o: get_t("self_attention.dense.weight")?,
-            b_o: get("self_attention.dense.bias")?,
-            ln2: layer_norm(w, &layer(l, "post_attention_layernorm"))?,
-            mlp: Some(MlpWeights {
-                w_in: get_t("mlp.dense_h_to_4h.weight")?,
-                w_gate: None,
-                b_in: get("mlp.dense_h_to_4h.bias")?,
-                w_out: get_t("mlp.dense_4h_to_h.weight")?,
-                b_out: get("mlp.dense_4h_to_h.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
-    }
+    let blocks = (0..cfg.n_layers).map(|l| gpt_neox::fused_block(cfg, w, "self_attention", |n| layer(l, n))).collect::<Result<Vec<_>>>()?;
     let w_e = w.get("word_embeddings.weight")?;
     let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
     let b_u: Tensor = zeros(cfg.d_vocab, &w_e)?;

@@ -78,52 +78,60 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
 }
 
 pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
+    fused_layer_tensors(cfg, "attention", |n| layer(l, n))
+}
+
+/// One layer of a GPT-NeoX-layout checkpoint (also Bloom's): LayerNorms, the fused per-head
+/// QKV under `{attn}.query_key_value`, `{attn}.dense`, and the dense-h-to-4h MLP.
+pub(crate) fn fused_layer_tensors(cfg: &Config, attn: &str, name: impl Fn(&str) -> String) -> Vec<TensorSpec> {
     let (d, m) = (cfg.d_model, cfg.d_mlp());
     let specs = [
-        ("input_layernorm.weight", vec![d]),
-        ("input_layernorm.bias", vec![d]),
-        ("attention.query_key_value.weight", vec![3 * d, d]),
-        ("attention.query_key_value.bias", vec![3 * d]),
-        ("attention.dense.weight", vec![d, d]),
-        ("attention.dense.bias", vec![d]),
-        ("post_attention_layernorm.weight", vec![d]),
-        ("post_attention_layernorm.bias", vec![d]),
-        ("mlp.dense_h_to_4h.weight", vec![m, d]),
-        ("mlp.dense_h_to_4h.bias", vec![m]),
-        ("mlp.dense_4h_to_h.weight", vec![d, m]),
-        ("mlp.dense_4h_to_h.bias", vec![d]),
+        ("input_layernorm.weight".to_string(), vec![d]),
+        ("input_layernorm.bias".to_string(), vec![d]),
+        (format!("{attn}.query_key_value.weight"), vec![3 * d, d]),
+        (format!("{attn}.query_key_value.bias"), vec![3 * d]),
+        (format!("{attn}.dense.weight"), vec![d, d]),
+        (format!("{attn}.dense.bias"), vec![d]),
+        ("post_attention_layernorm.weight".to_string(), vec![d]),
+        ("post_attention_layernorm.bias".to_string(), vec![d]),
+        ("mlp.dense_h_to_4h.weight".to_string(), vec![m, d]),
+        ("mlp.dense_h_to_4h.bias".to_string(), vec![m]),
+        ("mlp.dense_4h_to_h.weight".to_string(), vec![d, m]),
+        ("mlp.dense_4h_to_h.bias".to_string(), vec![d]),
     ];
-    TensorSpec::all(specs, |n| layer(l, n))
+    TensorSpec::all(specs.iter().map(|(n, s)| (n.as_str(), s.clone())), name)
+}
+
+/// The block of [`fused_layer_tensors`]' layout: rows (head, qkv, d_head) of the fused weight
+/// become columns Q heads, K heads, V heads.
+pub(crate) fn fused_block(cfg: &Config, w: &Checked, attn: &str, name: impl Fn(&str) -> String) -> Result<BlockWeights> {
+    let (d, h, dh) = (cfg.d_model, cfg.n_heads, cfg.d_head);
+    let get = |s: &str| w.get(&name(s));
+    let get_t = |s: &str| w.get_t(&name(s));
+    let qkv = get(&format!("{attn}.query_key_value.weight"))?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
+    let b_qkv = get(&format!("{attn}.query_key_value.bias"))?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
+    Ok(BlockWeights {
+        ln1: layer_norm(w, &name("input_layernorm"))?,
+        w_qkv: t(qkv)?,
+        b_qkv,
+        w_o: get_t(&format!("{attn}.dense.weight"))?,
+        b_o: get(&format!("{attn}.dense.bias"))?,
+        ln2: layer_norm(w, &name("post_attention_layernorm"))?,
+        mlp: Some(MlpWeights {
+            w_in: get_t("mlp.dense_h_to_4h.weight")?,
+            w_gate: None,
+            b_in: get("mlp.dense_h_to_4h.bias")?,
+            w_out: get_t("mlp.dense_4h_to_h.weight")?,
+            b_out: get("mlp.dense_4h_to_h.bias")?,
+            router: None,
+        }),
+        qk_norm: None,
+        post_norms: None,
+    })
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
-    let (d, h, dh) = (cfg.d_model, cfg.n_heads, cfg.d_head);
-    let mut blocks = Vec::with_capacity(cfg.n_layers);
-    for l in 0..cfg.n_layers {
-        let get = |s: &str| w.get(&layer(l, s));
-        let get_t = |s: &str| w.get_t(&layer(l, s));
-        // Rows (head, qkv, d_head) → columns Q heads, K heads, V heads.
-        let qkv = get("attention.query_key_value.weight")?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
-        let b_qkv = get("attention.query_key_value.bias")?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
-        blocks.push(BlockWeights {
-            ln1: layer_norm(w, &layer(l, "input_layernorm"))?,
-            w_qkv: t(qkv)?,
-            b_qkv,
-            w_o: get_t("attention.dense.weight")?,
-            b_o: get("attention.dense.bias")?,
-            ln2: layer_norm(w, &layer(l, "post_attention_layernorm"))?,
-            mlp: Some(MlpWeights {
-                w_in: get_t("mlp.dense_h_to_4h.weight")?,
-                w_gate: None,
-                b_in: get("mlp.dense_h_to_4h.bias")?,
-                w_out: get_t("mlp.dense_4h_to_h.weight")?,
-                b_out: get("mlp.dense_4h_to_h.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
-    }
+    let blocks = (0..cfg.n_layers).map(|l| fused_block(cfg, w, "attention", |n| layer(l, n))).collect::<Result<Vec<_>>>()?;
     let w_e = w.get("embed_in.weight")?;
     let w_u = w.get_t("embed_out.weight")?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
