@@ -2,23 +2,25 @@
 'use strict'
 // `npm run bench:decode`: greedy decode tokens/s (128 new tokens after a 16-token prompt) at
 // batch 1 and 8, this library vs Python TL's generate, plus what memory bandwidth allows at
-// batch 1 (every weight read once per token), for each shape in BENCH_SHAPES (see run.js).
+// batch 1 (every weight read once per token), for each shape in BENCH_SHAPES (see run.js) and
+// each dtype in BENCH_DTYPES (default float32,bfloat16: TL's `dtype`, unprocessed weights).
 
 const path = require('node:path')
 
 const { PYTHON, SHAPES, runBench, ensureCheckpoint } = require('./env')
 
 const shapes = (process.env.BENCH_SHAPES || Object.keys(SHAPES).join(',')).split(',').filter(Boolean)
-for (const shape of shapes) {
+const dtypes = (process.env.BENCH_DTYPES || 'float32,bfloat16').split(',').filter(Boolean)
+for (const shape of shapes) for (const dtype of dtypes) {
   const model = ensureCheckpoint(shape)
-  const ours = runBench(process.execPath, [path.join(__dirname, 'decode_js.js')], model)
-  const tl = process.env.BENCH_SKIP_PYTHON ? null : runBench(PYTHON, [path.join(__dirname, 'decode_tl.py')], model)
+  const ours = runBench(process.execPath, [path.join(__dirname, 'decode_js.js')], model, { BENCH_DTYPE: dtype })
+  const tl = process.env.BENCH_SKIP_PYTHON ? null : runBench(PYTHON, [path.join(__dirname, 'decode_tl.py')], model, { BENCH_DTYPE: dtype })
   if (ours.error) {
     console.error(ours.error)
     process.exit(1)
   }
   const gb = (x) => (x / 1e9).toFixed(1)
-  console.log(`## ${shape} (\`${model}\`)`)
+  console.log(`## ${shape} (\`${model}\`), ${dtype}`)
   console.log()
   console.log(`weights read per decode step: ${(ours.weight_bytes / 2 ** 20).toFixed(0)} MiB; memcpy bandwidth (read + write): ${gb(ours.copy_bandwidth)} GB/s`)
   console.log()

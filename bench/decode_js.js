@@ -27,12 +27,14 @@ function copyBandwidth() {
 }
 
 async function main() {
-  const model = await HookedTransformer.fromPretrained(process.env.BENCH_MODEL || 'gpt2')
+  // BENCH_DTYPE: float32 (default), bfloat16 or float16; weights unprocessed, as decode_tl.py.
+  const dtype = process.env.BENCH_DTYPE || 'float32'
+  const model = await HookedTransformer.fromPretrainedNoProcessing(process.env.BENCH_MODEL || 'gpt2', { dtype })
   let weightBytes = 0
   for (const [name, t] of model.stateDict()) {
     // Decoding reads every weight once per step except the embedding rows it gathers.
     if (name !== 'embed.W_E' && name !== 'pos_embed.W_pos' && !name.endsWith('.mask') && !name.endsWith('.IGNORE')) {
-      weightBytes += t.shape.reduce((a, b) => a * b, 1) * 4
+      weightBytes += t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'float32' ? 4 : 2)
     }
     t.dispose()
   }

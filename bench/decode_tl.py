@@ -2,7 +2,8 @@
 """Greedy decode throughput of Python TransformerLens on the benchmark checkpoint.
 
 Usage: HF_HUB_CACHE=bench/.out/hub python bench/decode_tl.py   (last stdout line: JSON)
-Settings mirror bench/decode_common.js."""
+Settings mirror bench/decode_common.js; BENCH_DTYPE (float32 default, bfloat16, float16) is TL's
+`dtype`."""
 import json
 import os
 import sys
@@ -12,6 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from transformer_lens import HookedTransformer  # noqa: E402
+
+import tl_patch  # noqa: E402
+
+tl_patch.install()
 
 NEW_TOKENS, PROMPT_LEN, BATCHES = 128, 16, [1, 8]
 
@@ -23,7 +28,8 @@ def prompt(batch):
 def main():
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     torch.set_grad_enabled(False)
-    model = HookedTransformer.from_pretrained(os.environ.get("BENCH_MODEL", "gpt2"), device="cpu")
+    dtype = getattr(torch, os.environ.get("BENCH_DTYPE", "float32"))
+    model = HookedTransformer.from_pretrained_no_processing(os.environ.get("BENCH_MODEL", "gpt2"), device="cpu", dtype=dtype)
     out = {"tokens_per_s": {}}
     for b in BATCHES:
         p = prompt(b)

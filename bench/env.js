@@ -22,9 +22,9 @@ const env = {
 
 // Runs a bench script (on `model`, BENCH_MODEL); stderr (progress) streams through, the last
 // stdout line is its JSON.
-function runBench(cmd, args, model = 'gpt2') {
+function runBench(cmd, args, model = 'gpt2', extraEnv = {}) {
   const t0 = Date.now()
-  const r = spawnSync(cmd, args, { cwd: ROOT, env: { ...env, BENCH_MODEL: model }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 })
+  const r = spawnSync(cmd, args, { cwd: ROOT, env: { ...env, ...extraEnv, BENCH_MODEL: model }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 })
   const secs = ((Date.now() - t0) / 1000).toFixed(0)
   if (r.error) return { error: `${cmd}: ${r.error.message}` }
   if (r.status !== 0) return { error: `${path.basename(args[0])} exited with ${r.status ?? r.signal} after ${secs}s` }
@@ -41,7 +41,13 @@ function runBench(cmd, args, model = 'gpt2') {
 const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
 
 // The benchmark shapes (bench/make_checkpoint.py SHAPES): shape name → model id in the cache.
-const SHAPES = { gpt2: 'gpt2', 'pythia-160m': 'EleutherAI/pythia-160m', llama: '01-ai/Yi-6B' }
+const SHAPES = {
+  gpt2: 'gpt2',
+  'pythia-160m': 'EleutherAI/pythia-160m',
+  llama: '01-ai/Yi-6B',
+  gemma2: 'google/gemma-2-2b',
+  mixtral: 'mistralai/Mixtral-8x7B-v0.1',
+}
 
 function checkpointReady(modelId) {
   try {

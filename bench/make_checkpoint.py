@@ -4,9 +4,11 @@
 Usage:  python bench/make_checkpoint.py [CACHE_DIR] [SHAPE]   (default: bench/.out/hub gpt2)
 
 SHAPE is one of SHAPES below: `gpt2` (GPT-2 small, under the id `gpt2`), `pythia-160m`
-(GPT-NeoX, Pythia-160m's dims, under `EleutherAI/pythia-160m`) or `llama` (a ~110M-parameter
+(GPT-NeoX, Pythia-160m's dims, under `EleutherAI/pythia-160m`), `llama` (a ~110M-parameter
 Llama: RMSNorm, gated SiLU MLP, grouped-query attention with 4 K/V heads for 12 query heads,
-under `01-ai/Yi-6B`, an id whose dims TL reads from config.json).
+under `01-ai/Yi-6B`, an id whose dims TL reads from config.json), `gemma2` (a reduced Gemma 2
+under `google/gemma-2-2b`; TL's side reads its sizes through bench/tl_patch.py) or `mixtral`
+(a reduced Mixtral: 8 experts, top-2).
 
 Writes the HuggingFace hub-cache layout, loadable with HF_HUB_OFFLINE=1 and
 HF_HUB_CACHE=CACHE_DIR:
@@ -65,11 +67,38 @@ def llama_config():
     )
 
 
+def gemma2_config():
+    from transformers import Gemma2Config
+
+    return Gemma2Config(
+        vocab_size=32000, hidden_size=768, num_attention_heads=8, num_key_value_heads=4, head_dim=96,
+        intermediate_size=3072, num_hidden_layers=12, max_position_embeddings=2048, rms_norm_eps=1e-6,
+        hidden_activation="gelu_pytorch_tanh", rope_theta=10000.0, query_pre_attn_scalar=96,
+        sliding_window=512, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+        tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=2,
+        architectures=["Gemma2ForCausalLM"],
+    )
+
+
+def mixtral_config():
+    from transformers import MixtralConfig
+
+    return MixtralConfig(
+        vocab_size=32000, hidden_size=768, num_attention_heads=12, num_key_value_heads=4,
+        intermediate_size=1024, num_hidden_layers=8, num_local_experts=8, num_experts_per_tok=2,
+        max_position_embeddings=2048, rms_norm_eps=1e-5, rope_theta=1e6, sliding_window=None,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, architectures=["MixtralForCausalLM"],
+    )
+
+
 # shape -> (model id, HF config, AutoModel class name)
 SHAPES = {
     "gpt2": ("gpt2", gpt2_config, "GPT2LMHeadModel"),
     "pythia-160m": ("EleutherAI/pythia-160m", pythia_config, "GPTNeoXForCausalLM"),
     "llama": ("01-ai/Yi-6B", llama_config, "LlamaForCausalLM"),
+    # TL hard-codes every Gemma name's real sizes; bench/tl_patch.py makes it read these.
+    "gemma2": ("google/gemma-2-2b", gemma2_config, "Gemma2ForCausalLM"),
+    "mixtral": ("mistralai/Mixtral-8x7B-v0.1", mixtral_config, "MixtralForCausalLM"),
 }
 
 

@@ -33,6 +33,8 @@ const SHAPE_TEXT = {
   gpt2: 'GPT-2 small shape (12 layers, d_model 768, vocab 50257)',
   'pythia-160m': 'Pythia-160m shape (GPT-NeoX: 12 layers, d_model 768, parallel attention + MLP, rotary on 16 of 64 dims, vocab 50304)',
   llama: 'Llama shape, ~110M parameters (12 layers, d_model 768, 12 query / 4 K/V heads, gated SiLU MLP 2048, RMSNorm, vocab 32000)',
+  gemma2: 'Gemma-2 shape, reduced (12 layers, d_model 768, 8 query / 4 K/V heads of 96, GELU-tanh gated MLP 3072, pre- and post-norms, soft caps 50 / 30, local / global layers, vocab 32000)',
+  mixtral: 'Mixtral shape, reduced (8 layers, d_model 768, 12 query / 4 K/V heads, 8 experts of d_mlp 1024, top-2 routing, vocab 32000)',
 }
 
 function main() {
@@ -46,7 +48,7 @@ function main() {
     console.error(`${path.relative(ROOT, lib)} is missing: run \`npm run build\` first.`)
     process.exit(1)
   }
-  const shapes = (process.env.BENCH_SHAPES || 'gpt2,pythia-160m,llama').split(',').filter(Boolean)
+  const shapes = (process.env.BENCH_SHAPES || 'gpt2,pythia-160m,llama,gemma2,mixtral').split(',').filter(Boolean)
   for (const shape of shapes) benchShape(shape)
 }
 

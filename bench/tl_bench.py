@@ -24,6 +24,11 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SEED_VOCAB = 512  # the fixture tokenizer's vocab; ids stay below it
 MODEL = os.environ.get("BENCH_MODEL", "gpt2")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tl_patch  # noqa: E402
+
+tl_patch.install()
+
 
 def log(*a):
     print("[tl]", *a, file=sys.stderr, flush=True)

@@ -31,11 +31,11 @@ import transformer_lens.loading_from_pretrained as loading
 from transformers import Gemma2Config, GemmaConfig
 
 import make_fixtures as mf
+import tl_gemma_patch
+from tl_gemma_patch import GEMMA2_ID, GEMMA_ID
 
 VOCAB_SIZE = mf.VOCAB_SIZE
 N_CTX = mf.N_CTX
-GEMMA_ID = "google/gemma-2b"
-GEMMA2_ID = "google/gemma-2-2b"
 GEMMA2_WINDOW = 4
 # Caps small enough that the tiny model's scores and logits reach them (tanh far from linear).
 GEMMA2_ATTN_CAP = 2.0
@@ -68,38 +68,9 @@ def gemma2_config():
 
 
 # ----------------------------------------------------------------------------- TL's table, patched
-_original = loading.convert_hf_model_config
-
-
-def reduced_dict(official_name, hf):
-    d = dict(_original(official_name))
-    d.update({
-        "d_model": hf["hidden_size"], "d_head": hf["head_dim"], "n_heads": hf["num_attention_heads"],
-        "d_mlp": hf["intermediate_size"], "n_layers": hf["num_hidden_layers"],
-        "n_ctx": hf["max_position_embeddings"], "eps": hf["rms_norm_eps"], "d_vocab": hf["vocab_size"],
-        "n_key_value_heads": hf["num_key_value_heads"], "rotary_base": hf["rope_theta"],
-    })
-    if official_name == GEMMA_ID:
-        d["rotary_dim"] = hf["head_dim"]
-    else:
-        d["window_size"] = hf["sliding_window"]
-        d["attn_types"] = ["global", "local"] * ((hf["num_hidden_layers"] + 1) // 2)
-        if hf["query_pre_attn_scalar"] != hf["head_dim"]:
-            d["attn_scale"] = float(hf["query_pre_attn_scalar"]) ** 0.5
-        d["attn_scores_soft_cap"] = hf["attn_logit_softcapping"]
-        d["output_logits_soft_cap"] = hf["final_logit_softcapping"]
-    return d
-
-
-def patched_convert_hf_model_config(model_name, **kwargs):
-    official = loading.get_official_model_name(model_name)
-    if official in (GEMMA_ID, GEMMA2_ID):
-        hf = json.loads((mf.snapshot_dir(official) / "config.json").read_text())
-        return reduced_dict(official, hf)
-    return _original(model_name, **kwargs)
-
-
-loading.convert_hf_model_config = patched_convert_hf_model_config
+# tl_gemma_patch.py holds the rules (the bench uses them too); here they read the fixtures' cache.
+_original = tl_gemma_patch.ORIGINAL
+patched_convert_hf_model_config = tl_gemma_patch.install(mf.snapshot_dir)
 
 
 # ----------------------------------------------------------------------------- HF comparison

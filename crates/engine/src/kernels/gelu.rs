@@ -59,6 +59,9 @@ impl CustomOp1 for GeluNew {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        if let Some((src, dtype)) = super::half16::widen(s, l) {
+            return Ok((super::half16::narrow(&map_par(&src, |_, x| gelu_new(x))?, dtype), l.shape().clone()));
+        }
         let Some(src) = f32_slice(s, l) else { return not_supported("gelu_new") };
         Ok((CpuStorage::F32(map_par(src, |_, x| gelu_new(x))?), l.shape().clone()))
     }
@@ -86,11 +89,13 @@ impl CustomOp2 for GeluNewGrad {
 }
 
 /// The fused kernel for contiguous f32 on the CPU (with a fused backward when `x` is in an
-/// autograd graph: candle records a custom op only then), else candle's `gelu` (the same
-/// formula, differentiable).
+/// autograd graph: candle records a custom op only then) and for 16-bit outside autograd
+/// (computed in f32, rounded once), else candle's `gelu` (the same formula, differentiable).
 pub fn gelu_new_tensor(x: &Tensor) -> Result<Tensor> {
     if super::is_cpu_f32(x) {
         x.apply_op1(GeluNew)
+    } else if super::half16::is_plain_cpu_16(x) {
+        x.apply_op1_no_bwd(&GeluNew)
     } else {
         x.gelu()
     }
@@ -113,6 +118,21 @@ mod tests {
             assert!(gelu_new(x).is_finite());
         }
         assert_eq!(gelu_new(0.0), 0.0);
+    }
+
+    #[test]
+    fn sixteen_bit_input_is_the_f32_result_rounded_once() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let x = Tensor::randn(0f32, 2.0, (3, 700), &dev)?;
+        for dtype in [candle_core::DType::BF16, candle_core::DType::F16] {
+            let h = x.to_dtype(dtype)?;
+            let got = gelu_new_tensor(&h)?;
+            assert_eq!(got.dtype(), dtype);
+            let want = gelu_new_tensor(&h.to_dtype(candle_core::DType::F32)?)?.to_dtype(dtype)?;
+            let (g, w) = (got.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?, want.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+            assert_eq!(g, w);
+        }
+        Ok(())
     }
 
     #[test]

@@ -4,6 +4,7 @@ use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
 use crate::kernels::attn_softmax;
+use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::mask_fill::mask_fill;
 use crate::kernels::rotary::rotate;
@@ -227,10 +228,10 @@ pub fn forward(
     let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
 
     let z = if groups > 1 {
-        let grouped = pattern.reshape((b, h / groups, groups * p, k_len))?.matmul(&v_all)?;
+        let grouped = matmul_any(&pattern.reshape((b, h / groups, groups * p, k_len))?, &v_all)?;
         grouped.reshape((b, h, p, v_all.dim(3)?))?
     } else {
-        pattern.matmul(&v_all)?
+        matmul_any(&pattern, &v_all)?
     };
     let z = z.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
     let z = taps.block(layer, BlockHook::Z, z)?;
