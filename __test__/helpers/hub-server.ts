@@ -1,6 +1,7 @@
 /**
  * A local stand-in for the HuggingFace hub's file protocol (`/{repo}/resolve/{revision}/{file}`;
- * a repo id may carry the `spaces/` or `datasets/` prefix, and files may sit in folders),
+ * a repo id may carry the `spaces/` or `datasets/` prefix, and files may sit in folders) and its
+ * file list (`/api/{models,spaces,datasets}/{repo}/revision/{revision}`: sha + siblings),
  * on 127.0.0.1 only: HEAD/GET with X-Repo-Commit and git-sha1 ETags for small files; LFS files
  * (`*.safetensors`, `*.bin`) answered with X-Linked-Etag (sha256) / X-Linked-Size and a 302 to a
  * second server playing the CDN; X-Error-Code 404s; renamed repos as relative 307s; an optional
@@ -142,6 +143,17 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       res.end()
     }
     const pathname = new URL(req.url ?? '/', 'http://x').pathname
+    const listing = /^\/api\/(models|spaces|datasets)\/(.+)\/revision\/([^/]+)$/.exec(pathname)
+    if (listing !== null) {
+      const [, kind, id, rev] = listing
+      const files = repos.get(kind === 'models' ? id : `${kind}/${id}`)
+      if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`) return fail(401, 'GatedRepo')
+      if (files === undefined) return fail(404, 'RepoNotFound')
+      if (![`main`, FAKE_COMMIT].includes(decodeURIComponent(rev))) return fail(404, 'RevisionNotFound')
+      const body = JSON.stringify({ sha: FAKE_COMMIT, siblings: [...files.keys()].sort().map((rfilename) => ({ rfilename })) })
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      return void res.end(body)
+    }
     const at = pathname.indexOf('/resolve/')
     if (at < 0) return fail(404, null)
     const repoId = pathname.slice(1, at)

@@ -32,8 +32,19 @@ export function checkpointsAreFiles(officialName: string): boolean {
   return officialName.startsWith('NeelNanda/')
 }
 
+/** Whether TL loads a name as one of its own checkpoints (a TL config.json and `.pth` state dicts). */
+export function isTlNative(officialName: string): boolean {
+  return ['NeelNanda/', 'ArthurConmy/', 'Baidicoot/'].some((p) => officialName.startsWith(p))
+}
+
+/** The `.pth` TL reads from a listing: the first file ending in `{value}.pth` (a checkpoint), else in `final.pth`. */
+export function stateDictFile(files: readonly string[], checkpointValue: number | null): string | undefined {
+  const suffix = checkpointValue === null ? 'final.pth' : `${checkpointValue}.pth`
+  return files.find((f) => f.endsWith(suffix))
+}
+
 /** A snapshot's files as the hub lists them: relative paths with `/`, sorted. */
-function repoFiles(dir: string): string[] {
+export function repoFiles(dir: string): string[] {
   const out: string[] = []
   const walk = (rel: string, depth: number) => {
     if (depth > 8) return
@@ -49,21 +60,22 @@ function repoFiles(dir: string): string[] {
 }
 
 /** NeelNanda's labels: `re.match(r"checkpoints/.*_(\d*)\.pth", file)` over the listing, `token` when the last exceeds 1e9. */
-function fileCheckpointLabels(officialName: string, dir: string): { labels: number[]; labelType: 'step' | 'token' } {
+function fileCheckpointLabels(officialName: string, files: string | readonly string[]): { labels: number[]; labelType: 'step' | 'token' } {
   const labels: number[] = []
-  for (const f of repoFiles(dir)) {
+  const where = typeof files === 'string' ? files : 'the hub\'s file list'
+  for (const f of typeof files === 'string' ? repoFiles(files) : files) {
     const m = /^checkpoints\/.*_(\d*)\.pth/.exec(f)
     if (m && m[1] !== '') labels.push(Number(m[1]))
   }
-  if (labels.length === 0) throw new TransformerLensError('TL_MISSING_FILE', `'${officialName}' has no checkpoints/*_{N}.pth files in ${dir}`)
+  if (labels.length === 0) throw new TransformerLensError('TL_MISSING_FILE', `'${officialName}' has no checkpoints/*_{N}.pth files in ${where}`)
   return { labels, labelType: labels[labels.length - 1] > 1e9 ? 'token' : 'step' }
 }
 
 /**
  * TL's `get_checkpoint_labels`: the labels and their type, or TL_INVALID_ARGUMENT for a model
- * without checkpoints. NeelNanda's models need their snapshot folder `dir`.
+ * without checkpoints. NeelNanda's models need their snapshot folder or the repo's file list `dir`.
  */
-export function checkpointLabels(officialName: string, dir?: string): { labels: number[]; labelType: 'step' | 'token' } {
+export function checkpointLabels(officialName: string, dir?: string | readonly string[]): { labels: number[]; labelType: 'step' | 'token' } {
   if (officialName.startsWith('stanford-crfm/')) return { labels: STANFORD_CRFM_CHECKPOINTS, labelType: 'step' }
   if (officialName.startsWith('EleutherAI/pythia')) return { labels: officialName.includes('v0') ? PYTHIA_V0_CHECKPOINTS : PYTHIA_CHECKPOINTS, labelType: 'step' }
   if (checkpointsAreFiles(officialName) && dir !== undefined) return fileCheckpointLabels(officialName, dir)
@@ -71,7 +83,7 @@ export function checkpointLabels(officialName: string, dir?: string): { labels: 
 }
 
 /** The checkpoint `checkpointIndex` or `checkpointValue` names (null when neither is given). */
-export function chooseCheckpoint(officialName: string, index: unknown, value: unknown, dir?: string): CheckpointChoice | null {
+export function chooseCheckpoint(officialName: string, index: unknown, value: unknown, dir?: string | readonly string[]): CheckpointChoice | null {
   if ((index === undefined || index === null) && (value === undefined || value === null)) return null
   const { labels, labelType } = checkpointLabels(officialName, dir)
   // TL keeps the index as given (a negative one counts from the end, as Python indexing).

@@ -12,6 +12,7 @@ import * as path from 'node:path'
 
 import { TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
+import { stateDictFile } from './checkpoints'
 import { AbsentFile, DownloadProgress, FileMeta, HubClient, HubClientOptions, RepoType } from './hub-client'
 
 export type { DownloadProgress } from './hub-client'
@@ -184,6 +185,31 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
   // Last: a snapshot with config.json and its weights is complete (see isCompleteSnapshot).
   await store(hub, cache, config, opts.onProgress)
   return path.join(cache.root, 'snapshots', commit)
+}
+
+/**
+ * TL's own checkpoints (`NeelNanda/`, `ArthurConmy/`, `Baidicoot/`): config.json and the one
+ * `.pth` state dict TL reads, chosen from the repo's file list (`huggingface_hub.list_repo_files`)
+ * as TL's `get_pretrained_state_dict` does: `pick(files)` gives the checkpoint value (or null for
+ * `*final.pth`). Returns the snapshot folder and the file list.
+ */
+export async function downloadTlNativeModel(
+  repoId: string,
+  opts: DownloadOptions,
+  pick: (files: readonly string[]) => number | null,
+): Promise<{ dir: string; files: string[] }> {
+  const { hub, cache, pin: config } = await pinCommit(repoId, CONFIG, opts)
+  const { files } = await hub.listFiles(config.commit)
+  const value = pick(files)
+  const pth = stateDictFile(files, value)
+  if (pth === undefined) {
+    const suffix = value === null ? 'final.pth' : `${value}.pth`
+    throw new TransformerLensError('TL_MISSING_FILE', `'${repoId}' on ${hub.endpoint} has no state dict file ending in '${suffix}' (TL's *${suffix})`)
+  }
+  await fileFetcher(hub, cache, repoId, config.commit, opts.onProgress)(pth, true)
+  // Last: config.json marks the snapshot as usable.
+  await store(hub, cache, config, opts.onProgress)
+  return { dir: path.join(cache.root, 'snapshots', config.commit), files }
 }
 
 /**

@@ -10,7 +10,7 @@ import { Tensor, wrapT } from '../tensor'
 import { loadNativeModel } from './loading'
 import { ForwardOptions, opt, paddingLeftArg } from './options'
 import { TokenizerView, tokenizerOwner } from './tokenizer'
-import { nativeTokenizer, SetTokenizerOptions, TokenizerSource } from './set-tokenizer'
+import { nativeTokenizer, SetTokenizerOptions, tlNativeTokenizer, TokenizerSource } from './set-tokenizer'
 import * as weights from './weights'
 import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
@@ -128,6 +128,7 @@ export class HookedTransformer extends WeightProperties {
   static async fromPretrained(modelName: string, options: processing.PretrainedOptions = {}): Promise<HookedTransformer> {
     const refactor = boolArg('refactorFactoredAttnMatrices', opt(options, 'refactorFactoredAttnMatrices', false))
     const model = new HookedTransformer(await loadNativeModel(modelName, options))
+    await tlNativeTokenizer(model, modelName, options)
     if (refactor) model.refactorFactoredAttnMatrices()
     return model
   }

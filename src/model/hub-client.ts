@@ -168,6 +168,32 @@ export class HubClient {
   }
 
   /**
+   * The repo's files at a revision, as `huggingface_hub.list_repo_files` gives them (the hub's
+   * `/api/{models,datasets,spaces}/{repo}/revision/{revision}` listing), and that revision's commit.
+   */
+  async listFiles(revision: string): Promise<{ commit: string; files: string[] }> {
+    const kind = `${this.repoType}s`
+    const url = `${this.endpoint}/api/${kind}/${this.repoId}/revision/${encodeURIComponent(revision)}`
+    const res = await this.#fetch(url, { method: 'GET', headers: this.#headers }, AbortSignal.timeout(this.#headTimeoutMs), '(file list)')
+    if (res.status >= 400) {
+      await res.body?.cancel()
+      throw this.#statusError(res, revision, '(file list)')
+    }
+    let body: { sha?: unknown; siblings?: unknown }
+    try {
+      body = (await res.json()) as typeof body
+    } catch (e) {
+      throw this.#networkError(e, url, `the file list of '${this.repoId}' is not JSON`)
+    }
+    const siblings = Array.isArray(body.siblings) ? body.siblings : null
+    const files = siblings?.map((s) => (s as { rfilename?: unknown })?.rfilename)
+    if (typeof body.sha !== 'string' || !files || !files.every((f): f is string => typeof f === 'string')) {
+      throw new TransformerLensError('TL_NETWORK', `${url} did not answer with a HuggingFace file list (sha, siblings[].rfilename)`)
+    }
+    return { commit: body.sha, files }
+  }
+
+  /**
    * Streams a file to `dest + '.incomplete'`, checks its size, then renames it to `dest`. A failed
    * or interrupted download leaves nothing behind. Redirects (to a CDN) are followed; the token is
    * sent only to the hub's own host.

@@ -4,8 +4,8 @@ import * as path from 'node:path'
 import { nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
-import { DownloadOptions, downloadConfig, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
-import { checkpointsAreFiles, chooseCheckpoint } from './checkpoints'
+import { DownloadOptions, downloadConfig, downloadModel, downloadTlNativeModel, downloadTokenizer, isCompleteSnapshot } from './download'
+import { CheckpointChoice, chooseCheckpoint, isTlNative, repoFiles, stateDictFile } from './checkpoints'
 import { defaultDevice } from '../utils/devices'
 import { LoadOptions, opt, paddingLeftArg } from './options'
 import { boolArg, optIntArg, stringArg, U32_MAX } from '../utils/args'
@@ -145,13 +145,44 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
   nDevicesArg(options)
   // A training checkpoint lives at its own revision (Pythia's `step{N}`, stanford-crfm's `checkpoint-{N}`).
   const local = localFolder(modelName)
-  const pick = (official: string, dir?: string) => chooseCheckpoint(official, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined), dir)
-  // NeelNanda's checkpoints are files of the snapshot: chosen once it is found.
-  const inFiles = !local && checkpointsAreFiles(getOfficialModelName(modelName))
-  let checkpoint = local || inFiles ? null : pick(getOfficialModelName(modelName))
+  if (!local && isTlNative(getOfficialModelName(modelName))) {
+    const { dir, officialName, checkpoint } = await ensureTlNative(getOfficialModelName(modelName), options)
+    return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
+  }
+  const checkpoint = local ? null : chooseCheckpoint(getOfficialModelName(modelName), opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined))
   const { dir, officialName } = await ensureModel(modelName, checkpoint ? { ...options, revision: checkpoint.revision } : options)
-  if (inFiles) checkpoint = pick(officialName, dir)
   return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
+}
+
+/**
+ * TL's own checkpoints (`NeelNanda/`, `ArthurConmy/`, `Baidicoot/`) from the cache, else from the
+ * hub: config.json and the `.pth` TL reads (`*final.pth`, or `*{value}.pth` for `checkpointIndex`
+ * / `checkpointValue`, labels from the repo's file list), chosen as TL chooses them.
+ */
+async function ensureTlNative(officialName: string, options: LoadOptions): Promise<ResolvedModel & { checkpoint: CheckpointChoice | null }> {
+  const l = cacheLookup(officialName, options)
+  const pick = (files: string | readonly string[]) => chooseCheckpoint(officialName, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined), files)
+  const dir = findSnapshot(l.cacheDir, officialName, l.revision)
+  const offline = l.localOnly || offlineEnv()
+  if (dir !== null && (offline || !asksCheckpoint(options))) {
+    // Offline, a partial snapshot loads as far as it goes and the loader names what is missing.
+    // Online, a checkpoint's label is looked up in the hub's list (the cache may hold a few).
+    const files = repoFiles(dir)
+    if (offline || (files.includes('config.json') && stateDictFile(files, null) !== undefined)) return { dir, officialName, checkpoint: pick(dir) }
+  } else if (dir === null && offline) {
+    throw offlineMiss(l)
+  }
+  let checkpoint: CheckpointChoice | null = null
+  const got = await downloadTlNativeModel(officialName, l.download, (files) => {
+    checkpoint = pick(files)
+    return checkpoint?.value ?? null
+  })
+  return { dir: got.dir, officialName, checkpoint }
+}
+
+function asksCheckpoint(options: LoadOptions): boolean {
+  const given = (v: unknown) => v !== undefined && v !== null
+  return given(opt(options, 'checkpointIndex', undefined)) || given(opt(options, 'checkpointValue', undefined))
 }
 
 /** TL's `n_devices`: accepted, but only 1 until multi-device runs exist. */

@@ -1,6 +1,8 @@
 /** Where `HookedTransformer.setTokenizer` (TL's `set_tokenizer`) gets its tokenizer from. */
 import { native, nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
+import { getOfficialModelName } from '../registry/models'
+import { isTlNative } from './checkpoints'
 import { EnsureModelOptions, ensureTokenizer } from './loading'
 import { TokenizerView, tokenizerOwner } from './tokenizer'
 
@@ -28,4 +30,34 @@ export async function nativeTokenizer(source: TokenizerSource, options: SetToken
   }
   const where = await ensureTokenizer(source, options)
   return nativeAsync(() => binding.loadTokenizer(where))
+}
+
+/** What `tlNativeTokenizer` needs of a freshly loaded model. */
+interface Tokenizable {
+  readonly tokenizer: TokenizerView | null
+  readonly cfg: Record<string, unknown>
+  setTokenizer(source: TokenizerSource, options?: SetTokenizerOptions): Promise<void>
+}
+
+/**
+ * TL's own checkpoints (`NeelNanda/…`) ship no tokenizer: TL loads the one their config names
+ * (`tokenizer_name`, e.g. `gpt2` or `NeelNanda/gpt-neox-tokenizer-digits`) from the cache or the
+ * hub. Done here the same way (`setTokenizer`); when it cannot be had (offline and not cached)
+ * the model keeps no tokenizer (token input still works) and a warning says which to fetch.
+ */
+export async function tlNativeTokenizer(model: Tokenizable, modelName: string, options: SetTokenizerOptions): Promise<void> {
+  const name = model.cfg.tokenizer_name
+  let official: string
+  try {
+    official = getOfficialModelName(modelName)
+  } catch {
+    return // a local folder: its own files only
+  }
+  if (model.tokenizer !== null || !isTlNative(official) || typeof name !== 'string' || name === '') return
+  try {
+    await model.setTokenizer(name, options)
+  } catch (e) {
+    if (!(e instanceof TransformerLensError) || e.code !== 'TL_MISSING_FILE') throw e
+    process.emitWarning(`'${official}' names the tokenizer '${name}', which is not in the HF cache and cannot be downloaded now (${e.message}); the model has no tokenizer until setTokenizer('${name}')`, 'TransformerLensWarning')
+  }
 }
