@@ -52,6 +52,7 @@ function main() {
 
 function benchShape(shape) {
   const model = ensureCheckpoint(shape)
+  if (shape === 't5-small') return require('./t5_table').benchT5(model, SHAPE_TEXT[shape], { fmtMs, ratio })
 
   console.error(`[bench] ${shape}: transformer-lens (Node) ...`)
   const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')], model)

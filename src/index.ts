@@ -93,4 +93,4 @@ export type { TrainTunedLensOptions, TrainTunedLensResult } from './lens/train-l
 export { filterOfficialNames, formatParamCount, modelPropertiesRow, modelPropertiesTable, modelPropertiesToJson } from './registry/properties'
 export type { ModelPropertiesOptions, ModelPropertiesRow, PropertiesSource } from './registry/properties'
 export { modelPropertiesHtml, PROPERTIES_COLUMNS } from './registry/properties-html'
-export { architectureOf, architectureSupport, NON_HF_HOSTED_MODEL_NAMES, SUPPORTED_ARCHITECTURES, TL_ARCHITECTURES, TL_CHECKPOINT } from './registry/architectures'
+export { ARCHITECTURE_CLASSES, architectureClass, architectureOf, architectureSupport, NON_HF_HOSTED_MODEL_NAMES, SUPPORTED_ARCHITECTURES, TL_ARCHITECTURES, TL_CHECKPOINT } from './registry/architectures'

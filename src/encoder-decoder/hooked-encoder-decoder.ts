@@ -11,7 +11,7 @@ import type { HookedTransformer } from '../model/hooked-transformer'
 import { ensureModel } from '../model/loading'
 import { opt } from '../model/options'
 import * as binding from '../native/binding'
-import { architectureOf } from '../registry/architectures'
+import { architectureClass, architectureOf } from '../registry/architectures'
 import { getOfficialModelName } from '../registry/models'
 import { Tensor, wrapT } from '../tensor'
 import { defaultDevice } from '../utils/devices'
@@ -81,7 +81,7 @@ export class HookedEncoderDecoder extends HookedRootModule {
     }
     const arch = official === null ? null : architectureOf(official)
     if (arch !== null && arch !== T5_ARCHITECTURE) {
-      const cls = arch === 'BertForMaskedLM' ? 'HookedEncoder' : 'HookedTransformer'
+      const cls = arch === 'BertForMaskedLM' ? 'HookedEncoder' : architectureClass(arch)
       throw new TransformerLensError('TL_UNSUPPORTED', `'${modelName}' is a ${arch}, not an encoder-decoder: load it with ${cls}`)
     }
     const { dir, officialName } = await ensureModel(modelName, options)

@@ -11,6 +11,7 @@ use crate::load::hub::ModelFiles;
 use crate::load::safetensors::WeightFile;
 use crate::load::spec;
 use crate::load::tokenizer::Tokenizer;
+use crate::model::config::Config;
 use crate::t5::config::{self, ARCHITECTURE};
 use crate::t5::model::T5Model;
 use crate::t5::weights;
@@ -18,6 +19,23 @@ use crate::t5::weights;
 pub struct T5Loaded {
     pub model: T5Model,
     pub tokenizer: Option<Tokenizer>,
+}
+
+fn config_of(hf: &serde_json::Value, official_name: &str, dtype: DType, device_label: &str) -> Result<Config> {
+    let mut cfg = config::from_hf(hf)?;
+    config::finish(&mut cfg, official_name, dtype, device_label)?;
+    Ok(cfg)
+}
+
+/// TL's `get_pretrained_model_config` for a folder holding a T5 config.json; None for any
+/// other folder (no config.json, or another architecture).
+pub fn pretrained_config(dir: &Path, official_name: &str, dtype: DType, device_label: &str) -> Result<Option<Config>> {
+    let files = ModelFiles { dir: dir.to_path_buf() };
+    let Ok(hf) = files.read_json("config.json") else { return Ok(None) };
+    if families::architecture_of(&hf).ok().as_deref() != Some(ARCHITECTURE) {
+        return Ok(None);
+    }
+    config_of(&hf, official_name, dtype, device_label).map(Some)
 }
 
 /// `official_name`: TL's official name (or the folder path); `device_label` the device as the
@@ -32,8 +50,7 @@ pub fn load_from_dir(dir: &Path, official_name: &str, dtype: DType, device: &Dev
             Err(_) => Error::unsupported(format!("'{official_name}' is a {arch}: HookedEncoderDecoder loads {ARCHITECTURE} (T5) only")),
         });
     }
-    let mut cfg = config::from_hf(&hf)?;
-    config::finish(&mut cfg, official_name, dtype, device_label)?;
+    let mut cfg = config_of(&hf, official_name, dtype, device_label)?;
     let wf = WeightFile::open(&files, dtype, &Device::Cpu)?;
     spec::bound_by_files(&cfg, &wf)?;
     let checked = spec::check_groups(&wf, &[""], weights::all_specs(&cfg))?;
