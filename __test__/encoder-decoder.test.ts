@@ -14,7 +14,7 @@ import * as path from 'node:path'
 
 import test from 'ava'
 
-import { HookedEncoderDecoder, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
+import { architectureClass, architectureOf, getPretrainedModelConfig, HookedEncoderDecoder, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
 import { assertClose, maxAbsDiff } from './helpers/compare'
 import { golden, HUB, useFixtureHub } from './helpers/fixtures'
 
@@ -53,6 +53,10 @@ test('config: TL\'s conversion of the T5 config.json', async (t) => {
     'tie_word_embeddings', 'original_architecture', 'tokenizer_name', 'model_name', 'd_vocab_out', 'n_params']) {
     t.deepEqual(m.cfg[k], want[k], k)
   }
+  // getPretrainedModelConfig converts T5's config.json the same way; the registry names the class.
+  const cfg = await getPretrainedModelConfig('t5-small', { device: 'cpu' })
+  for (const k of ['n_layers', 'd_model', 'n_ctx', 'n_params', 'relative_attention_num_buckets', 'act_fn']) t.deepEqual(cfg[k], want[k], `getPretrainedModelConfig: ${k}`)
+  t.is(architectureClass(architectureOf('google-t5/t5-base')), 'HookedEncoderDecoder')
 })
 
 test('toTokens: [tokens, attentionMask] as TL (</s> appended, right padding, truncated to n_ctx)', async (t) => {

@@ -33,6 +33,7 @@ const SHAPE_TEXT = {
   gpt2: 'GPT-2 small shape (12 layers, d_model 768, vocab 50257)',
   'pythia-160m': 'Pythia-160m shape (GPT-NeoX: 12 layers, d_model 768, parallel attention + MLP, rotary on 16 of 64 dims, vocab 50304)',
   llama: 'Llama shape, ~110M parameters (12 layers, d_model 768, 12 query / 4 K/V heads, gated SiLU MLP 2048, RMSNorm, vocab 32000)',
+  't5-small': 'T5-small shape (HookedEncoderDecoder: 6 + 6 layers, d_model 512, 8 heads of 64, ReLU MLP 2048, vocab 32128)',
 }
 
 function main() {

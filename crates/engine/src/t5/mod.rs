@@ -12,3 +12,6 @@ pub mod hooks;
 pub mod load;
 pub mod model;
 pub mod weights;
+
+#[cfg(test)]
+mod tests;
