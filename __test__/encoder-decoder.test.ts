@@ -156,6 +156,15 @@ test('stateDict: TL\'s keys, order and layouts', async (t) => {
   t.deepEqual([...sd.keys()], g().json.state_dict_keys)
   for (const [k, v] of sd) assertClose(t, v.to('float32'), gt(`state_dict.${k}`), 0, `state_dict.${k}`)
   t.deepEqual(m.allHeadLabels().slice(0, 2), ['EL0H0', 'EL0H1'])
+  // TL's stacked properties: encoder blocks, then decoder blocks (self-attention).
+  const n = m.cfg.n_layers
+  const Wk = m.W_K
+  t.deepEqual(Wk.shape, [2 * n, m.cfg.n_heads, m.cfg.d_model, m.cfg.d_head])
+  assertClose(t, Wk.get(n), gt('state_dict.decoder.0.attn.W_K'), 0, 'W_K[n_layers]')
+  assertClose(t, m.W_in.get(1), gt('state_dict.encoder.1.mlp.W_in'), 0, 'W_in[1]')
+  assertClose(t, m.W_E, gt('state_dict.embed.W_E'), 0, 'W_E')
+  t.deepEqual(m.OV.shape, [2 * n, m.cfg.n_heads, m.cfg.d_model, m.cfg.d_model])
+  t.throws(() => m.W_pos, { instanceOf: TransformerLensError })
 })
 
 test('errors: wrong class, bad masks, missing inputs, missing weights', async (t) => {

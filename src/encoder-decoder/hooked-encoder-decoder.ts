@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 
 import { ActivationCache } from '../cache/activation-cache'
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
+import type { FactoredMatrix } from '../factored-matrix'
 import type { FwdHook } from '../hooks/hook-point'
 import { abortableDispatch, compilePlan } from '../hooks/plan'
 import { HookedRootModule } from '../hooks/root-module'
@@ -26,6 +27,7 @@ import {
   generateReturnType,
   maskArg,
 } from './options'
+import * as w from './weights'
 
 const T5_ARCHITECTURE = 'T5ForConditionalGeneration'
 
@@ -271,6 +273,69 @@ export class HookedEncoderDecoder extends HookedRootModule {
   /** TL's `state_dict()`: TL's keys and layouts (`encoder.0.attn.W_Q: [n_heads, d_model, d_head]`). */
   stateDict(): Map<string, Tensor> {
     return new Map(native(() => this.#native.stateDict()).map((e) => [e.name, wrapT(e.tensor)]))
+  }
+
+  /** `[d_vocab, d_model]` */
+  get W_E(): Tensor {
+    return w.single(this, 'embed.W_E')
+  }
+  /** `[d_model, d_vocab]` (the shared embedding, transposed) */
+  get W_U(): Tensor {
+    return w.single(this, 'unembed.W_U')
+  }
+  get b_U(): Tensor {
+    return w.single(this, 'unembed.b_U')
+  }
+  /** TL raises here: T5 has no absolute positional embeddings. */
+  get W_pos(): never {
+    throw new TransformerLensError('TL_UNSUPPORTED', 'T5 does not have absolute positional embeddings. Uses relative positional embeddings instead.')
+  }
+  /** `[2 * n_layers, n_heads, d_model, d_head]`: the encoder's self-attention, then the decoder's (TL's stack). */
+  get W_Q(): Tensor {
+    return w.stacked(this, 'attn.W_Q')
+  }
+  get W_K(): Tensor {
+    return w.stacked(this, 'attn.W_K')
+  }
+  get W_V(): Tensor {
+    return w.stacked(this, 'attn.W_V')
+  }
+  /** `[2 * n_layers, n_heads, d_head, d_model]` */
+  get W_O(): Tensor {
+    return w.stacked(this, 'attn.W_O')
+  }
+  get b_Q(): Tensor {
+    return w.stacked(this, 'attn.b_Q')
+  }
+  get b_K(): Tensor {
+    return w.stacked(this, 'attn.b_K')
+  }
+  get b_V(): Tensor {
+    return w.stacked(this, 'attn.b_V')
+  }
+  get b_O(): Tensor {
+    return w.stacked(this, 'attn.b_O')
+  }
+  /** `[2 * n_layers, d_model, d_mlp]` */
+  get W_in(): Tensor {
+    return w.stacked(this, 'mlp.W_in')
+  }
+  get W_out(): Tensor {
+    return w.stacked(this, 'mlp.W_out')
+  }
+  get b_in(): Tensor {
+    return w.stacked(this, 'mlp.b_in')
+  }
+  get b_out(): Tensor {
+    return w.stacked(this, 'mlp.b_out')
+  }
+  /** TL's `QK`: `FactoredMatrix(W_Q, W_K^T)` over the stacked layers. */
+  get QK(): FactoredMatrix {
+    return w.QK(this)
+  }
+  /** TL's `OV`: `FactoredMatrix(W_V, W_O)`. */
+  get OV(): FactoredMatrix {
+    return w.OV(this)
   }
 
   /** TL's `all_head_labels`: `EL{l}H{h}` for the encoder, then `DL{l}H{h}`. */
