@@ -47,6 +47,7 @@ const SHAPES = {
   llama: '01-ai/Yi-6B',
   gemma2: 'google/gemma-2-2b',
   mixtral: 'mistralai/Mixtral-8x7B-v0.1',
+  't5-small': 'google-t5/t5-small',
 }
 
 function checkpointReady(modelId) {

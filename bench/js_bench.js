@@ -224,4 +224,4 @@ if (require.main === module) main().catch((e) => {
   process.exit(1)
 })
 
-module.exports = { tokenIds, median, now }
+module.exports = { bench, tokenIds, median, now }

@@ -91,6 +91,18 @@ def mixtral_config():
     )
 
 
+def t5_config():
+    from transformers import T5Config
+
+    # t5-small's dims (relu MLP, tied embeddings, 32 buckets up to distance 128).
+    return T5Config(
+        vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="relu",
+        tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+        architectures=["T5ForConditionalGeneration"],
+    )
+
+
 # shape -> (model id, HF config, AutoModel class name)
 SHAPES = {
     "gpt2": ("gpt2", gpt2_config, "GPT2LMHeadModel"),
@@ -99,7 +111,10 @@ SHAPES = {
     # TL hard-codes every Gemma name's real sizes; bench/tl_patch.py makes it read these.
     "gemma2": ("google/gemma-2-2b", gemma2_config, "Gemma2ForCausalLM"),
     "mixtral": ("mistralai/Mixtral-8x7B-v0.1", mixtral_config, "MixtralForCausalLM"),
+    "t5-small": ("google-t5/t5-small", t5_config, "T5ForConditionalGeneration"),
 }
+# The tokenizer fixture each shape copies (T5 needs its pad / </s> ids).
+TOKENIZER_FIXTURE = {"t5-small": "models--google-t5--t5-small"}
 
 
 def main():
@@ -117,9 +132,10 @@ def main():
     import torch
     import transformers
 
-    fixtures = glob.glob(str(ROOT / "__test__" / "fixtures" / "hub" / "models--gpt2" / "snapshots" / "*"))
+    fixture_repo = TOKENIZER_FIXTURE.get(shape, "models--gpt2")
+    fixtures = glob.glob(str(ROOT / "__test__" / "fixtures" / "hub" / fixture_repo / "snapshots" / "*"))
     if not fixtures:
-        sys.exit("tokenizer fixture not found under __test__/fixtures/hub/models--gpt2/snapshots/")
+        sys.exit(f"tokenizer fixture not found under __test__/fixtures/hub/{fixture_repo}/snapshots/")
     fixture = Path(fixtures[0])
 
     torch.manual_seed(1234)

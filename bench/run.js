@@ -35,6 +35,7 @@ const SHAPE_TEXT = {
   llama: 'Llama shape, ~110M parameters (12 layers, d_model 768, 12 query / 4 K/V heads, gated SiLU MLP 2048, RMSNorm, vocab 32000)',
   gemma2: 'Gemma-2 shape, reduced (12 layers, d_model 768, 8 query / 4 K/V heads of 96, GELU-tanh gated MLP 3072, pre- and post-norms, soft caps 50 / 30, local / global layers, vocab 32000)',
   mixtral: 'Mixtral shape, reduced (8 layers, d_model 768, 12 query / 4 K/V heads, 8 experts of d_mlp 1024, top-2 routing, vocab 32000)',
+  't5-small': 'T5-small shape (HookedEncoderDecoder: 6 + 6 layers, d_model 512, 8 heads of 64, ReLU MLP 2048, vocab 32128)',
 }
 
 function main() {
@@ -54,6 +55,7 @@ function main() {
 
 function benchShape(shape) {
   const model = ensureCheckpoint(shape)
+  if (shape === 't5-small') return require('./t5_table').benchT5(model, SHAPE_TEXT[shape], { fmtMs, ratio })
 
   console.error(`[bench] ${shape}: transformer-lens (Node) ...`)
   const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')], model)

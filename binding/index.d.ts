@@ -15,6 +15,34 @@ export declare class NativeAbort {
   abort(): void
 }
 
+export declare class NativeEncoderDecoder {
+  configJson(): string
+  hookNames(): Array<string>
+  hasTokenizer(): boolean
+  /** `[pad, eos]` token ids of the tokenizer (-1 where it has none). */
+  specialIds(): Array<number>
+  /**
+   * TL's `to_tokens`: `[tokens, attention_mask]`, both `[batch, pos]` int64, padded on the
+   * right with the pad token, truncated (special tokens kept) to `max_len`.
+   */
+  toTokens(texts: Array<string>, maxLen?: number | undefined | null): Array<NativeTensor>
+  decode(ids: Array<number>, skipSpecial: boolean): string
+  forward(tokens: NativeTensor, decoderInput: NativeTensor, attentionMask: NativeTensor | undefined | null, wantLogits: boolean, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<NativeRun>
+  /** The forward on the JS thread, calling `hook(id, tensor)` where `flags` say CALL_JS. */
+  forwardWithHooks(tokens: NativeTensor, decoderInput: NativeTensor, attentionMask: NativeTensor | undefined | null, wantLogits: boolean, flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): NativeRun
+  /** TL's `generate` (decoder loop in Rust): `[batch, 1 + new]`, the start token first. */
+  generate(tokens: NativeTensor, attentionMask: NativeTensor | undefined | null, args: T5GenerateArgs, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<NativeTensor>
+  /** `generate` on the JS thread, calling JS hooks at every step. */
+  generateWithHooks(tokens: NativeTensor, attentionMask: NativeTensor | undefined | null, args: T5GenerateArgs, flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): NativeTensor
+  /** TL's `state_dict()`. */
+  stateDict(): Array<NamedTensor>
+  toDevice(device: string): void
+  get device(): string
+  /** The model dtype's name. */
+  get dtype(): string
+  dispose(): void
+}
+
 export declare class NativeGeneration {
   /** Runs up to `steps` decode steps on the thread pool; resolves with the new tokens. */
   step(steps: number, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<Array<number>>
@@ -290,6 +318,8 @@ export interface LoadArgs {
   checkpoint?: Checkpoint
 }
 
+export declare function loadEncoderDecoder(args: T5LoadArgs): Promise<NativeEncoderDecoder>
+
 export declare function loadModel(args: LoadArgs): Promise<NativeModel>
 
 /**
@@ -364,6 +394,21 @@ export interface StepResult {
  * `torch.cuda.synchronize()`.
  */
 export declare function synchronize(device: string): void
+
+export interface T5GenerateArgs {
+  maxNewTokens: number
+  stopTokens: Array<number>
+  eosPad: number
+  startToken: number
+  sample: SampleArgs
+}
+
+export interface T5LoadArgs {
+  dir: string
+  officialName: string
+  dtype: string
+  device?: string
+}
 
 /** Ids of gradient runs whose graphs are gone (their JS hooks can be forgotten). */
 export declare function takeFinishedGradRuns(): Array<number>

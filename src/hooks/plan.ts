@@ -90,3 +90,22 @@ function gradPlan(ctx: HookContext, grad: GradPlan, flags: number[]): number | u
   const record = grad.record ? { ids, into: grad.record.into } : undefined
   return registerGradRun({ perId, points: ctx.points, record })
 }
+
+/**
+ * The plan's dispatcher checking `signal` before each JS hook (on the JS thread the signal can
+ * only flip from inside a hook); `aborted()` is the error it threw, if it did.
+ */
+export function abortableDispatch(
+  dispatch: NonNullable<HookPlan['dispatch']>,
+  signal: AbortSignal | undefined,
+): { dispatch: NonNullable<HookPlan['dispatch']>; aborted: () => TransformerLensError | undefined } {
+  let aborted: TransformerLensError | undefined
+  if (!signal) return { dispatch, aborted: () => undefined }
+  return {
+    dispatch: (id, t) => {
+      if (signal.aborted) throw (aborted = new TransformerLensError('TL_ABORTED', 'the forward pass was aborted'))
+      return dispatch(id, t)
+    },
+    aborted: () => aborted,
+  }
+}

@@ -4,7 +4,7 @@ import { fromNative, native, nativeAsync, TransformerLensError } from '../errors
 import { AddHookOptions, FwdHook, HookFn, HookPoint } from '../hooks/hook-point'
 import { checkFlaggedHook } from '../hooks/root-module'
 import { gradEntries, GradRecord } from '../hooks/backward'
-import { compilePlan, GradPlan } from '../hooks/plan'
+import { abortableDispatch, compilePlan, GradPlan } from '../hooks/plan'
 import * as binding from '../native/binding'
 import { Tensor, wrapT } from '../tensor'
 import { loadNativeModel } from './loading'
@@ -243,18 +243,11 @@ export class HookedTransformer extends WeightProperties {
     let run: binding.NativeRun
     if (plan.dispatch) {
       // On the JS thread the signal can only flip from inside a hook: check it at every tap.
-      const inner = plan.dispatch
-      let aborted: TransformerLensError | undefined
-      const dispatch = signal
-        ? (id: number, t: binding.NativeTensor) => {
-            if (signal.aborted) throw (aborted = new TransformerLensError('TL_ABORTED', 'the forward pass was aborted'))
-            return inner(id, t)
-          }
-        : inner
+      const { dispatch, aborted } = abortableDispatch(plan.dispatch, signal)
       try {
         run = n.forwardWithHooks(x.native, args, plan.flags, dispatch, mask?.native, kv ? nativeKv(kv) : undefined)
       } catch (e) {
-        throw aborted ?? plan.hookError() ?? fromNative(e)
+        throw aborted() ?? plan.hookError() ?? fromNative(e)
       }
     } else {
       run = await withAbort(signal, (abort) => nativeAsync(() => n.forward(x.native, args, plan.flags, abort, mask?.native, kv ? nativeKv(kv) : undefined)))

@@ -3,6 +3,7 @@ import * as path from 'node:path'
 
 import { nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
+import { architectureClass, architectureOf } from '../registry/architectures'
 import { getOfficialModelName } from '../registry/models'
 import { DownloadOptions, downloadConfig, downloadModel, downloadTlNativeModel, downloadTokenizer, isCompleteSnapshot } from './download'
 import { CheckpointChoice, chooseCheckpoint, isTlNative, repoFiles, stateDictFile } from './checkpoints'
@@ -143,6 +144,11 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
     device,
   }
   nDevicesArg(options)
+  // As TL: a name of a model another class loads (T5: HookedEncoderDecoder) is refused before any download.
+  if (!localFolder(modelName)) {
+    const cls = architectureClass(architectureOf(getOfficialModelName(modelName)))
+    if (cls !== 'HookedTransformer') throw new TransformerLensError('TL_UNSUPPORTED', `'${modelName}' is a ${architectureOf(getOfficialModelName(modelName))}: load it with ${cls}, not HookedTransformer`)
+  }
   // A training checkpoint lives at its own revision (Pythia's `step{N}`, stanford-crfm's `checkpoint-{N}`).
   const local = localFolder(modelName)
   if (!local && isTlNative(getOfficialModelName(modelName))) {

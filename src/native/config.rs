@@ -49,6 +49,12 @@ pub fn pretrained_config_json(args: ConfigArgs) -> napi::Result<String> {
             checkpoint: Checkpoint::engine(&args.checkpoint),
         };
         let dir = args.dir.as_deref().map(std::path::Path::new);
+        // T5 (TL's HookedEncoderDecoder) has its own config conversion.
+        if let Some(d) = dir {
+            if let Some(cfg) = tl_engine::t5::load::pretrained_config(d, &o.official_name, o.dtype, &o.device_label).napi()? {
+                return Ok(cfg.to_json());
+            }
+        }
         let cfg = if tl_engine::load::tl_native::is_tl_native(&o.official_name) {
             tl_engine::load::tl_native::pretrained_config(dir, &o).napi()?
         } else {

@@ -16,6 +16,7 @@ mod run;
 mod tensor;
 mod tokenizer;
 mod train;
+mod t5;
 mod torch_io;
 
 /// Runs once when the addon loads, before any candle work: candle's elementwise pool gets a

@@ -39,10 +39,19 @@ export const TL_ARCHITECTURES: readonly string[] = [
   'T5ForConditionalGeneration',
 ]
 
+/** The architectures that run here through a class other than HookedTransformer, and that class (TL's). */
+export const ARCHITECTURE_CLASSES: Readonly<Record<string, string>> = {
+  T5ForConditionalGeneration: 'HookedEncoderDecoder',
+}
+
+/** The class that loads `architecture` (TL's): HookedTransformer unless ARCHITECTURE_CLASSES says otherwise. */
+export function architectureClass(architecture: string | null): string {
+  return (architecture !== null && ARCHITECTURE_CLASSES[architecture]) || 'HookedTransformer'
+}
+
 /** Why an architecture TL loads does not run here. */
 export const UNSUPPORTED_REASONS: Readonly<Record<string, string>> = {
   BertForMaskedLM: 'BertForMaskedLM is an encoder (TL loads it as HookedEncoder); this library has no BERT family (encoder classes are another issue)',
-  T5ForConditionalGeneration: 'T5ForConditionalGeneration is an encoder-decoder (TL loads it as HookedEncoderDecoder); this library has no T5 family (encoder classes are another issue)',
 }
 
 /** Official-name patterns → architecture, first match wins. Every official name matches one (tested). */
@@ -82,12 +91,13 @@ export function architectureOf(officialName: string): string | null {
 }
 
 /**
- * Whether this library runs `architecture`; the reason when it does not. `TL_CHECKPOINT`
+ * Whether this library runs `architecture` (with `architectureClass(architecture)`); the reason
+ * when it does not. `TL_CHECKPOINT`
  * (TL's own checkpoints) runs (src/model/loading → crates/engine/src/load/tl_native.rs).
  */
 export function architectureSupport(architecture: string | null): { supported: boolean; reason: string | null } {
   if (architecture === null) return { supported: false, reason: 'no known architecture for this name' }
-  if (architecture === TL_CHECKPOINT || SUPPORTED_ARCHITECTURES.includes(architecture)) return { supported: true, reason: null }
+  if (architecture === TL_CHECKPOINT || SUPPORTED_ARCHITECTURES.includes(architecture) || ARCHITECTURE_CLASSES[architecture]) return { supported: true, reason: null }
   const known = UNSUPPORTED_REASONS[architecture]
   if (known) return { supported: false, reason: known }
   if (TL_ARCHITECTURES.includes(architecture)) return { supported: false, reason: `${architecture} has no family in this library yet` }

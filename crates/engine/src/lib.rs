@@ -10,6 +10,7 @@ pub mod families;
 pub mod load;
 pub mod model;
 pub mod process;
+pub mod t5;
 pub mod tensor;
 pub mod train;
 

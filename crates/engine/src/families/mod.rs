@@ -75,7 +75,10 @@ pub fn family(architecture: &str) -> Result<&'static Family> {
     FAMILIES
         .iter()
         .find(|f| f.architecture == architecture)
-        .ok_or_else(|| Error::unsupported(format!("architecture '{architecture}' is not supported yet")))
+        .ok_or_else(|| match architecture {
+            crate::t5::config::ARCHITECTURE => Error::unsupported(format!("{architecture} is an encoder-decoder (T5): load it with HookedEncoderDecoder, not HookedTransformer")),
+            _ => Error::unsupported(format!("architecture '{architecture}' is not supported yet")),
+        })
 }
 
 impl Family {

@@ -75,10 +75,16 @@ fn resolve(wf: &WeightFile, prefixes: &[&str], name: &str) -> Option<String> {
 /// a config claiming more layers than the file holds stops at the first missing tensor. Nothing
 /// is read or allocated from the config here.
 pub fn check<'a>(wf: &'a WeightFile, fam: &Family, cfg: &Config) -> Result<Checked<'a>> {
+    let groups = std::iter::once((fam.tensors)(cfg)).chain((0..cfg.n_layers).map(|layer| (fam.layer_tensors)(cfg, layer)));
+    check_groups(wf, fam.prefixes, groups)
+}
+
+/// [`check`] for a model outside the family table (T5): groups of specs, listed and checked one
+/// group at a time.
+pub fn check_groups<'a>(wf: &'a WeightFile, prefixes: &[&str], groups: impl IntoIterator<Item = Vec<TensorSpec>>) -> Result<Checked<'a>> {
     let mut checked = Checked { wf, found: HashMap::new() };
-    checked.add(fam.prefixes, &(fam.tensors)(cfg))?;
-    for layer in 0..cfg.n_layers {
-        checked.add(fam.prefixes, &(fam.layer_tensors)(cfg, layer))?;
+    for group in groups {
+        checked.add(prefixes, &group)?;
     }
     Ok(checked)
 }

@@ -226,6 +226,19 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// transformers' `tokenizer(text, truncation=True, max_length=m)`: the text's tokens cut to
+    /// leave room for the special tokens the post-processor adds (T5's `</s>` survives).
+    pub fn encode_truncated(&self, text: &str, max_len: Option<usize>) -> Result<Vec<u32>> {
+        use tokenizers::{PostProcessor, TruncationDirection};
+        let mut enc = unpanicked("encode", || self.inner.encode(text, false))?.map_err(tok_err)?;
+        if let Some(m) = max_len {
+            let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(false));
+            enc.truncate(m.saturating_sub(added), 0, TruncationDirection::Right);
+        }
+        let enc = unpanicked("encode", || self.inner.post_process(enc, None, true))?.map_err(tok_err)?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// TL's `to_tokens`: `[batch, pos]` int64, padded to the longest row.
     pub fn to_tokens(
         &self,
