@@ -11,27 +11,62 @@ use candle_core::{CpuStorage, DType, Device, Result, Storage, Tensor};
 use gemmkit::{MatMut, MatRef, Parallelism};
 use half::bf16;
 
-/// Whether `t` is a contiguous bf16 CPU tensor.
-fn takes(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::BF16 && t.is_contiguous()
+/// Below this many multiply-adds a product runs on the calling thread (a rayon hand-off costs more).
+const MIN_PARALLEL: usize = 1 << 18;
+
+/// How a bf16 CPU operand's matrices sit in its storage: the element offset of each of its
+/// `batch` matrices, and the row and column strides of one (one of them 1). None when the
+/// layout is not that (or the tensor is not bf16 on the CPU).
+struct Operand {
+    offsets: Vec<usize>,
+    rs: usize,
+    cs: usize,
+    /// Elements the last matrix reaches past its offset.
+    extent: usize,
 }
 
-/// The row stride of a rank-2 bf16 CPU tensor whose rows are contiguous (a column block of a
-/// wider matrix, as W_Q out of W_QKV, included).
-fn row_stride(t: &Tensor) -> Option<usize> {
-    let st = t.layout().stride();
-    (t.device().is_cpu() && t.dtype() == DType::BF16 && t.rank() == 2 && st[1] == 1 && st[0] >= t.dims()[1]).then_some(st[0])
+impl Operand {
+    fn of(t: &Tensor, batch_dims: &[usize]) -> Option<Operand> {
+        if !t.device().is_cpu() || t.dtype() != DType::BF16 || t.rank() < 2 {
+            return None;
+        }
+        let (dims, st) = (t.dims(), t.layout().stride());
+        let r = dims.len();
+        let (rows, cols, rs, cs) = (dims[r - 2], dims[r - 1], st[r - 2], st[r - 1]);
+        if !((cs == 1 && rs >= cols) || (rs == 1 && cs >= rows)) {
+            return None;
+        }
+        let lead = &dims[..r - 2];
+        // A rank-2 operand is shared by every batch; otherwise its leading dims are the batch's.
+        let mut offsets = vec![t.layout().start_offset()];
+        if !lead.is_empty() {
+            if lead != batch_dims {
+                return None;
+            }
+            for (&d, &s) in lead.iter().zip(&st[..r - 2]) {
+                offsets = offsets.iter().flat_map(|&o| (0..d).map(move |i| o + i * s)).collect();
+            }
+        }
+        Some(Operand { offsets, rs, cs, extent: (rows - 1) * rs + (cols - 1) * cs + 1 })
+    }
+
+    fn at<'a>(&self, data: &'a [bf16], i: usize, rows: usize, cols: usize) -> Option<MatRef<'a, bf16>> {
+        let o = *self.offsets.get(i).or(self.offsets.first())?;
+        Some(MatRef::new(data.get(o..o + self.extent)?, rows, cols, self.rs as isize, self.cs as isize))
+    }
 }
 
-fn bf16_slice(st: &Storage, start: usize, len: usize) -> Option<&[bf16]> {
+fn bf16_data(st: &Storage) -> Option<&[bf16]> {
     match st {
-        Storage::Cpu(CpuStorage::BF16(v)) => v.get(start..start + len),
+        Storage::Cpu(CpuStorage::BF16(v)) => Some(v),
         _ => None,
     }
 }
 
-/// `a @ b` for contiguous bf16 CPU tensors `a: [.., m, k]` and `b: [.., k, n]` (the same
-/// leading dims, or `b` rank 2 shared by every batch), outside autograd; `None` when not that.
+/// `a @ b` for bf16 CPU tensors `a: [.., m, k]` and `b: [.., k, n]` (the same leading dims, or
+/// `b` rank 2 shared by every batch) whose matrices have contiguous rows or contiguous columns
+/// (a column block of W_QKV, a transposed W_E as W_U, K/V heads inside a preallocated cache),
+/// outside autograd; `None` when not that.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
     let (ad, bd) = (a.dims(), b.dims());
     if ad.len() < 2 || bd.len() < 2 || a.track_op() || b.track_op() {
@@ -40,31 +75,21 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
     let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
     let (kb, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);
     let lead = &ad[..ad.len() - 2];
-    let shared_b = bd.len() == 2;
-    if k != kb || (!shared_b && &bd[..bd.len() - 2] != lead) || m == 0 || n == 0 || k == 0 {
+    if k != kb || m == 0 || n == 0 || k == 0 {
         return Ok(None);
     }
-    // `b`'s row stride: a shared weight may be a column block; batched operands are contiguous.
-    let ldb = if shared_b { row_stride(b) } else { takes(b).then_some(n) };
-    let (true, Some(ldb)) = (takes(a), ldb) else { return Ok(None) };
-    let ((ast, al), (bst, bl)) = (a.storage_and_layout(), b.storage_and_layout());
-    let (a0, b0) = (al.start_offset(), bl.start_offset());
-    let batch: usize = lead.iter().product();
-    let b_len = if shared_b { (k - 1) * ldb + n } else { batch * k * n };
-    let (Some(av), Some(bv)) = (bf16_slice(&ast, a0, batch * m * k), bf16_slice(&bst, b0, b_len)) else {
+    let (Some(ao), Some(bo)) = (Operand::of(a, lead), Operand::of(b, lead)) else { return Ok(None) };
+    if ao.offsets.len() != lead.iter().product::<usize>() {
         return Ok(None);
-    };
+    }
+    let ((ast, _), (bst, _)) = (a.storage_and_layout(), b.storage_and_layout());
+    let (Some(av), Some(bv)) = (bf16_data(&ast), bf16_data(&bst)) else { return Ok(None) };
+    let batch = ao.offsets.len();
+    let par = if m * n * k < MIN_PARALLEL { Parallelism::Serial } else { Parallelism::Rayon(0) };
     let mut out = vec![bf16::ZERO; batch * m * n];
     for (i, c) in out.chunks_exact_mut(m * n).enumerate() {
-        let bm = if shared_b { MatRef::new(bv, k, n, ldb as isize, 1) } else { MatRef::from_row_major(&bv[i * k * n..(i + 1) * k * n], k, n) };
-        gemmkit::gemm(
-            bf16::ONE,
-            MatRef::from_row_major(&av[i * m * k..(i + 1) * m * k], m, k),
-            bm,
-            bf16::ZERO,
-            MatMut::from_row_major(c, m, n),
-            Parallelism::Rayon(0),
-        );
+        let (Some(am), Some(bm)) = (ao.at(av, i, m, k), bo.at(bv, i, k, n)) else { return Ok(None) };
+        gemmkit::gemm(bf16::ONE, am, bm, bf16::ZERO, MatMut::from_row_major(c, m, n), par);
     }
     let mut shape = lead.to_vec();
     shape.extend([m, n]);
@@ -106,11 +131,22 @@ mod tests {
         let got = matmul(&x, &block)?.expect("taken").to_dtype(DType::F32)?.to_vec2::<f32>()?;
         let want = matmul(&x, &block.contiguous()?)?.expect("taken").to_dtype(DType::F32)?.to_vec2::<f32>()?;
         assert_eq!(got, want);
-        // Not bf16, transposed, or mismatched: declined.
+        // A transposed weight (W_U as W_Eᵀ) and V heads inside a longer preallocated cache.
+        let we = Tensor::randn(0f32, 1.0, (50, 40), &dev)?.to_dtype(DType::BF16)?;
+        let x1 = Tensor::randn(0f32, 1.0, (1, 40), &dev)?.to_dtype(DType::BF16)?;
+        let got = matmul(&x1, &we.t()?)?.expect("taken").to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let want = matmul(&x1, &we.t()?.contiguous()?)?.expect("taken").to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        assert_eq!(got, want);
+        let cache = Tensor::randn(0f32, 1.0, (2, 3, 16, 8), &dev)?.to_dtype(DType::BF16)?;
+        let v = cache.narrow(2, 0, 5)?;
+        let p = Tensor::randn(0f32, 1.0, (2, 3, 1, 5), &dev)?.to_dtype(DType::BF16)?;
+        let got = matmul(&p, &v)?.expect("taken").to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let want = matmul(&p, &v.contiguous()?)?.expect("taken").to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(got, want);
+        // Not bf16, or mismatched: declined.
         let a = Tensor::randn(0f32, 1.0, (4, 8), &dev)?;
         assert!(matmul(&a, &a.t()?)?.is_none());
         let a16 = a.to_dtype(DType::BF16)?;
-        assert!(matmul(&a16, &a16.t()?)?.is_none());
         assert!(matmul(&a16, &a16)?.is_none());
         Ok(())
     }
