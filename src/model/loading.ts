@@ -4,6 +4,7 @@ import * as path from 'node:path'
 import { nativeAsync, TransformerLensError } from '../errors'
 import * as binding from '../native/binding'
 import { getOfficialModelName } from '../registry/models'
+import { architectureOf } from '../registry/architectures'
 import { DownloadOptions, downloadConfig, downloadModel, downloadTokenizer, isCompleteSnapshot } from './download'
 import { checkpointsAreFiles, chooseCheckpoint } from './checkpoints'
 import { defaultDevice } from '../utils/devices'
@@ -147,6 +148,10 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
   const local = localFolder(modelName)
   const pick = (official: string, dir?: string) => chooseCheckpoint(official, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined), dir)
   // NeelNanda's checkpoints are files of the snapshot: chosen once it is found.
+  // An encoder is TL's HookedEncoder: refused before anything is downloaded.
+  if (!local && architectureOf(getOfficialModelName(modelName)) === 'BertForMaskedLM') {
+    throw new TransformerLensError('TL_UNSUPPORTED', `'${getOfficialModelName(modelName)}' is a BERT encoder (BertForMaskedLM), not a decoder: load it with HookedEncoder.fromPretrained (TL's HookedEncoder)`)
+  }
   const inFiles = !local && checkpointsAreFiles(getOfficialModelName(modelName))
   let checkpoint = local || inFiles ? null : pick(getOfficialModelName(modelName))
   const { dir, officialName } = await ensureModel(modelName, checkpoint ? { ...options, revision: checkpoint.revision } : options)

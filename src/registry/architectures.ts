@@ -39,9 +39,11 @@ export const TL_ARCHITECTURES: readonly string[] = [
   'T5ForConditionalGeneration',
 ]
 
+/** Encoder architectures: TL loads them as `HookedEncoder` (crates/engine/src/bert), not `HookedTransformer`. */
+export const ENCODER_ARCHITECTURES: readonly string[] = ['BertForMaskedLM']
+
 /** Why an architecture TL loads does not run here. */
 export const UNSUPPORTED_REASONS: Readonly<Record<string, string>> = {
-  BertForMaskedLM: 'BertForMaskedLM is an encoder (TL loads it as HookedEncoder); this library has no BERT family (encoder classes are another issue)',
   T5ForConditionalGeneration: 'T5ForConditionalGeneration is an encoder-decoder (TL loads it as HookedEncoderDecoder); this library has no T5 family (encoder classes are another issue)',
 }
 
@@ -83,11 +85,12 @@ export function architectureOf(officialName: string): string | null {
 
 /**
  * Whether this library runs `architecture`; the reason when it does not. `TL_CHECKPOINT`
- * (TL's own checkpoints) runs (src/model/loading → crates/engine/src/load/tl_native.rs).
+ * (TL's own checkpoints) runs (src/model/loading → crates/engine/src/load/tl_native.rs), and
+ * `BertForMaskedLM` runs as `HookedEncoder` (src/encoder).
  */
 export function architectureSupport(architecture: string | null): { supported: boolean; reason: string | null } {
   if (architecture === null) return { supported: false, reason: 'no known architecture for this name' }
-  if (architecture === TL_CHECKPOINT || SUPPORTED_ARCHITECTURES.includes(architecture)) return { supported: true, reason: null }
+  if (architecture === TL_CHECKPOINT || SUPPORTED_ARCHITECTURES.includes(architecture) || ENCODER_ARCHITECTURES.includes(architecture)) return { supported: true, reason: null }
   const known = UNSUPPORTED_REASONS[architecture]
   if (known) return { supported: false, reason: known }
   if (TL_ARCHITECTURES.includes(architecture)) return { supported: false, reason: `${architecture} has no family in this library yet` }

@@ -75,7 +75,12 @@ pub fn family(architecture: &str) -> Result<&'static Family> {
     FAMILIES
         .iter()
         .find(|f| f.architecture == architecture)
-        .ok_or_else(|| Error::unsupported(format!("architecture '{architecture}' is not supported yet")))
+        .ok_or_else(|| match architecture {
+            a if crate::bert::is_encoder_architecture(a) => {
+                Error::unsupported(format!("'{a}' is a BERT encoder, not a decoder: load it with HookedEncoder.fromPretrained (TL's HookedEncoder)"))
+            }
+            a => Error::unsupported(format!("architecture '{a}' is not supported yet")),
+        })
 }
 
 impl Family {

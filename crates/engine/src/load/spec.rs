@@ -75,10 +75,22 @@ fn resolve(wf: &WeightFile, prefixes: &[&str], name: &str) -> Option<String> {
 /// a config claiming more layers than the file holds stops at the first missing tensor. Nothing
 /// is read or allocated from the config here.
 pub fn check<'a>(wf: &'a WeightFile, fam: &Family, cfg: &Config) -> Result<Checked<'a>> {
+    check_listed(wf, fam.prefixes, &(fam.tensors)(cfg), cfg.n_layers, |l| (fam.layer_tensors)(cfg, l))
+}
+
+/// [`check`] for a model outside the decoder families (the encoder, `crate::bert`): the
+/// tensors outside the blocks, then each block's, under the first of `prefixes` that has them.
+pub fn check_listed<'a>(
+    wf: &'a WeightFile,
+    prefixes: &[&str],
+    head: &[TensorSpec],
+    n_layers: usize,
+    layer: impl Fn(usize) -> Vec<TensorSpec>,
+) -> Result<Checked<'a>> {
     let mut checked = Checked { wf, found: HashMap::new() };
-    checked.add(fam.prefixes, &(fam.tensors)(cfg))?;
-    for layer in 0..cfg.n_layers {
-        checked.add(fam.prefixes, &(fam.layer_tensors)(cfg, layer))?;
+    checked.add(prefixes, head)?;
+    for l in 0..n_layers {
+        checked.add(prefixes, &layer(l))?;
     }
     Ok(checked)
 }

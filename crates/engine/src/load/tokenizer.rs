@@ -226,6 +226,27 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// transformers' `tokenizer(a, b, truncation=True, max_length=max_len)` for one text or a
+    /// pair, as TL's encoder classes call it: ids with the special tokens, and token type ids
+    /// (the post-processor's: 1 on the second segment). Truncation is transformers'
+    /// `longest_first`, leaving room for the special tokens.
+    pub fn encode_typed(&self, a: &str, b: Option<&str>, max_len: Option<usize>) -> Result<(Vec<u32>, Vec<u32>)> {
+        use tokenizers::tokenizer::PostProcessor;
+        use tokenizers::utils::truncation::{truncate_encodings, TruncationParams};
+        let enc = |s: &str| -> Result<tokenizers::Encoding> { unpanicked("encode", || self.inner.encode(s, false))?.map_err(tok_err) };
+        let (first, second) = (enc(a)?, b.map(enc).transpose()?);
+        let (first, second) = match max_len {
+            Some(m) => {
+                let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(second.is_some()));
+                let params = TruncationParams { max_length: m.saturating_sub(added), ..Default::default() };
+                truncate_encodings(first, second, &params).map_err(tok_err)?
+            }
+            None => (first, second),
+        };
+        let out = unpanicked("encode", || self.inner.post_process(first, second, true))?.map_err(tok_err)?;
+        Ok((out.get_ids().to_vec(), out.get_type_ids().to_vec()))
+    }
+
     /// TL's `to_tokens`: `[batch, pos]` int64, padded to the longest row.
     pub fn to_tokens(
         &self,

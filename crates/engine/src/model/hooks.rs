@@ -254,6 +254,12 @@ impl HookTable {
         HookTable { names, top, blocks, experts }
     }
 
+    /// A table of the given names alone (ids are their indices), for models outside this
+    /// config's module tree (the encoder, `crate::bert`), which fire by id.
+    pub fn from_names(names: Vec<String>) -> Self {
+        HookTable { names, top: [None; 7], blocks: Vec::new(), experts: Vec::new() }
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }
