@@ -228,6 +228,10 @@ test('a checkpoint without heads loads its trunk; logits, predictions and NSP ar
     t.regex(e.message, /no MLM head/)
     t.is((await code(new BertNextSentencePrediction(m).forward(g().json.inputs.pair))).code, 'TL_MISSING_WEIGHT')
     t.false(m.stateDict().has('unembed.W_U'))
+    const [none, cache] = await m.runWithCache(tokens, { tokenTypeIds: tti, oneZeroAttentionMask: mask, returnType: null })
+    t.is(none, null)
+    assertClose(t, cache.get('blocks.2.hook_normalized_resid_post'), gt('batch.encoder_output'), TOL, 'trunk-only cache')
+    t.false(cache.has('mlm_head.ln.hook_scale'))
     m.dispose()
     t.is((await code(m.forward(tokens))).code, 'TL_DISPOSED')
   } finally {

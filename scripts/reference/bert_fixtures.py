@@ -14,6 +14,7 @@ Writes
 Run: /work/tlref/bin/python scripts/reference/bert_fixtures.py
 """
 import hashlib
+import re
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForPreTraining, BertModel  # noqa: E402
 from transformer_lens import BertNextSentencePrediction, HookedEncoder  # noqa: E402
 
@@ -47,7 +48,6 @@ torch.set_num_threads(1)
 
 MODEL_ID = "google-bert/bert-base-cased"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-VOCAB_SIZE = 160
 N_CTX = 64
 SEED = 1801
 
@@ -89,12 +89,18 @@ def save_tensors(path, tensors):
 
 # ----------------------------------------------------------------------------- checkpoint
 def build_tokenizer():
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    """A WordPiece vocabulary built deterministically (the trainer's order varies run to run):
+    specials, every character, its `##` continuation, every word of TRAIN_TEXT."""
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", TRAIN_TEXT)))
+    chars = sorted(set(c for c in TRAIN_TEXT if not c.isspace()))
+    pieces = SPECIALS + chars + ["##" + c for c in chars if c.isalnum()] + [w for w in words if len(w) > 1]
+    vocab = {p: i for i, p in enumerate(dict.fromkeys(pieces))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, min_frequency=1, show_progress=False, special_tokens=SPECIALS)
-    tok.train_from_iterator([TRAIN_TEXT], trainer=trainer)
+    # As the real tokenizer.json: the specials are added tokens ("[MASK]" in text is one token).
+    tok.add_special_tokens(SPECIALS)
     ids = {s: tok.token_to_id(s) for s in SPECIALS}
     assert ids == {s: i for i, s in enumerate(SPECIALS)}, ids
     tok.post_processor = processors.TemplateProcessing(
@@ -231,7 +237,11 @@ def minilm_goldens():
     tok = AutoTokenizer.from_pretrained(str(d))
     model = BertModel.from_pretrained(str(d), attn_implementation="eager").eval()
     enc = tok(MINILM_SENTENCES, return_tensors="pt", padding=True, truncation=True)
-    hidden = model(**enc).last_hidden_state
+    hidden32 = model(**enc).last_hidden_state
+    # HF in float64 too: at padded positions HF's own fp32 output is ~9e-5 from its float64
+    # output (at real positions ~2e-6), so the float64 run is the reference for every position
+    # and the fp32 one for the real positions.
+    hidden = model.double()(**enc).last_hidden_state
     out = GOLDEN / "minilm"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "hidden.json", {
@@ -240,11 +250,14 @@ def minilm_goldens():
         "file_in_package": "all_minilm_l6_v2/model.zip",
         "files": sorted(p.name for p in d.iterdir()),
         "sentences": MINILM_SENTENCES,
+        "last_hidden_state": "HF BertModel (eager attention) run in float64, stored as float32",
+        "last_hidden_state_fp32": "the same in float32 (HF's default)",
         "versions": {p: version(p) for p in ["torch", "transformers"]},
     })
     save_tensors(out / "hidden.safetensors", {
         "tokens": enc.input_ids, "token_type_ids": enc.token_type_ids, "attention_mask": enc.attention_mask,
         "last_hidden_state": hidden,
+        "last_hidden_state_fp32": hidden32,
     })
     print("minilm goldens from", d)
 

@@ -168,6 +168,9 @@ export class HookedEncoder extends HookedRootModule {
   async #run(head: EncoderHead, input: EncoderInput, o: EncoderForwardOptions | undefined, hooks: readonly FwdHook[], cache: ((n: string) => boolean) | null) {
     const returnType = this.#returnType(o)
     const x = this.#inputs(input, o)
+    // A checkpoint without an MLM head (a bare BertModel) has nothing to run after the blocks
+    // when no output is asked for: the run (and its cache) stops there.
+    if (head === 'mlm' && returnType === null && !this.heads.includes('mlm')) head = 'trunk'
     const run = await runEncoder(INTERNALS.get(this)!, head, x, o, hooks, cache)
     const out = runOutput(run)
     let result: EncoderOutput = out
