@@ -41,7 +41,7 @@ function runBench(cmd, args, model = 'gpt2') {
 const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
 
 // The benchmark shapes (bench/make_checkpoint.py SHAPES): shape name → model id in the cache.
-const SHAPES = { gpt2: 'gpt2', 'pythia-160m': 'EleutherAI/pythia-160m', llama: '01-ai/Yi-6B' }
+const SHAPES = { gpt2: 'gpt2', 'pythia-160m': 'EleutherAI/pythia-160m', llama: '01-ai/Yi-6B', bert: 'google-bert/bert-base-cased' }
 
 function checkpointReady(modelId) {
   try {
