@@ -15,6 +15,7 @@ use crate::bert::weights::{Dense, EncoderBlock};
 use crate::bert::HookedEncoder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::kernels::attn_softmax;
+use crate::kernels::gelu_erf::gelu_erf_tensor;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::softmax::softmax_last;
 use crate::model::hooks::Taps;
@@ -176,7 +177,7 @@ impl Run<'_, '_, '_> {
         let hooks = &self.m.hooks;
         let normalized_mid = self.ln(&w.ln1, &resid_mid, hooks.block(l, B::Ln1Scale), hooks.block(l, B::Ln1Normalized))?;
         let pre = self.blk(l, B::MlpPre, linear(&normalized_mid, &w.w_in, Some(&w.b_in))?)?;
-        let post = self.blk(l, B::MlpPost, pre.gelu_erf()?)?;
+        let post = self.blk(l, B::MlpPost, gelu_erf_tensor(&pre)?)?;
         let mlp_out = self.blk(l, B::MlpOut, linear(&post, &w.w_out, Some(&w.b_out))?)?;
         let resid_post = self.blk(l, B::ResidPost, (&normalized_mid + &mlp_out)?)?;
         let hooks = &self.m.hooks;
@@ -186,7 +187,7 @@ impl Run<'_, '_, '_> {
 
     fn mlm(&mut self, resid: &Tensor) -> Result<Tensor> {
         let m = self.m.weights.mlm.as_ref().ok_or_else(|| no_head("MLM"))?;
-        let x = linear(resid, &m.w, Some(&m.b))?.gelu_erf()?;
+        let x = gelu_erf_tensor(&linear(resid, &m.w, Some(&m.b))?)?;
         let x = self.ln(&m.ln, &x, self.m.hooks.top(T::MlmLnScale), self.m.hooks.top(T::MlmLnNormalized))?;
         Ok(linear(&x, &m.w_u, Some(&m.b_u))?)
     }

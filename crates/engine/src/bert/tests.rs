@@ -105,3 +105,27 @@ fn bad_inputs_are_errors() {
     let input = EncoderInput { tokens: &big, token_type_ids: None, mask: None, abort: None };
     assert_eq!(forward(&l.model, &input, Head::Mlm, &mut Taps::new(l.model.table(), &mut none)).unwrap_err().code, crate::ErrorCode::InvalidArgument);
 }
+
+/// `TL_BERT_BENCH_DIR=<snapshot of bench/make_checkpoint.py bert> cargo test --release -p tl-engine bert_base_timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bert_base_timing() {
+    let Ok(dir) = std::env::var("TL_BERT_BENCH_DIR") else { return };
+    let o = EncoderLoadOptions { official_name: "google-bert/bert-base-cased".into(), dtype: DType::F32, device: Device::Cpu, device_label: "cpu".into() };
+    let l = load_encoder(std::path::Path::new(&dir), &o).unwrap();
+    let ids: Vec<i64> = (0..1024).map(|i| (i * 7919 % 139) as i64).collect();
+    let tokens = Tensor::from_vec(ids, (8, 128), &Device::Cpu).unwrap();
+    let input = EncoderInput { tokens: &tokens, token_type_ids: None, mask: None, abort: None };
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let mut none = crate::model::hooks::NoHooks;
+        let _ = forward(&l.model, &input, Head::Mlm, &mut Taps::new(l.model.table(), &mut none)).unwrap();
+        let plain = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut all = All(vec![]);
+        let _ = forward(&l.model, &input, Head::Mlm, &mut Taps::new(l.model.table(), &mut all)).unwrap();
+        let cached = t.elapsed();
+        drop(all);
+        eprintln!("plain {plain:?}, all hooks cached {cached:?}");
+    }
+}
