@@ -51,6 +51,7 @@ impl Task for EncoderLoadTask {
             model: RefCell::new(Some(Arc::new(l.model))),
             tokenizer: l.tokenizer.map(Arc::new),
             mask_token_id: l.mask_token_id,
+            pad_token_id: l.pad_token_id,
             bytes: Cell::new(bytes),
         })
     }
@@ -130,6 +131,7 @@ pub struct NativeEncoder {
     model: RefCell<Option<Arc<HookedEncoder>>>,
     tokenizer: Option<Arc<Tokenizer>>,
     mask_token_id: Option<u32>,
+    pad_token_id: Option<u32>,
     bytes: Cell<i64>,
 }
 
@@ -266,7 +268,7 @@ impl NativeEncoder {
     #[napi]
     pub fn to_tokens(&self, env: Env, texts: Vec<String>, pair: bool, max_len: Option<u32>) -> Result<Vec<NativeTensor>> {
         guard(|| {
-            let out = tokens::to_tokens(&*self.tok()?, &texts, pair, max_len.map(|m| m as usize), &Device::Cpu).napi()?;
+            let out = tokens::to_tokens(&*self.tok()?, self.pad_token_id, &texts, pair, max_len.map(|m| m as usize), &Device::Cpu).napi()?;
             out.into_iter().map(|t| wrap(&env, t)).collect()
         })
     }

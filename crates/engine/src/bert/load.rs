@@ -30,18 +30,21 @@ pub struct LoadedEncoder {
     pub tokenizer: Option<Tokenizer>,
     /// transformers' `tokenizer.mask_token_id` (`[MASK]` unless the tokenizer config names another).
     pub mask_token_id: Option<u32>,
+    /// transformers' `tokenizer.pad_token_id` (`[PAD]` unless the tokenizer config names another).
+    pub pad_token_id: Option<u32>,
 }
 
-/// The mask token the tokenizer config names (transformers' BERT default: `[MASK]`).
-fn mask_token(files: &ModelFiles) -> String {
+/// A special token as the tokenizer config names it, else transformers' BertTokenizer default
+/// (the hub's bert-base-* tokenizer configs name none).
+fn special_token(files: &ModelFiles, key: &str, default: &str) -> String {
     for name in ["tokenizer_config.json", "special_tokens_map.json"] {
         let v = files.has(name).then(|| files.read_json(name).ok()).flatten();
-        let m = v.as_ref().and_then(|v| v.get("mask_token")).and_then(|m| m.as_str().map(String::from).or_else(|| m.get("content").and_then(|c| c.as_str()).map(String::from)));
+        let m = v.as_ref().and_then(|v| v.get(key)).and_then(|m| m.as_str().map(String::from).or_else(|| m.get("content").and_then(|c| c.as_str()).map(String::from)));
         if let Some(m) = m {
             return m;
         }
     }
-    "[MASK]".to_string()
+    default.to_string()
 }
 
 /// TL's `get_pretrained_model_config` for a BERT checkpoint in `dir` (None when its config.json
@@ -90,6 +93,7 @@ pub fn load_encoder(dir: &Path, o: &EncoderLoadOptions) -> Result<LoadedEncoder>
     let weights = if o.device.is_cpu() { weights } else { weights.to_device(&o.device)? };
     // TL's HookedEncoder keeps the tokenizer as loaded (no set_tokenizer, right padding).
     let tokenizer = if files.has("tokenizer.json") { Some(Tokenizer::from_path(dir)?) } else { None };
-    let mask_token_id = tokenizer.as_ref().and_then(|t| t.token_to_id(&mask_token(&files)));
-    Ok(LoadedEncoder { model: HookedEncoder::new(cfg, weights, o.device.clone()), tokenizer, mask_token_id })
+    let id = |key: &str, default: &str| tokenizer.as_ref().and_then(|t| t.token_to_id(&special_token(&files, key, default)));
+    let (mask_token_id, pad_token_id) = (id("mask_token", "[MASK]"), id("pad_token", "[PAD]"));
+    Ok(LoadedEncoder { model: HookedEncoder::new(cfg, weights, o.device.clone()), tokenizer, mask_token_id, pad_token_id })
 }

@@ -50,7 +50,7 @@ fn batch_logits_and_cache_match_tl() {
     let g = golden();
     let tok = l.tokenizer.as_ref().unwrap();
     let texts: Vec<String> = ["The [MASK] sat on the mat", "She [MASK] to the store", "The dog [MASK] the ball and the cat ran"].map(String::from).to_vec();
-    let [tokens, types, mask] = to_tokens(tok, &texts, false, Some(64), &Device::Cpu).unwrap();
+    let [tokens, types, mask] = to_tokens(tok, l.pad_token_id, &texts, false, Some(64), &Device::Cpu).unwrap();
     for (name, t) in [("tokens", &tokens), ("token_type_ids", &types), ("attention_mask", &mask)] {
         let want: Vec<i64> = g[&format!("batch.{name}")].flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(t.flatten_all().unwrap().to_vec1::<i64>().unwrap(), want, "{name}");
@@ -81,7 +81,7 @@ fn nsp_logits_match_tl() {
     let l = fixture();
     let g = golden();
     let texts: Vec<String> = ["The quick brown fox jumps over the lazy dog.", "It was a sunny day."].map(String::from).to_vec();
-    let [tokens, types, mask] = to_tokens(l.tokenizer.as_ref().unwrap(), &texts, true, Some(64), &Device::Cpu).unwrap();
+    let [tokens, types, mask] = to_tokens(l.tokenizer.as_ref().unwrap(), l.pad_token_id, &texts, true, Some(64), &Device::Cpu).unwrap();
     let want: Vec<i64> = g["nsp.token_type_ids"].flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(types.flatten_all().unwrap().to_vec1::<i64>().unwrap(), want);
     let input = EncoderInput { tokens: &tokens, token_type_ids: Some(&types), mask: Some(&mask), abort: None };

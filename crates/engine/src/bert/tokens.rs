@@ -8,8 +8,9 @@ use crate::load::tokenizer::Tokenizer;
 
 /// transformers' `tokenizer(texts, padding=True, truncation=True, max_length=n_ctx)` (or, with
 /// `pair`, `tokenizer(texts[0], texts[1], ...)`): `[tokens, token_type_ids, attention_mask]`,
-/// `[batch, pos]` int64, padded on the right with the pad token, type 0 and mask 0.
-pub fn to_tokens(tok: &Tokenizer, texts: &[String], pair: bool, max_len: Option<usize>, dev: &Device) -> Result<[Tensor; 3]> {
+/// `[batch, pos]` int64, padded on the right with `pad` (transformers' `pad_token_id`), type 0
+/// and mask 0.
+pub fn to_tokens(tok: &Tokenizer, pad: Option<u32>, texts: &[String], pair: bool, max_len: Option<usize>, dev: &Device) -> Result<[Tensor; 3]> {
     let rows: Vec<(Vec<u32>, Vec<u32>)> = if pair {
         if texts.len() != 2 {
             return Err(Error::invalid(format!(
@@ -25,7 +26,7 @@ pub fn to_tokens(tok: &Tokenizer, texts: &[String], pair: bool, max_len: Option<
     if width == 0 {
         return Err(Error::invalid("the input tokenizes to zero tokens"));
     }
-    let pad = tok.pad_token_id.unwrap_or(0) as i64;
+    let pad = pad.or(tok.pad_token_id).unwrap_or(0) as i64;
     let n = rows.len() * width;
     let (mut ids, mut types, mut mask) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for (i, t) in &rows {
