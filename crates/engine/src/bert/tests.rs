@@ -129,3 +129,25 @@ fn bert_base_timing() {
         eprintln!("plain {plain:?}, all hooks cached {cached:?}");
     }
 }
+
+/// TL: a row whose mask is all 0 gets a zero pattern (softmax's NaN → 0), fused or observed.
+#[test]
+fn fully_masked_rows_attend_to_nothing() {
+    let l = fixture();
+    let tokens = Tensor::new(&[[2i64, 10, 3], [2, 11, 3]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1i64, 1, 0], [0, 0, 0]], &Device::Cpu).unwrap();
+    let input = EncoderInput { tokens: &tokens, token_type_ids: None, mask: Some(&mask), abort: None };
+    let mut none = crate::model::hooks::NoHooks;
+    let fused = forward(&l.model, &input, Head::Mlm, &mut Taps::new(l.model.table(), &mut none)).unwrap();
+    let mut all = All(vec![]);
+    let observed = forward(&l.model, &input, Head::Mlm, &mut Taps::new(l.model.table(), &mut all)).unwrap();
+    assert!(max_diff(&fused, &observed) < 1e-5);
+    let v: Vec<f32> = fused.flatten_all().unwrap().to_vec1().unwrap();
+    assert!(v.iter().all(|x| x.is_finite()));
+    let id = l.model.hooks.block(0, crate::bert::EncBlockHook::Pattern).unwrap();
+    let pattern = &all.0.iter().find(|(i, _)| *i == id).unwrap().1;
+    let dead: Vec<f32> = pattern.get(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert!(dead.iter().all(|&x| x == 0.0));
+    let live: Vec<f32> = pattern.get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
+    assert!((live[0] + live[1] - 1.0).abs() < 1e-6 && live[2] == 0.0);
+}
