@@ -124,12 +124,14 @@ test('the table: one row per official name, each derived, unknown offline, or un
     t.not(rows.find((r) => r.name === name)!.source, 'unknown offline', name)
   }
   for (const r of rows.filter((r) => /llama|gemma/i.test(r.name))) t.is(r.source, 'TL table', r.name)
-  for (const r of rows.filter((r) => /^google-bert\//.test(r.name))) t.false(r.supported, r.name)
-  // T5 runs through HookedEncoderDecoder; the cached fixture (t5-small) is derived from its config.json.
+  // BERT runs as HookedEncoder, T5 as HookedEncoderDecoder: supported, their configs derived as
+  // TL's get_pretrained_model_config from the cached fixtures' config.json.
+  for (const r of rows.filter((r) => /^google-bert\//.test(r.name))) t.true(r.supported, r.name)
+  t.is(rows.find((r) => r.name === 'google-bert/bert-base-cased')!.source, 'config.json (cache)')
   for (const r of rows.filter((r) => /^google-t5\//.test(r.name))) t.true(r.supported, r.name)
   t.is(rows.find((r) => r.name === 'google-t5/t5-small')!.source, 'config.json (cache)')
   for (const r of rows.filter((r) => /^Qwen\/Qwen-/.test(r.name))) t.true(r.supported, r.name)
-  t.is(rows.filter((r) => !r.supported).length, 4)
+  t.is(rows.filter((r) => !r.supported).length, 0)
   t.log(counts)
 })
 
@@ -151,12 +153,12 @@ test('a cached config.json of an architecture without a family: unsupported, val
   fs.mkdirSync(path.join(repo, 'refs'), { recursive: true })
   fs.mkdirSync(path.join(repo, 'snapshots', 'abc123'), { recursive: true })
   fs.writeFileSync(path.join(repo, 'refs', 'main'), 'abc123')
-  fs.writeFileSync(path.join(repo, 'snapshots', 'abc123', 'config.json'), JSON.stringify({ architectures: ['BertForMaskedLM'], hidden_size: 768, num_hidden_layers: 12 }))
+  fs.writeFileSync(path.join(repo, 'snapshots', 'abc123', 'config.json'), JSON.stringify({ architectures: ['RobertaForMaskedLM'], hidden_size: 768, num_hidden_layers: 12 }))
   const row = await modelPropertiesRow('google-bert/bert-base-cased', { cacheDir: cache })
   t.is(row.source, 'not derived')
   t.false(row.supported)
-  t.is(row.architecture, 'BertForMaskedLM')
-  t.regex(row.reason!, /BertForMaskedLM.*encoder/)
+  t.is(row.architecture, 'RobertaForMaskedLM')
+  t.regex(row.reason!, /RobertaForMaskedLM is not an architecture TL/)
   t.is(row.d_model, null)
   const gpt2 = await modelPropertiesRow('gpt2', { cacheDir: cache })
   t.is(gpt2.source, 'unknown offline')

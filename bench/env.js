@@ -48,6 +48,7 @@ const SHAPES = {
   gemma2: 'google/gemma-2-2b',
   mixtral: 'mistralai/Mixtral-8x7B-v0.1',
   't5-small': 'google-t5/t5-small',
+  bert: 'google-bert/bert-base-cased',
 }
 
 function checkpointReady(modelId) {

@@ -7,8 +7,10 @@ SHAPE is one of SHAPES below: `gpt2` (GPT-2 small, under the id `gpt2`), `pythia
 (GPT-NeoX, Pythia-160m's dims, under `EleutherAI/pythia-160m`), `llama` (a ~110M-parameter
 Llama: RMSNorm, gated SiLU MLP, grouped-query attention with 4 K/V heads for 12 query heads,
 under `01-ai/Yi-6B`, an id whose dims TL reads from config.json), `gemma2` (a reduced Gemma 2
-under `google/gemma-2-2b`; TL's side reads its sizes through bench/tl_patch.py) or `mixtral`
-(a reduced Mixtral: 8 experts, top-2).
+under `google/gemma-2-2b`; TL's side reads its sizes through bench/tl_patch.py), `mixtral`
+(a reduced Mixtral: 8 experts, top-2), `t5-small` (t5-small's dims, under `google-t5/t5-small`)
+or `bert` (BERT-base cased dims, BertForPreTraining weights, under
+`google-bert/bert-base-cased`; the tokenizer is the BERT fixture's, 139 ids).
 
 Writes the HuggingFace hub-cache layout, loadable with HF_HUB_OFFLINE=1 and
 HF_HUB_CACHE=CACHE_DIR:
@@ -103,24 +105,35 @@ def t5_config():
     )
 
 
-# shape -> (model id, HF config, AutoModel class name)
+def bert_config():
+    from transformers import BertConfig
+
+    # BERT-base (cased): saved as BertForPreTraining (MLM + NSP heads), labelled BertForMaskedLM
+    # as the real config.json is (what TL dispatches on).
+    return BertConfig(
+        vocab_size=28996, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12, hidden_act="gelu", pad_token_id=0,
+    )
+
+
+# shape -> (model id, HF config, AutoModel class name, config.json architecture, tokenizer fixture)
 SHAPES = {
-    "gpt2": ("gpt2", gpt2_config, "GPT2LMHeadModel"),
-    "pythia-160m": ("EleutherAI/pythia-160m", pythia_config, "GPTNeoXForCausalLM"),
-    "llama": ("01-ai/Yi-6B", llama_config, "LlamaForCausalLM"),
+    "gpt2": ("gpt2", gpt2_config, "GPT2LMHeadModel", None, "models--gpt2"),
+    "pythia-160m": ("EleutherAI/pythia-160m", pythia_config, "GPTNeoXForCausalLM", None, "models--gpt2"),
+    "llama": ("01-ai/Yi-6B", llama_config, "LlamaForCausalLM", None, "models--gpt2"),
     # TL hard-codes every Gemma name's real sizes; bench/tl_patch.py makes it read these.
-    "gemma2": ("google/gemma-2-2b", gemma2_config, "Gemma2ForCausalLM"),
-    "mixtral": ("mistralai/Mixtral-8x7B-v0.1", mixtral_config, "MixtralForCausalLM"),
-    "t5-small": ("google-t5/t5-small", t5_config, "T5ForConditionalGeneration"),
+    "gemma2": ("google/gemma-2-2b", gemma2_config, "Gemma2ForCausalLM", None, "models--gpt2"),
+    "mixtral": ("mistralai/Mixtral-8x7B-v0.1", mixtral_config, "MixtralForCausalLM", None, "models--gpt2"),
+    # T5 needs its pad / </s> ids: the T5 fixture's tokenizer.
+    "t5-small": ("google-t5/t5-small", t5_config, "T5ForConditionalGeneration", None, "models--google-t5--t5-small"),
+    "bert": ("google-bert/bert-base-cased", bert_config, "BertForPreTraining", "BertForMaskedLM", "models--google-bert--bert-base-cased"),
 }
-# The tokenizer fixture each shape copies (T5 needs its pad / </s> ids).
-TOKENIZER_FIXTURE = {"t5-small": "models--google-t5--t5-small"}
 
 
 def main():
     cache = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_HUB", ROOT / "bench" / ".out" / "hub")).resolve()
     shape = sys.argv[2] if len(sys.argv) > 2 else "gpt2"
-    model_id, make_config, class_name = SHAPES[shape]
+    model_id, make_config, class_name, architecture, tokenizer_fixture = SHAPES[shape]
     repo = cache / ("models--" + model_id.replace("/", "--"))
     snap = repo / "snapshots" / REV
     if (repo / "refs" / "main").is_file() and all((snap / f).is_file() for f in FILES):
@@ -132,10 +145,9 @@ def main():
     import torch
     import transformers
 
-    fixture_repo = TOKENIZER_FIXTURE.get(shape, "models--gpt2")
-    fixtures = glob.glob(str(ROOT / "__test__" / "fixtures" / "hub" / fixture_repo / "snapshots" / "*"))
+    fixtures = glob.glob(str(ROOT / "__test__" / "fixtures" / "hub" / tokenizer_fixture / "snapshots" / "*"))
     if not fixtures:
-        sys.exit(f"tokenizer fixture not found under __test__/fixtures/hub/{fixture_repo}/snapshots/")
+        sys.exit(f"tokenizer fixture not found under __test__/fixtures/hub/{tokenizer_fixture}/snapshots/")
     fixture = Path(fixtures[0])
 
     torch.manual_seed(1234)
@@ -143,13 +155,18 @@ def main():
 
     snap.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(snap), safe_serialization=True)
+    if architecture is not None:
+        cfg_path = snap / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg["architectures"] = [architecture]
+        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
     # save_pretrained may also write generation_config.json; harmless.
     for name in TOKENIZER_FILES:
         shutil.copyfile(fixture / name, snap / name)
     # The fixture tokenizer caps inputs at its own n_ctx (64); lift it to 1024.
     tc_path = snap / "tokenizer_config.json"
     tc = json.loads(tc_path.read_text())
-    tc["model_max_length"] = 1024
+    tc["model_max_length"] = make_config().to_dict().get("max_position_embeddings", 1024) if architecture else 1024
     tc_path.write_text(json.dumps(tc, indent=2) + "\n")
 
     (repo / "refs").mkdir(parents=True, exist_ok=True)

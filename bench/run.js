@@ -8,7 +8,8 @@
 // present, else python3), BENCH_HUB (checkpoint cache dir; default bench/.out/hub),
 // BENCH_REPS (timed runs per measurement, default 7), BENCH_LOAD_REPS (default 3),
 // BENCH_SKIP_PYTHON=1 (our column only), BENCH_SHAPES (comma-separated, default
-// gpt2,pythia-160m,llama).
+// gpt2,pythia-160m,llama,gemma2,mixtral,bert,t5-small; bert is HookedEncoder's row, t5-small
+// HookedEncoderDecoder's).
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -36,6 +37,7 @@ const SHAPE_TEXT = {
   gemma2: 'Gemma-2 shape, reduced (12 layers, d_model 768, 8 query / 4 K/V heads of 96, GELU-tanh gated MLP 3072, pre- and post-norms, soft caps 50 / 30, local / global layers, vocab 32000)',
   mixtral: 'Mixtral shape, reduced (8 layers, d_model 768, 12 query / 4 K/V heads, 8 experts of d_mlp 1024, top-2 routing, vocab 32000)',
   't5-small': 'T5-small shape (HookedEncoderDecoder: 6 + 6 layers, d_model 512, 8 heads of 64, ReLU MLP 2048, vocab 32128)',
+  bert: 'BERT-base shape (HookedEncoder: 12 layers, d_model 768, 12 heads, MLP 3072, vocab 28996, MLM + NSP heads)',
 }
 
 function main() {
@@ -49,11 +51,12 @@ function main() {
     console.error(`${path.relative(ROOT, lib)} is missing: run \`npm run build\` first.`)
     process.exit(1)
   }
-  const shapes = (process.env.BENCH_SHAPES || 'gpt2,pythia-160m,llama,gemma2,mixtral').split(',').filter(Boolean)
+  const shapes = (process.env.BENCH_SHAPES || 'gpt2,pythia-160m,llama,gemma2,mixtral,bert,t5-small').split(',').filter(Boolean)
   for (const shape of shapes) benchShape(shape)
 }
 
 function benchShape(shape) {
+  if (shape === 'bert') return benchEncoder()
   const model = ensureCheckpoint(shape)
   if (shape === 't5-small') return require('./t5_table').benchT5(model, SHAPE_TEXT[shape], { fmtMs, ratio })
 
@@ -127,6 +130,50 @@ function benchShape(shape) {
     console.log(`Cached activations in the RSS run: ours ${n(ours) ?? '?'}${tl ? `, TL ${n(tl)}` : ''}.`)
   }
   console.log(`Bench wall time: ours ${ours.wall_s}s${tl ? `, TL ${tl.wall_s}s` : ''}.`)
+}
+
+// The encoder (HookedEncoder) row: forward and runWithCache at batch 8 × 128 (bench/encoder_js.js,
+// bench/encoder_tl.py).
+function benchEncoder() {
+  const model = ensureCheckpoint('bert')
+  console.error('[bench] bert: transformer-lens (Node) ...')
+  const ours = runBench(process.execPath, [path.join(__dirname, 'encoder_js.js')], model)
+  if (ours.error) {
+    console.error(`[bench] ${ours.error}`)
+    process.exit(1)
+  }
+  let tl = null
+  let tlMissing = null
+  if (process.env.BENCH_SKIP_PYTHON === '1') tlMissing = 'skipped (BENCH_SKIP_PYTHON=1)'
+  else if (!pythonHas('transformer_lens, torch')) tlMissing = `${PYTHON} cannot import transformer_lens`
+  else {
+    console.error('[bench] bert: Python TransformerLens ...')
+    tl = runBench(PYTHON, [path.join(__dirname, 'encoder_tl.py')], model)
+    if (tl.error) [tlMissing, tl] = [tl.error, null]
+  }
+  console.log()
+  console.log(`## bert (\`${model}\`)`)
+  console.log()
+  console.log(`Model: ${SHAPE_TEXT.bert}, random weights, float32, CPU; median of ${ours.reps} runs after 2 warm-ups; load: one run.`)
+  console.log()
+  const rows = [
+    ['load (`HookedEncoder.fromPretrained` / `from_pretrained`)', (r) => r.load.median_ms, fmtMs],
+    ['forward 8×128 (MLM logits)', (r) => r.forward_8x128.median_ms, fmtMs],
+    ['runWithCache 8×128 (all hooks)', (r) => r.run_with_cache_8x128.median_ms, fmtMs],
+    ['RSS after the runs', (r) => r.rss_mib, fmtMiB],
+  ]
+  if (tl) {
+    console.log('| | transformer-lens (Node) | Python TL | ratio (TL / ours) |')
+    console.log('|---|---:|---:|---:|')
+    for (const [name, get, fmt] of rows) console.log(`| ${name} | ${fmt(get(ours))} | ${fmt(get(tl))} | ${ratio(get(tl), get(ours))} |`)
+  } else {
+    console.log(`Python TransformerLens unavailable: ${tlMissing}. Our column only.`)
+    console.log()
+    console.log('| | transformer-lens (Node) |')
+    console.log('|---|---:|')
+    for (const [name, get, fmt] of rows) console.log(`| ${name} | ${fmt(get(ours))} |`)
+  }
+  console.log(`Cached activations: ours ${ours.run_with_cache_8x128.n_cached}${tl ? `, TL ${tl.run_with_cache_8x128.n_cached}` : ''}. Bench wall time: ours ${ours.wall_s}s${tl ? `, TL ${tl.wall_s}s` : ''}.`)
 }
 
 main()

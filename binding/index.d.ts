@@ -15,6 +15,52 @@ export declare class NativeAbort {
   abort(): void
 }
 
+/**
+ * A loaded encoder. As `NativeModel`: runs hold their own `Arc` of the weights, so `dispose()`
+ * (even from a hook) lets runs in flight finish.
+ */
+export declare class NativeEncoder {
+  /** TL's `cfg.to_dict()` as JSON. */
+  configJson(): string
+  /** Every hook point name, in firing order; the index is the hook id plans use. */
+  hookNames(): Array<string>
+  /** Which parts the checkpoint has: `mlm` (MLM head + unembed), `pooler`, `nsp`. */
+  heads(): Array<string>
+  /**
+   * A run on the libuv pool: `head` is 'mlm' (logits), 'nsp' (`[batch, 2]`) or 'trunk'
+   * (`encoder_output`); the output comes back as the run's logits.
+   */
+  forward(tokens: NativeTensor, tokenTypeIds: NativeTensor | undefined | null, attentionMask: NativeTensor | undefined | null, head: string, flags: Array<number>, abort?: NativeAbort | undefined | null): Promise<NativeRun>
+  /** The run on the JS thread, calling `hook(id, tensor)` at every hook point flagged CALL_JS. */
+  forwardWithHooks(tokens: NativeTensor, tokenTypeIds: NativeTensor | undefined | null, attentionMask: NativeTensor | undefined | null, head: string, flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): NativeRun
+  /** TL's `model.pooler(resid)`: `[batch, d_model]`. */
+  pooler(resid: NativeTensor): NativeTensor
+  /** TL's `model.nsp_head(pooled)`: `[batch, 2]`. */
+  nspHead(pooled: NativeTensor): NativeTensor
+  /** TL's state dict: keys in TL's order, tensors in TL's layouts. */
+  stateDict(): Array<NamedTensor>
+  /** TL's `model.to(device)`: moves the weights; later runs follow. */
+  toDevice(device: string): void
+  get device(): string
+  hasTokenizer(): boolean
+  /**
+   * TL's `to_tokens` (or, with `pair`, `BertNextSentencePrediction.to_tokens`):
+   * `[tokens, tokenTypeIds, attentionMask]`.
+   */
+  toTokens(texts: Array<string>, pair: boolean, maxLen?: number | undefined | null): Array<NativeTensor>
+  decode(ids: Array<number>, skipSpecialTokens: boolean): string
+  /** transformers' `tokenizer.mask_token_id`. */
+  maskTokenId(): number | null
+  /** The argmax token at every `[MASK]` of `tokens` (TL's predictions, before decoding). */
+  maskPredictions(logits: NativeTensor, tokens: NativeTensor): Array<number>
+  /**
+   * Frees the weights (runs in flight finish with their own reference); later calls are
+   * `TL_DISPOSED`.
+   */
+  dispose(): void
+  get disposed(): boolean
+}
+
 export declare class NativeEncoderDecoder {
   configJson(): string
   hookNames(): Array<string>
@@ -266,6 +312,14 @@ export declare function cudaAvailable(): boolean
 /** Whether this addon was built with the `cuda` feature. */
 export declare function cudaBuild(): boolean
 
+export interface EncoderLoadArgs {
+  dir: string
+  officialName: string
+  dtype: string
+  /** `cpu`, `cuda` or `cuda:N`. */
+  device?: string
+}
+
 /**
  * The snapshot folder of `repoId` at `revision` in `cacheDir`, or null when not cached.
  * `repoType` is `model` (the default), `dataset` or `space`.
@@ -319,6 +373,8 @@ export interface LoadArgs {
 }
 
 export declare function loadEncoderDecoder(args: T5LoadArgs): Promise<NativeEncoderDecoder>
+
+export declare function loadEncoderModel(args: EncoderLoadArgs): Promise<NativeEncoder>
 
 export declare function loadModel(args: LoadArgs): Promise<NativeModel>
 

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeAbort = nativeBinding.NativeAbort
+module.exports.NativeEncoder = nativeBinding.NativeEncoder
 module.exports.NativeEncoderDecoder = nativeBinding.NativeEncoderDecoder
 module.exports.NativeGeneration = nativeBinding.NativeGeneration
 module.exports.NativeKvCache = nativeBinding.NativeKvCache
@@ -852,6 +853,7 @@ module.exports.cudaBuild = nativeBinding.cudaBuild
 module.exports.findSnapshot = nativeBinding.findSnapshot
 module.exports.hubCacheDir = nativeBinding.hubCacheDir
 module.exports.loadEncoderDecoder = nativeBinding.loadEncoderDecoder
+module.exports.loadEncoderModel = nativeBinding.loadEncoderModel
 module.exports.loadModel = nativeBinding.loadModel
 module.exports.loadTokenizer = nativeBinding.loadTokenizer
 module.exports.pretrainedConfigJson = nativeBinding.pretrainedConfigJson

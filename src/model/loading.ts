@@ -144,7 +144,8 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
     device,
   }
   nDevicesArg(options)
-  // As TL: a name of a model another class loads (T5: HookedEncoderDecoder) is refused before any download.
+  // As TL: a name of a model another class loads (BERT: HookedEncoder, T5: HookedEncoderDecoder)
+  // is refused before any download.
   if (!localFolder(modelName)) {
     const cls = architectureClass(architectureOf(getOfficialModelName(modelName)))
     if (cls !== 'HookedTransformer') throw new TransformerLensError('TL_UNSUPPORTED', `'${modelName}' is a ${architectureOf(getOfficialModelName(modelName))}: load it with ${cls}, not HookedTransformer`)

@@ -57,6 +57,8 @@ pub fn pretrained_config_json(args: ConfigArgs) -> napi::Result<String> {
         }
         let cfg = if tl_engine::load::tl_native::is_tl_native(&o.official_name) {
             tl_engine::load::tl_native::pretrained_config(dir, &o).napi()?
+        } else if let Some(cfg) = tl_engine::bert::load::encoder_config(dir, &o).napi()? {
+            cfg // TL's HookedEncoder (BERT)
         } else {
             pretrained_config(dir, &o).napi()?.1
         };

@@ -3,6 +3,7 @@
 #![deny(clippy::all)]
 
 mod alloc;
+mod bert;
 mod config;
 mod device;
 mod errors;

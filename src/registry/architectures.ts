@@ -39,8 +39,12 @@ export const TL_ARCHITECTURES: readonly string[] = [
   'T5ForConditionalGeneration',
 ]
 
+/** Encoder architectures: TL loads them as `HookedEncoder` (crates/engine/src/bert), not `HookedTransformer`. */
+export const ENCODER_ARCHITECTURES: readonly string[] = ['BertForMaskedLM']
+
 /** The architectures that run here through a class other than HookedTransformer, and that class (TL's). */
 export const ARCHITECTURE_CLASSES: Readonly<Record<string, string>> = {
+  BertForMaskedLM: 'HookedEncoder',
   T5ForConditionalGeneration: 'HookedEncoderDecoder',
 }
 
@@ -50,9 +54,7 @@ export function architectureClass(architecture: string | null): string {
 }
 
 /** Why an architecture TL loads does not run here. */
-export const UNSUPPORTED_REASONS: Readonly<Record<string, string>> = {
-  BertForMaskedLM: 'BertForMaskedLM is an encoder (TL loads it as HookedEncoder); this library has no BERT family (encoder classes are another issue)',
-}
+export const UNSUPPORTED_REASONS: Readonly<Record<string, string>> = {}
 
 /** Official-name patterns → architecture, first match wins. Every official name matches one (tested). */
 const RULES: ReadonlyArray<readonly [RegExp, string]> = [
@@ -91,8 +93,8 @@ export function architectureOf(officialName: string): string | null {
 }
 
 /**
- * Whether this library runs `architecture` (with `architectureClass(architecture)`); the reason
- * when it does not. `TL_CHECKPOINT`
+ * Whether this library runs `architecture` (with `architectureClass(architecture)`: BERT as
+ * `HookedEncoder`, T5 as `HookedEncoderDecoder`); the reason when it does not. `TL_CHECKPOINT`
  * (TL's own checkpoints) runs (src/model/loading → crates/engine/src/load/tl_native.rs).
  */
 export function architectureSupport(architecture: string | null): { supported: boolean; reason: string | null } {

@@ -1,6 +1,7 @@
 //! transformer-lens engine: a TransformerLens-compatible hooked transformer on candle.
 //! No napi here: the Node addon (root crate) is a thin binding over this crate.
 
+pub mod bert;
 pub mod device;
 pub mod error;
 pub mod generate;

@@ -77,7 +77,10 @@ pub fn family(architecture: &str) -> Result<&'static Family> {
         .find(|f| f.architecture == architecture)
         .ok_or_else(|| match architecture {
             crate::t5::config::ARCHITECTURE => Error::unsupported(format!("{architecture} is an encoder-decoder (T5): load it with HookedEncoderDecoder, not HookedTransformer")),
-            _ => Error::unsupported(format!("architecture '{architecture}' is not supported yet")),
+            a if crate::bert::is_encoder_architecture(a) => {
+                Error::unsupported(format!("'{a}' is a BERT encoder, not a decoder: load it with HookedEncoder.fromPretrained (TL's HookedEncoder)"))
+            }
+            a => Error::unsupported(format!("architecture '{a}' is not supported yet")),
         })
 }
 

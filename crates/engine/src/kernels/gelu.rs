@@ -9,7 +9,7 @@ use super::{f32_slice, not_supported, par_rows};
 /// `e^x` for x ≤ 0 (Cephes-style range reduction and a degree-6 polynomial), branch-free so
 /// the loop vectorises.
 #[inline(always)]
-fn exp_neg(x: f32) -> f32 {
+pub(super) fn exp_neg(x: f32) -> f32 {
     let x = x.max(-87.0);
     let n = (x * std::f32::consts::LOG2_E).round();
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
@@ -41,7 +41,7 @@ fn gelu_new_slope(x: f32) -> f32 {
 }
 
 /// `dst[i] = f(src[i])` on both cores for large inputs.
-fn map_par(src: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Result<Vec<f32>> {
+pub(super) fn map_par(src: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Result<Vec<f32>> {
     let mut dst = vec![0f32; src.len()];
     par_rows(&mut dst, 1, |part, first| {
         for (i, (y, &x)) in part.iter_mut().zip(&src[first..]).enumerate() {

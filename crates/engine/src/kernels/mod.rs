@@ -7,6 +7,7 @@ pub mod attn_softmax;
 pub mod cross_entropy;
 pub mod gated;
 pub mod gelu;
+pub mod gelu_erf;
 pub mod gemm16;
 pub mod half16;
 pub mod kl_div;

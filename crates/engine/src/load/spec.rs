@@ -79,6 +79,18 @@ pub fn check<'a>(wf: &'a WeightFile, fam: &Family, cfg: &Config) -> Result<Check
     check_groups(wf, fam.prefixes, groups)
 }
 
+/// [`check`] for a model outside the decoder families (the encoder, `crate::bert`): the
+/// tensors outside the blocks, then each block's, under the first of `prefixes` that has them.
+pub fn check_listed<'a>(
+    wf: &'a WeightFile,
+    prefixes: &[&str],
+    head: &[TensorSpec],
+    n_layers: usize,
+    layer: impl Fn(usize) -> Vec<TensorSpec>,
+) -> Result<Checked<'a>> {
+    check_groups(wf, prefixes, std::iter::once(head.to_vec()).chain((0..n_layers).map(layer)))
+}
+
 /// [`check`] for a model outside the family table (T5): groups of specs, listed and checked one
 /// group at a time.
 pub fn check_groups<'a>(wf: &'a WeightFile, prefixes: &[&str], groups: impl IntoIterator<Item = Vec<TensorSpec>>) -> Result<Checked<'a>> {

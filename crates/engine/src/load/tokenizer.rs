@@ -229,14 +229,28 @@ impl Tokenizer {
     /// transformers' `tokenizer(text, truncation=True, max_length=m)`: the text's tokens cut to
     /// leave room for the special tokens the post-processor adds (T5's `</s>` survives).
     pub fn encode_truncated(&self, text: &str, max_len: Option<usize>) -> Result<Vec<u32>> {
-        use tokenizers::{PostProcessor, TruncationDirection};
-        let mut enc = unpanicked("encode", || self.inner.encode(text, false))?.map_err(tok_err)?;
-        if let Some(m) = max_len {
-            let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(false));
-            enc.truncate(m.saturating_sub(added), 0, TruncationDirection::Right);
-        }
-        let enc = unpanicked("encode", || self.inner.post_process(enc, None, true))?.map_err(tok_err)?;
-        Ok(enc.get_ids().to_vec())
+        Ok(self.encode_typed(text, None, max_len)?.0)
+    }
+
+    /// transformers' `tokenizer(a, b, truncation=True, max_length=max_len)` for one text or a
+    /// pair, as TL's encoder classes call it: ids with the special tokens, and token type ids
+    /// (the post-processor's: 1 on the second segment). Truncation is transformers'
+    /// `longest_first`, leaving room for the special tokens.
+    pub fn encode_typed(&self, a: &str, b: Option<&str>, max_len: Option<usize>) -> Result<(Vec<u32>, Vec<u32>)> {
+        use tokenizers::tokenizer::PostProcessor;
+        use tokenizers::utils::truncation::{truncate_encodings, TruncationParams};
+        let enc = |s: &str| -> Result<tokenizers::Encoding> { unpanicked("encode", || self.inner.encode(s, false))?.map_err(tok_err) };
+        let (first, second) = (enc(a)?, b.map(enc).transpose()?);
+        let (first, second) = match max_len {
+            Some(m) => {
+                let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(second.is_some()));
+                let params = TruncationParams { max_length: m.saturating_sub(added), ..Default::default() };
+                truncate_encodings(first, second, &params).map_err(tok_err)?
+            }
+            None => (first, second),
+        };
+        let out = unpanicked("encode", || self.inner.post_process(first, second, true))?.map_err(tok_err)?;
+        Ok((out.get_ids().to_vec(), out.get_type_ids().to_vec()))
     }
 
     /// TL's `to_tokens`: `[batch, pos]` int64, padded to the longest row.

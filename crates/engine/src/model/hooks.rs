@@ -254,8 +254,9 @@ impl HookTable {
         HookTable { names, top, blocks, experts }
     }
 
-    /// A table of names alone, for models outside the decoder layout (T5: `crate::t5::hooks`),
-    /// whose forwards fire by id through the same [`Taps`].
+    /// A table of the given names alone (ids are their indices), for models outside the decoder
+    /// layout (the encoder, `crate::bert`; T5, `crate::t5::hooks`), whose forwards fire by id
+    /// through the same [`Taps`].
     pub fn from_names(names: Vec<String>) -> Self {
         HookTable { names, top: [None; 7], blocks: Vec::new(), experts: Vec::new() }
     }

@@ -22,7 +22,7 @@ fn push_norm(out: &mut Vec<(String, Tensor)>, prefix: &str, kind: NormKind, n: &
 }
 
 /// `[d_model, n_heads * d_head]` columns → `[n_heads, d_model, d_head]`.
-fn heads_in(w: &Tensor, h: usize, dh: usize) -> Result<Tensor> {
+pub(crate) fn heads_in(w: &Tensor, h: usize, dh: usize) -> Result<Tensor> {
     let d = w.dim(0)?;
     Ok(w.contiguous()?.reshape((d, h, dh))?.permute((1, 0, 2))?.contiguous()?)
 }
