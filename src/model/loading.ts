@@ -144,19 +144,21 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
     device,
   }
   nDevicesArg(options)
-  // As TL: a name of a model another class loads (BERT: HookedEncoder, T5: HookedEncoderDecoder)
-  // is refused before any download.
-  if (!localFolder(modelName)) {
-    const cls = architectureClass(architectureOf(getOfficialModelName(modelName)))
-    if (cls !== 'HookedTransformer') throw new TransformerLensError('TL_UNSUPPORTED', `'${modelName}' is a ${architectureOf(getOfficialModelName(modelName))}: load it with ${cls}, not HookedTransformer`)
+  const local = localFolder(modelName)
+  const official = local ? null : getOfficialModelName(modelName)
+  if (official !== null) {
+    // As TL: a name of a model another class loads (BERT: HookedEncoder, T5: HookedEncoderDecoder)
+    // is refused before any download.
+    const architecture = architectureOf(official)
+    const cls = architectureClass(architecture)
+    if (cls !== 'HookedTransformer') throw new TransformerLensError('TL_UNSUPPORTED', `'${modelName}' is a ${architecture}: load it with ${cls}, not HookedTransformer`)
+    if (isTlNative(official)) {
+      const { dir, officialName, checkpoint } = await ensureTlNative(official, options)
+      return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
+    }
   }
   // A training checkpoint lives at its own revision (Pythia's `step{N}`, stanford-crfm's `checkpoint-{N}`).
-  const local = localFolder(modelName)
-  if (!local && isTlNative(getOfficialModelName(modelName))) {
-    const { dir, officialName, checkpoint } = await ensureTlNative(getOfficialModelName(modelName), options)
-    return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
-  }
-  const checkpoint = local ? null : chooseCheckpoint(getOfficialModelName(modelName), opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined))
+  const checkpoint = official === null ? null : chooseCheckpoint(official, opt(options, 'checkpointIndex', undefined), opt(options, 'checkpointValue', undefined))
   const { dir, officialName } = await ensureModel(modelName, checkpoint ? { ...options, revision: checkpoint.revision } : options)
   return nativeAsync(() => binding.loadModel({ ...args, dir, officialName, checkpoint: checkpoint ?? undefined }))
 }
