@@ -64,6 +64,29 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+/// One product `y = x @ w`: `x` `[m, k]` f32, the weight at `w` (rows `ld` elements apart:
+/// `[k, n]`, or `[n, k]` when transposed), the f32 output `y` `[m, n]`. Shared by the two halves
+/// of a split product, each writing its own columns of `y`.
+struct Job<'a, W> {
+    x: &'a [f32],
+    m: usize,
+    k: usize,
+    w: *const W,
+    ld: usize,
+    n: usize,
+    y: *mut f32,
+}
+
+impl<W> Clone for Job<'_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W> Copy for Job<'_, W> {}
+// SAFETY: the pointers are only read (`w`) or written at disjoint columns (`y`) by the halves.
+unsafe impl<W: Sync> Send for Job<'_, W> {}
+unsafe impl<W: Sync> Sync for Job<'_, W> {}
+
 /// `y[.., cols] += x[.., rows] @ w[rows, cols]` for `R` weight rows starting at `k0`; the
 /// weight's rows are `ld ≥ n` elements apart.
 ///
@@ -71,7 +94,8 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// `w` holds `(k - 1) · ld + n` elements, `y` `m × n`; `cols` lies within `0..n`, `k0 + R ≤ k`;
 /// no other thread writes `y`'s columns `cols`.
 #[inline(always)]
-unsafe fn strip<W: Widen, const R: usize, const FMA: bool>(x: &[f32], m: usize, k: usize, k0: usize, w: *const W, ld: usize, n: usize, cols: &Range<usize>, y: *mut f32) {
+unsafe fn strip<W: Widen, const R: usize, const FMA: bool>(job: Job<'_, W>, k0: usize, cols: &Range<usize>) {
+    let Job { x, m, k, w, ld, n, y } = job;
     let mut j = cols.start;
     while j + L <= cols.end {
         let mut wv = [[0f32; L]; R];
@@ -116,43 +140,17 @@ unsafe fn strip<W: Widen, const R: usize, const FMA: bool>(x: &[f32], m: usize, 
 /// # Safety
 /// As [`strip`].
 #[inline(always)]
-unsafe fn columns<W: Widen, const FMA: bool>(x: &[f32], m: usize, k: usize, w: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
+unsafe fn columns<W: Widen, const FMA: bool>(job: Job<'_, W>, cols: Range<usize>) {
+    let k = job.k;
     let mut k0 = 0;
     while k0 + KB <= k {
-        strip::<W, KB, FMA>(x, m, k, k0, w, ld, n, &cols, y);
+        strip::<W, KB, FMA>(job, k0, &cols);
         k0 += KB;
     }
     while k0 < k {
-        strip::<W, 1, FMA>(x, m, k, k0, w, ld, n, &cols, y);
+        strip::<W, 1, FMA>(job, k0, &cols);
         k0 += 1;
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn columns_avx512<W: Widen>(x: &[f32], m: usize, k: usize, w: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
-    columns::<W, true>(x, m, k, w, ld, n, cols, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn columns_avx2<W: Widen>(x: &[f32], m: usize, k: usize, w: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
-    columns::<W, true>(x, m, k, w, ld, n, cols, y)
-}
-
-/// # Safety
-/// As [`strip`].
-unsafe fn columns_best<W: Widen>(x: &[f32], m: usize, k: usize, w: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl") {
-            return columns_avx512(x, m, k, w, ld, n, cols, y);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return columns_avx2(x, m, k, w, ld, n, cols, y);
-        }
-    }
-    columns::<W, false>(x, m, k, w, ld, n, cols, y)
 }
 
 /// `y[r, j] = Σ_k x[r, k] · wt[j, k]` for `j` in `cols`: the weight given transposed (its
@@ -163,7 +161,8 @@ unsafe fn columns_best<W: Widen>(x: &[f32], m: usize, k: usize, w: *const W, ld:
 /// `wt` holds `(n - 1) · ld + k` elements, `y` `m × n`; `cols` lies within `0..n`; no other
 /// thread writes `y`'s columns `cols`.
 #[inline(always)]
-unsafe fn dots<W: Widen, const FMA: bool>(x: &[f32], m: usize, k: usize, wt: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
+unsafe fn dots<W: Widen, const FMA: bool>(job: Job<'_, W>, cols: Range<usize>) {
+    let Job { x, m, k, w: wt, ld, n, y } = job;
     let full = k / L * L;
     for j in cols {
         let row = wt.add(j * ld);
@@ -192,38 +191,47 @@ unsafe fn dots<W: Widen, const FMA: bool>(x: &[f32], m: usize, k: usize, wt: *co
     }
 }
 
+/// [`columns`] (`w` row-major) or [`dots`] (`w` transposed) for the columns `cols`.
+///
+/// # Safety
+/// As [`strip`] or [`dots`].
+#[inline(always)]
+unsafe fn either<W: Widen, const FMA: bool>(transposed: bool, job: Job<'_, W>, cols: Range<usize>) {
+    if transposed {
+        dots::<W, FMA>(job, cols)
+    } else {
+        columns::<W, FMA>(job, cols)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn dots_avx512<W: Widen>(x: &[f32], m: usize, k: usize, wt: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
-    dots::<W, true>(x, m, k, wt, ld, n, cols, y)
+unsafe fn either_avx512<W: Widen>(transposed: bool, job: Job<'_, W>, cols: Range<usize>) {
+    either::<W, true>(transposed, job, cols)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dots_avx2<W: Widen>(x: &[f32], m: usize, k: usize, wt: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
-    dots::<W, true>(x, m, k, wt, ld, n, cols, y)
+unsafe fn either_avx2<W: Widen>(transposed: bool, job: Job<'_, W>, cols: Range<usize>) {
+    either::<W, true>(transposed, job, cols)
 }
 
+/// [`either`] compiled for the best instruction set this CPU has (chosen at run time).
+///
 /// # Safety
-/// As [`dots`].
-unsafe fn dots_best<W: Widen>(x: &[f32], m: usize, k: usize, wt: *const W, ld: usize, n: usize, cols: Range<usize>, y: *mut f32) {
+/// As [`either`].
+unsafe fn best<W: Widen>(transposed: bool, job: Job<'_, W>, cols: Range<usize>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl") {
-            return dots_avx512(x, m, k, wt, ld, n, cols, y);
+            return either_avx512(transposed, job, cols);
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return dots_avx2(x, m, k, wt, ld, n, cols, y);
+            return either_avx2(transposed, job, cols);
         }
     }
-    dots::<W, false>(x, m, k, wt, ld, n, cols, y)
+    either::<W, false>(transposed, job, cols)
 }
-
-/// The output's base pointer, shared by the two halves (each writes its own columns).
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// `y = x @ w (+ b)`: `x` `[m, k]` f32, `w` `[k, n]` with rows `ld` apart (or, `transposed`,
 /// stored as `[n, k]` with rows `ld` apart), `b` `[n]`; `y` `[m, n]` f32.
@@ -236,20 +244,10 @@ fn product<W: Widen>(x: &[f32], m: usize, k: usize, w: &[W], ld: usize, n: usize
             row.copy_from_slice(b);
         }
     }
-    let out = Out(y.as_mut_ptr());
-    let wp = w.as_ptr() as usize;
-    let run = move |cols: Range<usize>| {
-        let out = out;
-        // SAFETY: `w` holds (outer - 1)·ld + inner elements and `y` m × n (asserted above); the
-        // halves' columns are disjoint.
-        unsafe {
-            if transposed {
-                dots_best::<W>(x, m, k, wp as *const W, ld, n, cols, out.0)
-            } else {
-                columns_best::<W>(x, m, k, wp as *const W, ld, n, cols, out.0)
-            }
-        }
-    };
+    let job = Job { x, m, k, w: w.as_ptr(), ld, n, y: y.as_mut_ptr() };
+    // SAFETY: `w` holds (outer - 1)·ld + inner elements and `y` m × n (asserted above); the
+    // halves' columns are disjoint.
+    let run = move |cols: Range<usize>| unsafe { best::<W>(transposed, job, cols) };
     if k * n < MIN_PARALLEL || n < 2 * L {
         run(0..n);
     } else {

@@ -154,10 +154,10 @@ mod timing {
                     let Storage::Cpu(c) = &*st else { panic!() };
                     unsafe {
                         match c {
-                            CpuStorage::F32(v) => columns_best(&xv, m, k, v.as_ptr(), n, n, 0..n, y.as_mut_ptr()),
-                            // (dots_best is timed through `linear` on a transposed weight.)
-                            CpuStorage::BF16(v) => columns_best(&xv, m, k, v.as_ptr(), n, n, 0..n, y.as_mut_ptr()),
-                            CpuStorage::F16(v) => columns_best(&xv, m, k, v.as_ptr(), n, n, 0..n, y.as_mut_ptr()),
+                            CpuStorage::F32(v) => best(false, Job { x: &xv, m, k, w: v.as_ptr(), ld: n, n, y: y.as_mut_ptr() }, 0..n),
+                            // (the transposed path is timed through `linear` on a transposed weight.)
+                            CpuStorage::BF16(v) => best(false, Job { x: &xv, m, k, w: v.as_ptr(), ld: n, n, y: y.as_mut_ptr() }, 0..n),
+                            CpuStorage::F16(v) => best(false, Job { x: &xv, m, k, w: v.as_ptr(), ld: n, n, y: y.as_mut_ptr() }, 0..n),
                             _ => panic!(),
                         }
                     }
