@@ -8,6 +8,8 @@
 
 const path = require('node:path')
 
+const fresh = require('./fresh_load')
+
 const MODEL = process.env.BENCH_MODEL || 'google-bert/bert-base-cased'
 const VOCAB = 139 // the fixture tokenizer's vocab; ids stay below it
 const [BATCH, POS] = [8, 128]
@@ -15,11 +17,6 @@ const LIB = path.resolve(process.env.BENCH_LIB || path.join(__dirname, '..', 'di
 
 const log = (...a) => console.error('[js-encoder]', ...a)
 const now = () => Number(process.hrtime.bigint()) / 1e6
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 
 // Fixed pseudo-random ids in [0, VOCAB): same LCG as encoder_tl.py.
 function tokenIds(n) {
@@ -40,19 +37,28 @@ async function bench(fn, reps, warmup = 2) {
     await fn()
     runs.push(now() - t0)
   }
-  return { median_ms: median(runs), runs_ms: runs.map((r) => +r.toFixed(1)) }
+  return { median_ms: fresh.median(runs), runs_ms: runs.map((r) => +r.toFixed(1)) }
 }
 
-async function main() {
-  const i = process.argv.indexOf('--reps')
-  const reps = i > 0 ? +process.argv[i + 1] : +(process.env.BENCH_REPS || 5)
+// `--child load`: one load in this fresh process.
+async function child() {
   const t0 = now()
-  const { HookedEncoder, Tensor } = require(LIB)
+  const { HookedEncoder } = require(LIB)
   const importMs = now() - t0
   const t1 = now()
   const model = await HookedEncoder.fromPretrained(MODEL, { device: 'cpu' })
   const loadMs = now() - t1
-  log(`load ${(loadMs / 1000).toFixed(2)}s`)
+  model.dispose()
+  console.log(JSON.stringify({ import_ms: importMs, load_ms: loadMs }))
+}
+
+async function main() {
+  if (process.argv.includes('--child')) return child()
+  const i = process.argv.indexOf('--reps')
+  const reps = i > 0 ? +process.argv[i + 1] : +(process.env.BENCH_REPS || 5)
+  const load = fresh.freshLoads(__filename, MODEL, +(process.env.BENCH_LOAD_REPS || 3), log)
+  const { HookedEncoder, Tensor } = require(LIB)
+  const model = await HookedEncoder.fromPretrained(MODEL, { device: 'cpu' })
   const tokens = Tensor.from(tokenIds(BATCH * POS), [BATCH, POS])
   const forward = await bench(async () => (await model.forward(tokens)).dispose(), reps)
   log(`forward ${BATCH}x${POS}: ${forward.median_ms.toFixed(1)} ms`)
@@ -64,8 +70,8 @@ async function main() {
     for (const k of c.keys()) c.get(k).dispose()
   }, reps)
   log(`runWithCache ${BATCH}x${POS}: ${cache.median_ms.toFixed(1)} ms (${nCached} activations)`)
-  const rss = process.memoryUsage().rss / 2 ** 20
-  console.log(JSON.stringify({ versions: { node: process.versions.node, 'transformer-lens': require(path.join(__dirname, '..', 'package.json')).version }, reps, load: { median_ms: loadMs, import_ms: importMs }, forward_8x128: forward, run_with_cache_8x128: { ...cache, n_cached: nCached }, rss_mib: rss }))
+  const rss = process.resourceUsage().maxRSS / 1024 // peak, as Python's ru_maxrss
+  console.log(JSON.stringify({ versions: { node: process.versions.node, 'transformer-lens': require(path.join(__dirname, '..', 'package.json')).version }, reps, load, forward_8x128: forward, run_with_cache_8x128: { ...cache, n_cached: nCached }, rss_mib: rss }))
 }
 
 main().catch((e) => {

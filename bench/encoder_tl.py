@@ -13,6 +13,9 @@ import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fresh_load  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -46,20 +49,31 @@ def bench(fn, reps, warmup=2):
     return {"median_ms": statistics.median(runs), "runs_ms": [round(r, 1) for r in runs]}
 
 
-def main():
-    reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else int(os.environ.get("BENCH_REPS", "5"))
+def child():
+    """`--child load`: one load in this fresh process."""
     t0 = time.perf_counter()
+    import torch
+    from transformer_lens import HookedEncoder
+
+    import_s = time.perf_counter() - t0
+    torch.set_num_threads(THREADS)
+    t1 = time.perf_counter()
+    HookedEncoder.from_pretrained(MODEL, device="cpu")
+    print(json.dumps({"import_s": import_s, "load_s": time.perf_counter() - t1}), flush=True)
+
+
+def main():
+    if "--child" in sys.argv:
+        return child()
+    reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else int(os.environ.get("BENCH_REPS", "5"))
+    load = fresh_load.fresh_loads(__file__, MODEL, int(os.environ.get("BENCH_LOAD_REPS", "3")), log)
     import torch
     import transformer_lens
     import transformers
     from transformer_lens import HookedEncoder
 
-    import_ms = (time.perf_counter() - t0) * 1000
     torch.set_num_threads(THREADS)
-    t1 = time.perf_counter()
     model = HookedEncoder.from_pretrained(MODEL, device="cpu")
-    load_ms = (time.perf_counter() - t1) * 1000
-    log(f"load {load_ms / 1000:.2f}s")
     tokens = torch.tensor(token_ids(BATCH * POS), dtype=torch.int64).reshape(BATCH, POS)
     with torch.inference_mode():
         fwd = bench(lambda: model(tokens), reps)
@@ -74,7 +88,7 @@ def main():
         log(f"run_with_cache {BATCH}x{POS}: {rwc['median_ms']:.1f} ms ({n[0]} activations)")
     versions = {"python": sys.version.split()[0], "transformer_lens": transformer_lens.__version__ if hasattr(transformer_lens, "__version__") else "?", "torch": torch.__version__, "transformers": transformers.__version__}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"versions": versions, "threads": THREADS, "reps": reps, "load": {"median_ms": load_ms, "import_ms": import_ms}, "forward_8x128": fwd, "run_with_cache_8x128": {**rwc, "n_cached": n[0]}, "rss_mib": rss}))
+    print(json.dumps({"versions": versions, "threads": THREADS, "reps": reps, "load": load, "forward_8x128": fwd, "run_with_cache_8x128": {**rwc, "n_cached": n[0]}, "rss_mib": rss}))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@
 // Prints progress on stderr and one JSON object on the last stdout line.
 // Internal modes (child processes): --child load | --child rss.
 
-const { spawnSync } = require('node:child_process')
-const fs = require('node:fs')
 const path = require('node:path')
+
+const fresh = require('./fresh_load')
 
 const MODEL = process.env.BENCH_MODEL || 'gpt2'
 const SEED_VOCAB = 512 // the fixture tokenizer's vocab; ids stay below it
@@ -38,11 +38,7 @@ function tokens(Tensor, n, seed = 0) {
   return Tensor.from(tokenIds(n, seed), [1, n])
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
+const median = fresh.median
 
 function disposeAll(x) {
   if (x == null) return
@@ -83,14 +79,7 @@ async function child(mode) {
   console.log(JSON.stringify(out))
 }
 
-function runChild(mode) {
-  const r = spawnSync(process.execPath, [__filename, '--child', mode], { encoding: 'utf8', maxBuffer: 64 << 20 })
-  if (r.status !== 0) {
-    throw new Error(`child ${mode} failed (${r.status ?? r.signal}):\n${(r.stderr || '').slice(-4000)}`)
-  }
-  const lines = r.stdout.trim().split('\n')
-  return JSON.parse(lines[lines.length - 1])
-}
+const runChild = (mode) => fresh.runChild(__filename, mode)
 
 async function bench(fn, reps, warmup = 2) {
   for (let i = 0; i < warmup; i++) await fn()
@@ -101,23 +90,6 @@ async function bench(fn, reps, warmup = 2) {
     ts.push(now() - t0)
   }
   return { median_ms: median(ts), min_ms: Math.min(...ts), runs_ms: ts.map((t) => +t.toFixed(2)) }
-}
-
-// Read the checkpoint once so every load (ours and Python's) starts from a warm page cache.
-function warmPageCache() {
-  const hub = process.env.HF_HUB_CACHE
-  if (!hub) return
-  try {
-    const repo = path.join(hub, `models--${MODEL.replace(/\//g, '--')}`)
-    const rev = fs.readFileSync(path.join(repo, 'refs', 'main'), 'utf8').trim()
-    const file = path.join(repo, 'snapshots', rev, 'model.safetensors')
-    const fd = fs.openSync(file, 'r')
-    const buf = Buffer.allocUnsafe(64 << 20)
-    while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
-    fs.closeSync(fd)
-  } catch {
-    // best effort
-  }
 }
 
 function arg(name, dflt) {
@@ -138,18 +110,7 @@ async function main() {
     reps,
   }
 
-  warmPageCache()
-  const loads = []
-  for (let i = 0; i < loadReps; i++) {
-    const r = runChild('load')
-    log(`load ${i + 1}/${loadReps}: ${(r.load_ms / 1000).toFixed(2)}s (require ${(r.import_ms / 1000).toFixed(2)}s)`)
-    loads.push(r)
-  }
-  result.load = {
-    median_ms: median(loads.map((r) => r.load_ms)),
-    runs_ms: loads.map((r) => +r.load_ms.toFixed(1)),
-    import_median_ms: median(loads.map((r) => r.import_ms)),
-  }
+  result.load = fresh.freshLoads(__filename, MODEL, loadReps, log)
 
   // Before this process grows: Linux carries a parent's peak RSS over into a spawned child's.
   const r = runChild('rss')

@@ -58,7 +58,7 @@ function main() {
 function benchShape(shape) {
   if (shape === 'bert') return benchEncoder()
   const model = ensureCheckpoint(shape)
-  if (shape === 't5-small') return require('./t5_table').benchT5(model, SHAPE_TEXT[shape], { fmtMs, ratio })
+  if (shape === 't5-small') return require('./t5_table').benchT5(model, SHAPE_TEXT[shape], { fmtMs, fmtMiB, ratio })
 
   console.error(`[bench] ${shape}: transformer-lens (Node) ...`)
   const ours = runBench(process.execPath, [path.join(__dirname, 'js_bench.js')], model)
@@ -154,13 +154,13 @@ function benchEncoder() {
   console.log()
   console.log(`## bert (\`${model}\`)`)
   console.log()
-  console.log(`Model: ${SHAPE_TEXT.bert}, random weights, float32, CPU; median of ${ours.reps} runs after 2 warm-ups; load: one run.`)
+  console.log(`Model: ${SHAPE_TEXT.bert}, random weights, float32, CPU; median of ${ours.reps} runs after 2 warm-ups; load: median of 3 fresh processes.`)
   console.log()
   const rows = [
     ['load (`HookedEncoder.fromPretrained` / `from_pretrained`)', (r) => r.load.median_ms, fmtMs],
     ['forward 8×128 (MLM logits)', (r) => r.forward_8x128.median_ms, fmtMs],
     ['runWithCache 8×128 (all hooks)', (r) => r.run_with_cache_8x128.median_ms, fmtMs],
-    ['RSS after the runs', (r) => r.rss_mib, fmtMiB],
+    ['peak RSS (load, forward and runWithCache, one process)', (r) => r.rss_mib, fmtMiB],
   ]
   if (tl) {
     console.log('| | transformer-lens (Node) | Python TL | ratio (TL / ours) |')

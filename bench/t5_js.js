@@ -5,6 +5,7 @@
 // Prints progress on stderr and one JSON object on the last stdout line.
 
 const path = require('node:path')
+const fresh = require('./fresh_load')
 const { bench, tokenIds, now } = require('./js_bench')
 
 const MODEL = process.env.BENCH_MODEL || 'google-t5/t5-small'
@@ -18,14 +19,26 @@ function batch(Tensor, b, n) {
   return Tensor.from(out, [b, n])
 }
 
+// `--child load`: one load in this fresh process.
+async function child() {
+  const t0 = now()
+  const { HookedEncoderDecoder } = require(LIB)
+  const importMs = now() - t0
+  const t1 = now()
+  const model = await HookedEncoderDecoder.fromPretrained(MODEL)
+  const loadMs = now() - t1
+  model.dispose()
+  console.log(JSON.stringify({ import_ms: importMs, load_ms: loadMs }))
+}
+
 async function main() {
+  if (process.argv.includes('--child')) return child()
   const reps = +(process.env.BENCH_REPS || 7)
   const { HookedEncoderDecoder, Tensor } = require(LIB)
   const pkg = require(path.join(__dirname, '..', 'package.json'))
   const result = { impl: 'transformer-lens-node', versions: { node: process.version, 'transformer-lens': pkg.version }, reps }
-  let t0 = now()
+  result.load = fresh.freshLoads(__filename, MODEL, +(process.env.BENCH_LOAD_REPS || 3), log)
   const model = await HookedEncoderDecoder.fromPretrained(MODEL)
-  result.load = { median_ms: now() - t0 }
   const enc = batch(Tensor, 8, 128)
   const dec = batch(Tensor, 8, 128)
   const opts = { decoderInput: dec }
@@ -44,6 +57,7 @@ async function main() {
     out.dispose()
   }, Math.max(3, reps - 4), 1)
   log(`generate 1x128 +32 greedy: ${result.generate_1x128_32.median_ms.toFixed(1)} ms`)
+  result.rss_mib = process.resourceUsage().maxRSS / 1024 // peak, as Python's ru_maxrss
   model.dispose()
   console.log(JSON.stringify(result))
 }

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -25,6 +24,7 @@ SEED_VOCAB = 512  # the fixture tokenizer's vocab; ids stay below it
 MODEL = os.environ.get("BENCH_MODEL", "gpt2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fresh_load  # noqa: E402
 import tl_patch  # noqa: E402
 
 tl_patch.install()
@@ -81,27 +81,8 @@ def child(mode):
     print(json.dumps(out), flush=True)
 
 
-def warm_page_cache():
-    """Read the checkpoint once so every load (ours and TL's) starts from a warm page cache."""
-    hub = os.environ.get("HF_HUB_CACHE")
-    if not hub:
-        return
-    try:
-        repo = os.path.join(hub, "models--" + MODEL.replace("/", "--"))
-        rev = open(os.path.join(repo, "refs", "main")).read().strip()
-        with open(os.path.join(repo, "snapshots", rev, "model.safetensors"), "rb") as f:
-            while f.read(64 << 20):
-                pass
-    except OSError:
-        pass
-
-
 def run_child(mode):
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", mode],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"child {mode} failed ({r.returncode}):\n{r.stderr[-4000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return fresh_load.run_child(__file__, mode)
 
 
 def bench(fn, reps, warmup=2):
@@ -139,17 +120,7 @@ def main():
         "reps": args.reps,
     }
 
-    warm_page_cache()
-    loads = []
-    for i in range(args.load_reps):
-        r = run_child("load")
-        log(f"load {i + 1}/{args.load_reps}: {r['load_s']:.2f}s (import {r['import_s']:.2f}s)")
-        loads.append(r)
-    result["load"] = {
-        "median_ms": statistics.median(r["load_s"] for r in loads) * 1000,
-        "runs_ms": [round(r["load_s"] * 1000, 1) for r in loads],
-        "import_median_ms": statistics.median(r["import_s"] for r in loads) * 1000,
-    }
+    result["load"] = fresh_load.fresh_loads(__file__, MODEL, args.load_reps, log)
 
     # Before this process grows: Linux carries a parent's peak RSS over into a spawned child's.
     r = run_child("rss")
