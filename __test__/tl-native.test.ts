@@ -35,6 +35,9 @@ const MODES = [
   ['unprocessed', (m: string, o = {}) => HookedTransformer.fromPretrainedNoProcessing(m, o)],
 ] as const
 
+/** The state dict's keys without TL's buffers (`attn.mask`, `attn.IGNORE`), as the goldens list them. */
+const weightKeys = (m: HookedTransformer) => [...m.stateDict().keys()].filter((k) => !k.endsWith('.mask') && !k.endsWith('IGNORE'))
+
 function tokensOf(g: ReturnType<typeof golden>): Tensor {
   const tok = g.tensors.get('tokens')!
   return Tensor.from(tok.data as BigInt64Array, tok.shape, 'int64')
@@ -55,15 +58,7 @@ async function checkAgainst(t: any, m: HookedTransformer, g: ReturnType<typeof g
 
 for (const [model, kinds] of Object.entries(NATIVE_MODELS)) {
   for (const [mode, load] of MODES) {
-    // TL's unprocessed SoLU models keep mlp.ln's weights: not supported yet (see the error test).
-    const unsupported = mode === 'unprocessed' && model.includes('SoLU_') && !model.includes('Attn')
     const name = `${model} ${mode} (${kinds})`
-    if (unsupported) {
-      test(`${name}: an unfolded SoLU LayerNorm is refused with TL_UNSUPPORTED`, async (t) => {
-        t.is(await rejectionCode(load(model)), 'TL_UNSUPPORTED')
-      })
-      continue
-    }
     test(`${name}: logits, loss and every hook's activation match TL`, async (t) => {
       const g = golden(model, mode)
       const m = await load(model)
@@ -71,10 +66,23 @@ for (const [model, kinds] of Object.entries(NATIVE_MODELS)) {
         t.deepEqual((m.cfg as any)[k], g.json.cfg[k], `cfg.${k}`)
       }
       await checkAgainst(t, m, g, `${model}.${mode}`)
+      t.deepEqual(weightKeys(m), g.json.state_dict_keys, `${model}.${mode}: TL's state dict keys, in order`)
       m.dispose()
     })
   }
 }
+
+test("SoLU unprocessed, then processWeights(): TL's processed model (mlp.ln folded into W_out / b_out)", async (t) => {
+  const model = 'NeelNanda/SoLU_2L512W_C4_Code'
+  const m = await HookedTransformer.fromPretrainedNoProcessing(model)
+  t.is(m.cfg.normalization_type, 'LN')
+  m.processWeights()
+  const g = golden(model, 'processed')
+  t.is(m.cfg.normalization_type, g.json.cfg.normalization_type)
+  await checkAgainst(t, m, g, `${model}.processWeights`)
+  t.deepEqual(weightKeys(m), g.json.state_dict_keys, "no mlp.ln weights once folded")
+  m.dispose()
+})
 
 test('NeelNanda checkpoints: checkpointIndex picks checkpoints/*_{N}.pth as TL lists them', async (t) => {
   const model = 'NeelNanda/Attn_Only_2L512W_C4_Code'

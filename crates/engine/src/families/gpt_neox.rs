@@ -118,6 +118,7 @@ pub(crate) fn fused_block(cfg: &Config, w: &Checked, attn: &str, name: impl Fn(&
         b_o: get(&format!("{attn}.dense.bias"))?,
         ln2: layer_norm(w, &name("post_attention_layernorm"))?,
         mlp: Some(MlpWeights {
+            ln: None,
             w_in: get_t("mlp.dense_h_to_4h.weight")?,
             w_gate: None,
             b_in: get("mlp.dense_h_to_4h.bias")?,

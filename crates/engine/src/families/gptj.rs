@@ -110,6 +110,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             b_o,
             ln2: layer_norm(w, &layer(l, "ln_1"))?,
             mlp: Some(MlpWeights {
+                ln: None,
                 w_in: get_t("mlp.fc_in.weight")?,
                 w_gate: None,
                 b_in: get("mlp.fc_in.bias")?,

@@ -116,6 +116,7 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
     convert_with_mlp(cfg, w, qkv_bias, |l, like| {
         let get_t = |s: &str| w.get_t(&layer(l, s));
         Ok(MlpWeights {
+            ln: None,
             w_in: get_t("mlp.up_proj.weight")?,
             w_gate: Some(get_t("mlp.gate_proj.weight")?),
             b_in: zeros(m, like)?,

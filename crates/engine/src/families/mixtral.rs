@@ -82,6 +82,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let (d, m, n) = (cfg.d_model, cfg.d_mlp(), cfg.num_experts.unwrap_or(0));
     llama::convert_with_mlp(cfg, w, false, |l, like| {
         Ok(MlpWeights {
+            ln: None,
             w_in: stacked(w, l, n, 3)?,
             w_gate: Some(stacked(w, l, n, 1)?),
             b_in: zeros(n * m, like)?.reshape((n, m))?,

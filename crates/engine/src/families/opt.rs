@@ -120,6 +120,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             b_o: bias("out")?,
             ln2: layer_norm(w, &layer(l, "final_layer_norm"))?,
             mlp: Some(MlpWeights {
+                ln: None,
                 w_in: get_t("fc1.weight")?,
                 w_gate: None,
                 b_in: get("fc1.bias")?,

@@ -121,6 +121,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             b_o: get("self_attn.dense.bias")?,
             ln2,
             mlp: Some(MlpWeights {
+                ln: None,
                 w_in: get_t("mlp.fc1.weight")?,
                 w_gate: None,
                 b_in: get("mlp.fc1.bias")?,

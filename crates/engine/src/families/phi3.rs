@@ -113,6 +113,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             b_o: zeros(d)?,
             ln2: rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?,
             mlp: Some(MlpWeights {
+                ln: None,
                 w_gate: Some(t(gate_up.narrow(0, 0, m)?)?),
                 w_in: t(gate_up.narrow(0, m, m)?)?,
                 b_in: zeros(m)?,

@@ -126,6 +126,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             w_o: w_o.clone(),
             ln2: rms_norm(w, &layer(l, "ln_2.weight"))?,
             mlp: Some(MlpWeights {
+                ln: None,
                 w_in: get_t("mlp.w1.weight")?,
                 w_gate: Some(get_t("mlp.w2.weight")?),
                 b_in: zeros(m, &w_o)?,

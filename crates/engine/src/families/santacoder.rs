@@ -143,6 +143,7 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
             b_o: get("attn.c_proj.bias")?,
             ln2: layer_norm(w, &layer(l, "ln_2"))?,
             mlp: Some(MlpWeights {
+                ln: None,
                 w_in: get("mlp.c_fc.weight")?,
                 w_gate: None,
                 b_in: get("mlp.c_fc.bias")?,

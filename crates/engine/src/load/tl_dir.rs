@@ -51,11 +51,11 @@ pub fn skeleton(cfg: &Config) -> Result<ModelWeights> {
                 // TL's MoE: experts stacked on a leading axis, and the router.
                 Some(n) => {
                     let w_in = shaped(&[n, d, dm])?;
-                    Some(MlpWeights { w_gate: Some(w_in.clone()), w_in, b_in: shaped(&[n, dm])?, w_out: e.clone(), b_out: e.clone(), router: Some(shaped(&[d, n])?) })
+                    Some(MlpWeights { ln: None, w_gate: Some(w_in.clone()), w_in, b_in: shaped(&[n, dm])?, w_out: e.clone(), b_out: e.clone(), router: Some(shaped(&[d, n])?) })
                 }
                 None => {
                     let w_in = shaped(&[d, dm])?;
-                    Some(MlpWeights { w_gate: cfg.gated_mlp.then(|| w_in.clone()), w_in, b_in: e.clone(), w_out: e.clone(), b_out: e.clone(), router: None })
+                    Some(MlpWeights { ln: None, w_gate: cfg.gated_mlp.then(|| w_in.clone()), w_in, b_in: e.clone(), w_out: e.clone(), b_out: e.clone(), router: None })
                 }
             }
         };

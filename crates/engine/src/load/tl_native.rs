@@ -234,38 +234,6 @@ fn fill_missing_biases(sd: &mut StateDict, cfg: &Config, dtype: DType) -> Result
     Ok(())
 }
 
-/// The SoLU part of TL's `fold_layer_norm` (act_fn starting with "solu"): `mlp.ln`'s bias into
-/// `b_out` and weight into `W_out`, centred over d_mlp (it reads a LayerNormPre output), for LN
-/// models; the weight alone for RMS ones. The folded model's `mlp.ln` is then a LayerNormPre.
-fn fold_mlp_ln(sd: &mut StateDict, cfg: &Config) -> Result<()> {
-    let solu = cfg.act_fn.as_deref().is_some_and(|a| a.starts_with("solu"));
-    let ln = match cfg.normalization_type.as_deref() {
-        Some("LN") | Some("LNPre") => true,
-        Some("RMS") | Some("RMSPre") => false,
-        _ => return Ok(()),
-    };
-    if cfg.attn_only || !solu {
-        return Ok(());
-    }
-    for l in 0..cfg.n_layers {
-        let p = format!("blocks.{l}.mlp");
-        let Some(w) = sd.remove(&format!("{p}.ln.w")) else { continue };
-        let b = sd.remove(&format!("{p}.ln.b"));
-        let w_out = sd.get(&format!("{p}.W_out")).cloned().ok_or_else(|| Error::missing_weight(&format!("{p}.W_out")))?;
-        if let (true, Some(b)) = (ln, b) {
-            let b_out = sd.get(&format!("{p}.b_out")).cloned().ok_or_else(|| Error::missing_weight(&format!("{p}.b_out")))?;
-            let add = w_out.broadcast_mul(&b.unsqueeze(1)?)?.sum(0)?;
-            sd.insert(format!("{p}.b_out"), (b_out + add)?);
-        }
-        let mut w_out = w_out.broadcast_mul(&w.unsqueeze(1)?)?;
-        if ln {
-            w_out = w_out.broadcast_sub(&w_out.mean_keepdim(0)?)?;
-        }
-        sd.insert(format!("{p}.W_out"), w_out);
-    }
-    Ok(())
-}
-
 /// Loads a TL-native repo's snapshot (`dir`) as TL's `from_pretrained` does.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let files = ModelFiles { dir: dir.to_path_buf() };
@@ -288,9 +256,6 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
         _ => sd,
     };
     fill_missing_biases(&mut sd, &cfg, opts.dtype)?;
-    if opts.process.fold_ln && cfg.positional_embedding_type != "shortformer" {
-        fold_mlp_ln(&mut sd, &cfg)?;
-    }
     let mut skeleton = crate::load::tl_dir::skeleton(&cfg)?;
     if skeleton.w_pos.is_none() && cfg.positional_embedding_type == "shortformer" {
         skeleton.w_pos = Some(Tensor::zeros(1, DType::F32, &Device::Cpu)?.broadcast_as((cfg.n_ctx, cfg.d_model))?);

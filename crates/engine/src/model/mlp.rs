@@ -11,9 +11,9 @@ use crate::model::hooks::{BlockHook, Taps};
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::weights::{MlpWeights, NormWeights};
 
-/// `eps`: the norm of a layer-norm activation (`solu_ln`: TL's `mlp.ln`, a LayerNormPre over
-/// d_mlp once the model's norms are folded or absent; its hooks fire between `hook_mid` and
-/// `hook_post`).
+/// `eps`: the norm of a layer-norm activation (`solu_ln`: TL's `mlp.ln` over d_mlp, a
+/// LayerNorm with `w.ln`'s weights in an unfolded LayerNorm model, else a LayerNormPre; its
+/// hooks fire between `hook_mid` and `hook_post`).
 /// `experts_per_token`: TL's MoE (`w.router`) routes each token to that many experts.
 pub fn forward(layer: usize, w: &MlpWeights, act: Activation, eps: f64, experts_per_token: usize, x: &Tensor, taps: &mut Taps) -> Result<Tensor> {
     if let Some(router) = &w.router {
@@ -24,7 +24,10 @@ pub fn forward(layer: usize, w: &MlpWeights, act: Activation, eps: f64, experts_
             let pre = taps.block(layer, BlockHook::MlpPre, linear(x, &w.w_in, Some(&w.b_in))?)?;
             let mid = taps.block(layer, BlockHook::MlpMid, act.apply(&pre)?)?;
             let hooks = NormHooks { scale: taps.table.block(layer, BlockHook::MlpLnScale), normalized: taps.table.block(layer, BlockHook::MlpLnNormalized) };
-            norm::apply(NormKind::LNPre, &NormWeights::default(), eps, &mid, hooks, taps)?
+            match &w.ln {
+                Some(ln) => norm::apply(NormKind::LN, ln, eps, &mid, hooks, taps)?,
+                None => norm::apply(NormKind::LNPre, &NormWeights::default(), eps, &mid, hooks, taps)?,
+            }
         }
         None => {
             let pre = taps.block(layer, BlockHook::MlpPre, linear(x, &w.w_in, Some(&w.b_in))?)?;

@@ -114,6 +114,7 @@ mod tests {
         let (n_e, k, d, dm, n) = (4usize, 2usize, 6usize, 5usize, 7usize);
         let r = |s: &[usize]| Tensor::randn(0f32, 1.0, s, &dev).unwrap();
         let w = MlpWeights {
+            ln: None,
             w_in: r(&[n_e, d, dm]),
             w_gate: Some(r(&[n_e, d, dm])),
             b_in: Tensor::zeros((n_e, dm), DType::F32, &dev).unwrap(),

@@ -121,6 +121,9 @@ pub fn state_dict(arch: &Arch, w: &ModelWeights) -> Result<Vec<(String, Tensor)>
                 }
             }
             out.push((format!("{p}.mlp.b_out"), m.b_out.clone()));
+            if let Some(ln) = &m.ln {
+                push_norm(&mut out, &format!("{p}.mlp.ln"), NormKind::LN, ln);
+            }
         }
     }
     push_norm(&mut out, "ln_final", norm, &w.ln_final);

@@ -74,11 +74,6 @@ impl Arch {
             "rotary" => Some(Arc::new(rotary::table(&cfg)?)),
             _ => None,
         };
-        if act.has_ln() && !cfg.attn_only && norm == NormKind::LN {
-            return Err(Error::unsupported(
-                "solu_ln with an unfolded LayerNorm (the MLP's own mlp.ln weights) is not supported yet: load with foldLn",
-            ));
-        }
         let alibi = (cfg.positional_embedding_type == "alibi").then(|| Arc::new(crate::model::alibi::multipliers(cfg.n_heads)));
         Ok(Arch { cfg, norm, act, rotary, alibi })
     }

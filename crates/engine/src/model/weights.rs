@@ -66,6 +66,10 @@ pub struct MlpWeights {
     pub b_out: Tensor,
     /// TL's MoE router (`mlp.W_gate`), or None: a dense MLP.
     pub router: Option<Tensor>,
+    /// TL's `mlp.ln` with its weights (`[d_mlp]`): a layer-norm activation (`solu_ln`) of an
+    /// unfolded LayerNorm model. None otherwise, and once folded (`mlp.ln` is then a
+    /// LayerNormPre).
+    pub ln: Option<NormWeights>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +102,7 @@ impl ModelWeights {
             }
             if let Some(m) = &b.mlp {
                 total += t(&m.w_in) + m.w_gate.as_ref().map(t).unwrap_or(0) + t(&m.b_in) + t(&m.w_out) + t(&m.b_out);
-                total += m.router.as_ref().map(t).unwrap_or(0);
+                total += m.router.as_ref().map(t).unwrap_or(0) + m.ln.as_ref().map(n).unwrap_or(0);
             }
         }
         total
@@ -141,6 +145,10 @@ impl ModelWeights {
                 out.push(&mut m.w_out);
                 out.push(&mut m.b_out);
                 out.extend(m.router.as_mut());
+                // TL's MLP registers `ln` (a submodule) after its own parameters.
+                if let Some(ln) = &mut m.ln {
+                    norm(&mut out, ln);
+                }
             }
             if let Some(n) = post_mlp {
                 norm(&mut out, n);
@@ -161,6 +169,7 @@ impl ModelWeights {
         for b in &self.blocks {
             let mlp = match &b.mlp {
                 Some(m) => Some(MlpWeights {
+                    ln: m.ln.as_ref().map(n).transpose()?,
                     w_in: t(&m.w_in)?,
                     w_gate: o(&m.w_gate)?,
                     b_in: t(&m.b_in)?,

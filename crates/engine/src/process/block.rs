@@ -115,6 +115,11 @@ pub fn process_block(blk: &mut BlockWeights, plan: &BlockPlan, own: Ownership) -
             }
             (mlp.w_in, mlp.b_in) = fold_norm(&blk.ln2, &mlp.w_in, &mlp.b_in, fold, own)?;
             blk.ln2 = NormWeights::default();
+            // A layer-norm activation's `mlp.ln` (SoLU) folds into W_out / b_out the same way,
+            // centred over d_mlp; it then reads a LayerNormPre.
+            if let Some(ln) = mlp.ln.take() {
+                (mlp.w_out, mlp.b_out) = fold_norm(&ln, &mlp.w_out, &mlp.b_out, fold, own)?;
+            }
         }
     }
     if plan.center_writing {

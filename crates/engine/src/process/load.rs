@@ -105,6 +105,7 @@ pub fn weights_from_state_dict(cfg: &Config, like: &ModelWeights, sd: &StateDict
                     Ok(Tensor::stack(&parts, 0)?)
                 };
                 Some(MlpWeights {
+                    ln: None,
                     w_in: stack("W_in", &[dm, d])?,
                     w_gate: Some(stack("W_gate", &[dm, d])?),
                     b_in: m.b_in.zeros_like()?.to_dtype(dtype)?.to_device(device)?,
@@ -116,7 +117,21 @@ pub fn weights_from_state_dict(cfg: &Config, like: &ModelWeights, sd: &StateDict
             Some(m) => {
                 let dm = m.w_in.dim(1)?;
                 let g = |name: &str, s: &[usize]| r.get(&format!("{p}.mlp.{name}"), s);
+                // A layer-norm activation's `mlp.ln` has weights while the model's norms are
+                // unfolded LayerNorms (TL's `LayerNorm(cfg, d_mlp)`; a LayerNormPre otherwise):
+                // required then, read whenever present (folding consumes them).
+                let ln = if cfg.act_fn.as_deref().is_some_and(|a| a.ends_with("_ln")) {
+                    let n = if cfg.normalization_type.as_deref() == Some("LN") {
+                        NormWeights { w: Some(g("ln.w", &[dm])?), b: Some(g("ln.b", &[dm])?) }
+                    } else {
+                        r.norm(&format!("{p}.mlp.ln"), dm)?
+                    };
+                    (n.w.is_some() || n.b.is_some()).then_some(n)
+                } else {
+                    None
+                };
                 Some(MlpWeights {
+                    ln,
                     w_in: g("W_in", &[d, dm])?,
                     w_gate: if m.w_gate.is_some() { Some(g("W_gate", &[d, dm])?) } else { None },
                     b_in: g("b_in", &[dm])?,

@@ -67,6 +67,12 @@ fn require_norms(cfg: &Config, w: &ModelWeights, fold_biases: bool) -> Result<()
         if b.mlp.is_some() {
             need.push(("ln2", &b.ln2));
         }
+        // SoLU's `mlp.ln` (TL folds it for act_fn "solu*").
+        let solu = cfg.act_fn.as_deref().is_some_and(|a| a.starts_with("solu"));
+        let empty = NormWeights::default();
+        if let (true, Some(m)) = (solu, &b.mlp) {
+            need.push(("mlp.ln", m.ln.as_ref().unwrap_or(&empty)));
+        }
         for (name, n) in need {
             if fold_biases && n.b.is_none() {
                 return Err(missing(format!("blocks.{l}.{name}.b")));
@@ -96,14 +102,18 @@ pub fn apply_step(cfg: &Config, w: &mut ModelWeights, step: Step) -> Result<()> 
         Step::FoldLayerNorm { fold_biases, center_weights } => {
             require_norms(cfg, w, fold_biases)?;
             // TL deletes a norm's bias only when it folds it.
-            let kept: Vec<(Option<Tensor>, Option<Tensor>)> =
-                w.blocks.iter().map(|b| if fold_biases { (None, None) } else { (b.ln1.b.clone(), b.ln2.b.clone()) }).collect();
+            type Kept = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+            let mlp_ln_b = |b: &crate::model::weights::BlockWeights| b.mlp.as_ref().and_then(|m| m.ln.as_ref()).and_then(|n| n.b.clone());
+            let kept: Vec<Kept> = w.blocks.iter().map(|b| if fold_biases { (None, None, None) } else { (b.ln1.b.clone(), b.ln2.b.clone(), mlp_ln_b(b)) }).collect();
             let final_b = if fold_biases && !cfg.final_rms { None } else { w.ln_final.b.clone() };
             let fold = Fold { biases: fold_biases, center: center_weights };
             each_block(w, &BlockPlan { fold: Some(fold), ..plan(cfg) })?;
-            for (b, (b1, b2)) in w.blocks.iter_mut().zip(kept) {
+            for (b, (b1, b2, b3)) in w.blocks.iter_mut().zip(kept) {
                 b.ln1.b = b1;
                 b.ln2.b = b2;
+                if let (Some(m), Some(b3)) = (&mut b.mlp, b3) {
+                    m.ln = Some(NormWeights { w: None, b: Some(b3) });
+                }
             }
             fold_final_norm(cfg, w, fold, false)?;
             w.ln_final.b = final_b;
@@ -181,6 +191,12 @@ fn keep_used_norms(cfg: &Config, w: &mut ModelWeights) -> Result<()> {
     for b in &mut w.blocks {
         keep(&mut b.ln1);
         keep(&mut b.ln2);
+        // A layer-norm activation's `mlp.ln` has weights in LayerNorm models only.
+        if let Some(m) = &mut b.mlp {
+            if kind != NormKind::LN {
+                m.ln = None;
+            }
+        }
     }
     keep(&mut w.ln_final);
     Ok(())

@@ -157,12 +157,12 @@ pub fn random_model(mut cfg: Config, seed: u64, dtype: DType, device: &Device) -
                 let w_in = draw.weight(&[n, d, dm], dm, d, false)?;
                 let w_gate = draw.weight(&[n, d, dm], dm, d, false)?;
                 let w_out = draw.weight(&[n, dm, d], d, dm, false)?;
-                Some(MlpWeights { w_in, w_gate: Some(w_gate), b_in: draw.filled(&[n, dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: Some(router) })
+                Some(MlpWeights { ln: None, w_in, w_gate: Some(w_gate), b_in: draw.filled(&[n, dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: Some(router) })
             } else {
                 let w_in = draw.weight(&[d, dm], d, dm, false)?;
                 let w_gate = if cfg.gated_mlp { Some(draw.weight(&[d, dm], d, dm, false)?) } else { None };
                 let w_out = draw.weight(&[dm, d], dm, d, false)?;
-                Some(MlpWeights { w_in, w_gate, b_in: draw.filled(&[dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: None })
+                Some(MlpWeights { ln: None, w_in, w_gate, b_in: draw.filled(&[dm], 0.0)?, w_out, b_out: draw.filled(&[d], 0.0)?, router: None })
             }
         };
         let qk_norm = if cfg.use_qk_norm { Some(QkNorm { q: draw.filled(&[dh], 1.0)?, k: draw.filled(&[dh], 1.0)? }) } else { None };
