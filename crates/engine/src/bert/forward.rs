@@ -16,6 +16,7 @@ use crate::bert::HookedEncoder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::kernels::attn_softmax;
 use crate::kernels::gelu_erf::gelu_erf_tensor;
+use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::softmax::softmax_last;
 use crate::model::hooks::Taps;
@@ -74,9 +75,9 @@ fn same_shape(t: &Tensor, what: &str, b: usize, p: usize) -> Result<Vec<i64>> {
     Ok(v)
 }
 
-/// The additive mask `[batch, 1, pos, pos]` (0 or -inf by key) and whether some row masks
-/// every key.
-fn additive_mask(m: &[i64], b: usize, p: usize, dtype: DType, dev: &candle_core::Device) -> Result<(Tensor, bool)> {
+/// The additive mask `[batch, 1, pos, pos]` (0 or -inf by key; float32, as the scores) and
+/// whether some row masks every key.
+fn additive_mask(m: &[i64], b: usize, p: usize, dev: &candle_core::Device) -> Result<(Tensor, bool)> {
     let mut v = Vec::with_capacity(b * p * p);
     let mut dead = false;
     for row in m.chunks(p) {
@@ -86,7 +87,7 @@ fn additive_mask(m: &[i64], b: usize, p: usize, dtype: DType, dev: &candle_core:
             v.extend_from_slice(&keys);
         }
     }
-    Ok((Tensor::from_vec(v, (b, 1, p, p), dev)?.to_dtype(dtype)?, dead))
+    Ok((Tensor::from_vec(v, (b, 1, p, p), dev)?, dead))
 }
 
 struct Run<'m, 't, 's> {
@@ -140,8 +141,11 @@ impl Run<'_, '_, '_> {
         let q = self.blk(l, B::Q, project(0)?)?;
         let k = self.blk(l, B::K, project(1)?)?;
         let v = self.blk(l, B::V, project(2)?)?;
-        let q_ = q.transpose(1, 2)?.contiguous()?; // [b, h, q, dh]
-        let k_t = k.transpose(1, 2)?.contiguous()?.transpose(2, 3)?; // [b, h, dh, k]
+        // TL computes a 16-bit model's scores and pattern in float32 (AbstractAttention).
+        let dtype = q.dtype();
+        let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
+        let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+        let k_t = upcast(k.transpose(1, 2)?.contiguous()?)?.transpose(2, 3)?; // [b, h, dh, k]
         let raw = q_.matmul(&k_t)?;
         let additive = mask.map(|(m, _)| m);
         let scale = cfg.attn_scale_for_layer(l);
@@ -163,7 +167,8 @@ impl Run<'_, '_, '_> {
             }
         };
         let pattern = self.blk(l, B::Pattern, pattern)?;
-        let z = pattern.matmul(&v.transpose(1, 2)?.contiguous()?)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
+        let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
+        let z = matmul_any(&pattern, &v.transpose(1, 2)?.contiguous()?)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
         let z = self.blk(l, B::Z, z)?;
         Ok(linear_to(&z, &w.w_o, Some(&w.b_o), &[b, p, cfg.d_model])?)
     }
@@ -254,7 +259,7 @@ pub fn forward(m: &HookedEncoder, input: &EncoderInput, head: Head, taps: &mut T
         None => None,
     };
     let mask = match input.mask {
-        Some(t) => Some(additive_mask(&same_shape(t, "one_zero_attention_mask", b, p)?, b, p, m.dtype(), &m.device)?),
+        Some(t) => Some(additive_mask(&same_shape(t, "one_zero_attention_mask", b, p)?, b, p, &m.device)?),
         None => None,
     };
     let mut run = Run { m, taps };
