@@ -5,7 +5,7 @@
  */
 import test from 'ava'
 
-import { HookedTransformer, sampleLogits, Tensor, tokenizeAndConcatenate, TransformerLensError } from '../src/index'
+import { getPretrainedModelConfig, HookedEncoder, HookedEncoderDecoder, HookedTransformer, sampleLogits, Tensor, tokenizeAndConcatenate, TransformerLensError } from '../src/index'
 import { fromNative, native } from '../src/errors'
 import * as binding from '../src/native/binding'
 import { codeOf, rejectionCode } from './helpers/errors'
@@ -276,6 +276,26 @@ test('fromPretrained: firstNLayers and flags are checked before loading', async 
   const m = await HookedTransformer.fromPretrained('gpt2', { firstNLayers: 2 })
   t.is(m.cfg.n_layers, 2)
   m.dispose()
+})
+
+test("fromPretrained dtype options as TL's: torchDtype wins over dtype, TL's short names, quantization refused", async (t) => {
+  const loaders = [
+    ['HookedTransformer', (o: object) => HookedTransformer.fromPretrained('gpt2', o)],
+    ['HookedEncoder', (o: object) => HookedEncoder.fromPretrained('google-bert/bert-base-cased', o)],
+    ['HookedEncoderDecoder', (o: object) => HookedEncoderDecoder.fromPretrained('google-t5/t5-small', o)],
+  ] as const
+  for (const [cls, load] of loaders) {
+    for (const [o, want] of [[{ torchDtype: 'bfloat16', dtype: 'float32' }, 'bfloat16'], [{ dtype: 'bf16' }, 'bfloat16'], [{ torch_dtype: 'fp16' }, 'float16'], [{}, 'float32']] as const) {
+      const m = await load(o)
+      t.is(m.cfg.dtype, want, `${cls} ${JSON.stringify(o)}`)
+      m.dispose()
+    }
+    t.is(await rejectionCode(load({ loadIn8bit: true })), 'TL_UNSUPPORTED', `${cls} loadIn8bit`)
+    t.is(await rejectionCode(load({ load_in_4bit: true })), 'TL_UNSUPPORTED', `${cls} load_in_4bit`)
+    t.is(await rejectionCode(load({ torchDtype: 'int8' })), INVALID, `${cls} torchDtype int8`)
+    t.is(await rejectionCode(load({ revision: 'inexistent_branch_name' })), 'TL_MISSING_FILE', `${cls} revision`)
+  }
+  t.is((await getPretrainedModelConfig('gpt2', { torchDtype: 'float16' })).dtype, 'float16')
 })
 
 test("napi's own argument errors become TL_INVALID_ARGUMENT with the original as cause", (t) => {

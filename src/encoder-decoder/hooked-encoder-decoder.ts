@@ -10,7 +10,7 @@ import { withAbort } from '../model/abort'
 import { namesFilterFn, NamesFilter } from '../model/generate'
 import type { HookedTransformer } from '../model/hooked-transformer'
 import { ensureModel } from '../model/loading'
-import { opt } from '../model/options'
+import { modelDtypeArg, opt } from '../model/options'
 import * as binding from '../native/binding'
 import { architectureClass, architectureOf } from '../registry/architectures'
 import { getOfficialModelName } from '../registry/models'
@@ -72,7 +72,7 @@ export class HookedEncoderDecoder extends HookedRootModule {
    */
   static async fromPretrained(modelName: string, options: EncoderDecoderPretrainedOptions = {}): Promise<HookedEncoderDecoder> {
     stringArg('modelName', modelName)
-    const dtype = stringArg('dtype', opt(options, 'dtype', opt(options, 'torchDtype', 'float32')))
+    const dtype = modelDtypeArg(options)
     const device = stringArg('device', opt(options, 'device', undefined) ?? defaultDevice())
     let official: string | null = null
     try {

@@ -5,7 +5,7 @@
 import { TransformerLensError } from '../errors'
 import type { FwdHook } from '../hooks/hook-point'
 import type { GenerateOptions, NamesFilter } from '../model/generate'
-import { opt } from '../model/options'
+import { DtypeOptions, opt } from '../model/options'
 import type { Device } from '../utils/devices'
 import { Tensor } from '../tensor'
 import { boolArg, enumArg, intArg, invalidArg, tokenIdArg, tokenIdsArg, U32_MAX } from '../utils/args'
@@ -13,9 +13,7 @@ import { sampleArgs } from '../utils/sample-logits'
 import type * as binding from '../native/binding'
 
 /** TL's `HookedEncoderDecoder.from_pretrained` options. */
-export interface EncoderDecoderPretrainedOptions {
-  /** 'float32' (default), 'float64', 'float16', 'bfloat16'. TL: `dtype` / `torch_dtype`. */
-  dtype?: string
+export interface EncoderDecoderPretrainedOptions extends DtypeOptions {
   device?: Device | string
   /** HF cache options, as `HookedTransformer.fromPretrained`. */
   cacheDir?: string

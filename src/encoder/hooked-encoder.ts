@@ -6,7 +6,7 @@ import { HookedRootModule } from '../hooks/root-module'
 import * as circuits from '../model/circuits'
 import type { HookedTransformer } from '../model/hooked-transformer'
 import { ensureModel, EnsureModelOptions } from '../model/loading'
-import { opt } from '../model/options'
+import { DtypeOptions, modelDtypeArg, opt } from '../model/options'
 import * as weights from '../model/weights'
 import { NamesFilter, namesFilterFn } from '../model/generate'
 import * as binding from '../native/binding'
@@ -20,9 +20,7 @@ import { EncoderForwardOptions, EncoderHead, EncoderHost, EncoderInputs, encoder
 export type { EncoderForwardOptions, EncoderRunWithCacheOptions, EncoderRunWithHooksOptions }
 
 /** TL's `HookedEncoder.from_pretrained` options. */
-export interface EncoderLoadOptions extends EnsureModelOptions {
-  /** 'float32' (default), 'float64', 'float16', 'bfloat16'. TL: `dtype` / `torch_dtype`. */
-  dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'
+export interface EncoderLoadOptions extends EnsureModelOptions, DtypeOptions {
   /** `'cpu'`, `'cuda'` or `'cuda:N'` (default `TL_DEVICE`, else `'cpu'`). */
   device?: Device
 }
@@ -84,7 +82,7 @@ export class HookedEncoder extends HookedRootModule {
    */
   static async fromPretrained(modelName: string, options: EncoderLoadOptions = {}): Promise<HookedEncoder> {
     stringArg('modelName', modelName)
-    const dtype = stringArg('dtype', opt(options, 'dtype', 'float32'))
+    const dtype = modelDtypeArg(options)
     const device = stringArg('device', opt(options, 'device', undefined) ?? defaultDevice())
     let official: string | null = null
     try {

@@ -1,5 +1,4 @@
 import { ActivationCache } from '../cache/activation-cache'
-import { FactoredMatrix } from '../factored-matrix'
 import { fromNative, native, nativeAsync, TransformerLensError } from '../errors'
 import { AddHookOptions, FwdHook, HookFn, HookPoint } from '../hooks/hook-point'
 import { checkFlaggedHook } from '../hooks/root-module'

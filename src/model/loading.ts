@@ -8,7 +8,7 @@ import { getOfficialModelName } from '../registry/models'
 import { DownloadOptions, downloadConfig, downloadModel, downloadTlNativeModel, downloadTokenizer, isCompleteSnapshot } from './download'
 import { CheckpointChoice, chooseCheckpoint, isTlNative, repoFiles, stateDictFile } from './checkpoints'
 import { defaultDevice } from '../utils/devices'
-import { LoadOptions, opt, paddingLeftArg } from './options'
+import { LoadOptions, modelDtypeArg, opt, paddingLeftArg } from './options'
 import { boolArg, optIntArg, stringArg, U32_MAX } from '../utils/args'
 
 export interface ResolvedModel {
@@ -137,7 +137,7 @@ export async function loadNativeModel(modelName: string, options: LoadOptions): 
     centerWritingWeights: flag('centerWritingWeights'),
     centerUnembed: flag('centerUnembed'),
     foldValueBiases: flag('foldValueBiases'),
-    dtype: stringArg('dtype', opt(options, 'dtype', 'float32')),
+    dtype: modelDtypeArg(options),
     defaultPrependBos: defaultPrependBos === undefined || defaultPrependBos === null ? undefined : boolArg('defaultPrependBos', defaultPrependBos),
     firstNLayers: optIntArg('firstNLayers', opt<unknown>(options, 'firstNLayers', undefined), { min: 1, max: U32_MAX }),
     paddingLeft,

@@ -21,6 +21,38 @@ export function paddingLeftArg(options: { defaultPaddingSide?: 'left' | 'right' 
   return side === 'left'
 }
 
+/** The model dtypes `fromPretrained` takes, and TL's short names for them (`DTYPE_FROM_STRING`). */
+const MODEL_DTYPES: Record<string, ModelDtype> = {
+  float32: 'float32', fp32: 'float32', float64: 'float64', float16: 'float16', fp16: 'float16', bfloat16: 'bfloat16', bf16: 'bfloat16',
+}
+export type ModelDtype = 'float32' | 'float64' | 'float16' | 'bfloat16'
+
+/** The options every `fromPretrained` reads for its dtype, as TL's keyword arguments. */
+export interface DtypeOptions {
+  /** 'float32' (default), 'float64', 'float16', 'bfloat16' (or TL's 'fp32', 'fp16', 'bf16'). */
+  dtype?: string
+  /** TL/transformers' `torch_dtype`: when given, it wins over `dtype` (as TL's `from_pretrained`). */
+  torchDtype?: string
+  /** TL refuses quantized loading ("Quantization not supported"): so does this library. */
+  loadIn8bit?: boolean
+  loadIn4bit?: boolean
+}
+
+/** The model dtype of `fromPretrained` options: `torchDtype` over `dtype` (TL), 'float32' by default. */
+export function modelDtypeArg(options: DtypeOptions): ModelDtype {
+  const o = options as Record<string, unknown>
+  for (const [q, snake] of [['loadIn8bit', 'load_in_8bit'], ['loadIn4bit', 'load_in_4bit']]) {
+    if (o[q] || o[snake]) throw new TransformerLensError('TL_UNSUPPORTED', `Quantization not supported (${q})`)
+  }
+  const name = opt<unknown>(options, 'torchDtype', undefined) !== undefined ? 'torchDtype' : 'dtype'
+  const given = opt<unknown>(options, name, 'float32')
+  const dtype = typeof given === 'string' ? MODEL_DTYPES[given.replace(/^torch\./, '')] : undefined
+  if (dtype === undefined) {
+    throw new TransformerLensError('TL_INVALID_ARGUMENT', `${name} must be one of ${Object.keys(MODEL_DTYPES).map((d) => `'${d}'`).join(', ')}, got ${typeof given === 'string' ? `'${given}'` : String(given)}`)
+  }
+  return dtype
+}
+
 export type ReturnType = 'logits' | 'loss' | 'both' | null
 
 export interface ForwardOptions {
@@ -49,13 +81,11 @@ export interface ForwardOptions {
   signal?: AbortSignal
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends DtypeOptions {
   foldLn?: boolean
   centerWritingWeights?: boolean
   centerUnembed?: boolean
   foldValueBiases?: boolean
-  /** 'float32' (default), 'float64', 'float16', 'bfloat16'. */
-  dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'
   defaultPrependBos?: boolean
   /** TL's `default_padding_side`: the side `toTokens` pads on (default 'right', as TL). */
   defaultPaddingSide?: 'left' | 'right'

@@ -11,9 +11,9 @@ import { defaultDevice } from '../utils/devices'
 import { checkpointsAreFiles, chooseCheckpoint } from './checkpoints'
 import type { HookedTransformerConfig } from './hooked-transformer'
 import { ensureConfig, EnsureModelOptions, nDevicesArg } from './loading'
-import { opt } from './options'
+import { DtypeOptions, modelDtypeArg, opt } from './options'
 
-export interface PretrainedConfigOptions extends EnsureModelOptions {
+export interface PretrainedConfigOptions extends EnsureModelOptions, DtypeOptions {
   checkpointIndex?: number
   checkpointValue?: number
   /** Rename LN / RMS to LNPre / RMSPre as the folded model has them (default false, as TL). */
@@ -21,7 +21,6 @@ export interface PretrainedConfigOptions extends EnsureModelOptions {
   device?: string
   nDevices?: number
   defaultPrependBos?: boolean
-  dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'
   firstNLayers?: number
 }
 
@@ -32,7 +31,7 @@ export async function getPretrainedModelConfig(modelName: string, options: Pretr
   const args: binding.ConfigArgs = {
     officialName: modelName,
     foldLn: boolArg('foldLn', opt(options, 'foldLn', false)),
-    dtype: stringArg('dtype', opt(options, 'dtype', 'float32')),
+    dtype: modelDtypeArg(options),
     device: stringArg('device', opt(options, 'device', undefined) ?? defaultDevice()),
     defaultPrependBos: prependBos === undefined || prependBos === null ? undefined : boolArg('defaultPrependBos', prependBos),
     firstNLayers: optIntArg('firstNLayers', opt<unknown>(options, 'firstNLayers', undefined), { min: 1, max: U32_MAX }),

@@ -9,7 +9,7 @@ import { ActivationCache } from '../cache/activation-cache'
 import { TransformerLensError } from '../errors'
 import { Tensor } from '../tensor'
 import { intArg, invalidArg, stringArg } from '../utils/args'
-import { NAN_RGB, rgbString, SCALE_STOPS } from './color'
+import { NAN_RGB, SCALE_STOPS } from './color'
 import { escapeHtml, pageHtml, showToken } from './html'
 import { legendHtml } from './heatmap'
 
