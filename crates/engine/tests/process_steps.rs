@@ -30,6 +30,7 @@ fn tiny() -> HookedModel {
             b_o: randn(&[d], 0.1, 0.0),
             ln2: ln(),
             mlp: Some(MlpWeights {
+                ln: None,
                 w_gate: None,
                 router: None,
                 w_in: randn(&[d, 4 * d], 0.3, 0.0),
