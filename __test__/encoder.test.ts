@@ -105,6 +105,25 @@ test('encoderOutput, pooler and nspHead match TL', async (t) => {
   assertClose(t, m.nspHead(pooled), gt('batch.nsp_head'), TOL, 'bert nsp_head')
 })
 
+test("pooler and nspHead fire their hook points' hooks, as calling TL's modules does", async (t) => {
+  const m = await HookedEncoder.fromPretrained('bert-base-cased')
+  const [tokens, tti, mask] = m.toTokens(g().json.inputs.batch)
+  const resid = await m.encoderOutput(tokens, tti, mask)
+  const seen: string[] = []
+  m.addHook('pooler.hook_pooler_out', (x, hook) => {
+    seen.push(hook.name)
+    return x.mul(0)
+  })
+  const pooled = m.pooler(resid)
+  t.deepEqual(seen, ['pooler.hook_pooler_out'])
+  t.is(Math.max(...Array.from(pooled.abs().toArray() as Float32Array)), 0, 'the hook replaced the output')
+  // Through hooks() too, and removed when the context ends.
+  await m.hooks({ fwdHooks: [['nsp_head.hook_nsp_out', (_x, hook) => void seen.push(hook.name)]] }, () => m.nspHead(pooled))
+  m.nspHead(pooled)
+  t.deepEqual(seen, ['pooler.hook_pooler_out', 'nsp_head.hook_nsp_out'])
+  m.dispose()
+})
+
 test('BertNextSentencePrediction: pair tokens, logits, prediction and cache match TL', async (t) => {
   const nsp = new BertNextSentencePrediction(await model())
   const pair = g().json.inputs.pair as string[]

@@ -1,7 +1,7 @@
 import { ActivationCache } from '../cache/activation-cache'
 import { native, nativeAsync, TransformerLensError } from '../errors'
 import { FactoredMatrix } from '../factored-matrix'
-import type { FwdHook } from '../hooks/hook-point'
+import { fireForwardHooks, type FwdHook } from '../hooks/hook-point'
 import { HookedRootModule } from '../hooks/root-module'
 import * as circuits from '../model/circuits'
 import type { HookedTransformer } from '../model/hooked-transformer'
@@ -220,14 +220,22 @@ export class HookedEncoder extends HookedRootModule {
     }
   }
 
-  /** TL's `model.pooler(resid)`: `tanh(resid[:, 0] @ W + b)`, `[batch, d_model]` (no hook fires). */
+  /**
+   * TL's `model.pooler(resid)`: `tanh(resid[:, 0] @ W + b)`, `[batch, d_model]`. As calling TL's
+   * module, the hooks on `pooler.hook_pooler_out` (added with `addHook` or inside `hooks()`) fire on it.
+   */
   pooler(resid: Tensor): Tensor {
-    return wrapT(native(() => this.#native.pooler(resid.native)))
+    return this.#fire('pooler.hook_pooler_out', wrapT(native(() => this.#native.pooler(resid.native))))
   }
 
-  /** TL's `model.nsp_head(pooled)`: `[batch, 2]` (no hook fires). */
+  /** TL's `model.nsp_head(pooled)`: `[batch, 2]`; the hooks on `nsp_head.hook_nsp_out` fire on it. */
   nspHead(pooled: Tensor): Tensor {
-    return wrapT(native(() => this.#native.nspHead(pooled.native)))
+    return this.#fire('nsp_head.hook_nsp_out', wrapT(native(() => this.#native.nspHead(pooled.native))))
+  }
+
+  #fire(name: string, x: Tensor): Tensor {
+    const point = this.hookDict.get(name)
+    return point ? fireForwardHooks(point, x) : x
   }
 
   // ---- weights (TL's properties; layer weights stacked over layers) ----
