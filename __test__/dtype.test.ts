@@ -18,24 +18,16 @@ import test from 'ava'
 import { HookedTransformer, Tensor } from '../src/index'
 import { maxAbsDiff } from './helpers/compare'
 import { FIXTURES, golden, useFixtureHub } from './helpers/fixtures'
+import { BITS, CEILING, floats, Half, tlDtypes, withinTlHalfError } from './helpers/half'
 
 useFixtureHub()
 
 const DTYPES = ['bfloat16', 'float16'] as const
-type Half = (typeof DTYPES)[number]
-/** Mantissa bits: the unit roundoff of a value of size `s` is `s · 2^-bits`. */
-const BITS: Record<Half, number> = { bfloat16: 8, float16: 11 }
-/** Ceiling on max |ours − TL float32| / max |logit| (about 16 roundings' worth). */
-const CEILING: Record<Half, number> = { bfloat16: 2 ** -4, float16: 2 ** -7 }
 
 const MODELS = fs
   .readdirSync(path.join(FIXTURES, 'golden'))
   .filter((d) => fs.existsSync(path.join(FIXTURES, 'golden', d, 'bfloat16.json')))
 const idOf = (dir: string) => golden(dir.replace('__', '/'), 'bfloat16').json.model as string
-
-function floats(t: Tensor): number[] {
-  return Array.from(t.to('float32').toArray() as Float32Array)
-}
 
 function load(id: string, mode: 'processed' | 'unprocessed', dtype: Half | 'float32'): Promise<HookedTransformer> {
   return mode === 'processed' ? HookedTransformer.fromPretrained(id, { dtype }) : HookedTransformer.fromPretrainedNoProcessing(id, { dtype })
@@ -61,19 +53,9 @@ for (const dir of MODELS) {
         t.is(m.cfg.dtype, dtype)
         const [logits, cache] = await m.runWithCache(tokensOf(g, `${mode}.single.tokens`))
         t.is(logits.dtype, dtype)
-        const ours = floats(logits)
-        const tl16 = Array.from(g.tensors.get(`${mode}.single.logits`)!.data as Float32Array)
         const tl32 = Array.from(golden(id, mode).tensors.get('single.logits')!.data as Float32Array)
-        const scale = tl32.reduce((a, x) => Math.max(a, Math.abs(x)), 0)
-        const ulp = scale * 2 ** -BITS[dtype]
-        const errTl = maxAbsDiff(tl16, tl32)
-        const errOurs = maxAbsDiff(ours, tl32)
-        const vsTl16 = maxAbsDiff(ours, tl16)
-        const info = `scale ${scale.toFixed(3)}: |ours−TL32| ${errOurs.toFixed(4)}, |TL16−TL32| ${errTl.toFixed(4)}, |ours−TL16| ${vsTl16.toFixed(4)}`
-        t.true(errTl > 0, `TL's ${dtype} run differs from float32 (${info})`)
-        t.true(errOurs <= 2 * errTl + ulp, info)
-        t.true(vsTl16 <= 2 * errTl + ulp, info)
-        t.true(errOurs <= CEILING[dtype] * scale, info)
+        withinTlHalfError(t, dtype, floats(logits), Array.from(g.tensors.get(`${mode}.single.logits`)!.data as Float32Array), tl32, 'logits')
+        const ulp = tl32.reduce((a, x) => Math.max(a, Math.abs(x)), 0) * 2 ** -BITS[dtype]
 
         // The batch (right padding, TL's default) and two activations, within the same bounds.
         const batch = floats(await m.forward(tokensOf(g, `${mode}.batch.tokens`)))
@@ -89,16 +71,7 @@ for (const dir of MODELS) {
         }
 
         // TL's dtypes: every hook it caches, and every weight.
-        const hookDtypes = g.json[mode].hook_dtypes as Record<string, string>
-        t.deepEqual([...cache.keys()], Object.keys(hookDtypes), 'hook names in TL order')
-        const wrong = Object.entries(hookDtypes).filter(([k, d]) => cache.get(k).dtype !== d)
-        t.deepEqual(wrong.map(([k, d]) => `${k}: ${cache.get(k).dtype} (TL ${d})`), [])
-        const sdDtypes = g.json[mode].state_dict_dtypes as Record<string, string>
-        const sd = m.stateDict()
-        for (const [k, w] of sd) {
-          if (k in sdDtypes && sdDtypes[k] !== 'bool' && !k.endsWith('IGNORE')) t.is(w.dtype as string, sdDtypes[k], k)
-          w.dispose()
-        }
+        tlDtypes(t, cache, m.stateDict(), g.json[mode].hook_dtypes, g.json[mode].state_dict_dtypes)
         m.dispose()
       })
     }

@@ -2,10 +2,11 @@
 //! additive term (relative position bias, causal and padding masks) before `hook_attn_scores`,
 //! no biases (TL's are zeros), with TL's hook points.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::kernels::attn_softmax;
+use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::linear_to;
 use crate::kernels::softmax::softmax_last;
 use crate::model::config::Config;
@@ -107,8 +108,13 @@ pub fn forward(
     if (ab != 1 && ab != b) || (ah != 1 && ah != cfg.n_heads) || aq != p || ak != k_len {
         return Err(Error::shape(format!("the attention mask/bias {:?} does not fit scores [{b}, {}, {p}, {k_len}]", additive.dims(), cfg.n_heads)));
     }
-    let q_ = q.transpose(1, 2)?.contiguous()?; // [b, h, q, dh]
-    let raw = q_.matmul(&kv.k.transpose(2, 3)?)?; // [b, h, q, k]
+    // A 16-bit model's scores and pattern are float32, as TL's AbstractAttention computes them
+    // (q and k upcast; the bias and masks join in float32); the pattern is cast back for `@ v`.
+    let dtype = q.dtype();
+    let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
+    let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+    let raw = q_.matmul(&upcast(kv.k.clone())?.transpose(2, 3)?)?; // [b, h, q, k]
+    let additive = &(if additive.dtype() == raw.dtype() { additive.clone() } else { additive.to_dtype(raw.dtype())? });
     let pattern = if taps.active(hooks.scores) || !attn_softmax::fusable(&raw, Some(additive)) {
         let scores = taps.fire(hooks.scores, raw.broadcast_add(additive)?)?;
         softmax_last(&scores)?
@@ -118,7 +124,8 @@ pub fn forward(
         raw
     };
     let pattern = taps.fire(hooks.pattern, pattern)?;
-    let z = pattern.matmul(&kv.v)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
+    let pattern = if pattern.dtype() == dtype { pattern } else { pattern.to_dtype(dtype)? };
+    let z = matmul_any(&pattern, &kv.v)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
     let z = taps.fire(hooks.z, z)?;
     let out = linear_to(&z, w_o, None, &[b, p, cfg.d_model])?;
     let cross = if fresh_cross { Some(Kv { k: kv.k.clone(), v: kv.v.clone() }) } else { None };

@@ -62,8 +62,8 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
         TensorSpec::new("shared.weight", &[v, d]),
         TensorSpec::new("encoder.final_layer_norm.weight", &[d]),
         TensorSpec::new("decoder.final_layer_norm.weight", &[d]),
-        TensorSpec::new(format!("{}.relative_attention_bias.weight", attn_prefix(false, 0, false)), &[buckets, h]),
-        TensorSpec::new(format!("{}.relative_attention_bias.weight", attn_prefix(true, 0, false)), &[buckets, h]),
+        TensorSpec::new(rel_bias_name(false), &[buckets, h]),
+        TensorSpec::new(rel_bias_name(true), &[buckets, h]),
     ];
     if !cfg.tie_word_embeddings {
         specs.push(TensorSpec::new("lm_head.weight", &[v, d]));
@@ -131,10 +131,15 @@ fn block(c: &Checked, decoder: bool, l: usize) -> Result<T5Block> {
     })
 }
 
+/// The checkpoint name of the encoder's or decoder's relative position embeddings (block 0's).
+pub fn rel_bias_name(decoder: bool) -> String {
+    format!("{}.relative_attention_bias.weight", attn_prefix(decoder, 0, false))
+}
+
 /// TL's `convert_t5_weights`: `W_U` is the shared embedding transposed (t5-small/base/large
 /// tie it); an untied checkpoint's `lm_head` is used as HF does.
 pub fn convert(cfg: &Config, c: &Checked) -> Result<T5Weights> {
-    let rel = |decoder: bool| c.get(&format!("{}.relative_attention_bias.weight", attn_prefix(decoder, 0, false)));
+    let rel = |decoder: bool| c.get(&rel_bias_name(decoder));
     Ok(T5Weights {
         w_e: c.get("shared.weight")?,
         w_u: c.get_t(if cfg.tie_word_embeddings { "shared.weight" } else { "lm_head.weight" })?,
