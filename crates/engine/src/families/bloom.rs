@@ -10,7 +10,7 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::families::gpt_neox;
-use crate::families::hf_linear::{layer_norm, zeros};
+use crate::families::hf_linear::{layer_norm, unembed, zeros};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -91,7 +91,7 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let blocks = (0..cfg.n_layers).map(|l| gpt_neox::fused_block(cfg, w, "self_attention", |n| layer(l, n))).collect::<Result<Vec<_>>>()?;
     let w_e = w.get("word_embeddings.weight")?;
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u: Tensor = zeros(cfg.d_vocab, &w_e)?;
     Ok(ModelWeights {
         embed_ln: Some(layer_norm(w, "word_embeddings_layernorm")?),

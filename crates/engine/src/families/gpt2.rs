@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::layer_norm;
+use crate::families::hf_linear::{conv1d, layer_norm, unembed};
 use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -98,28 +98,11 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let w_e = w.get("wte.weight")?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        let get = |s: &str| w.get(&layer(l, s));
-        blocks.push(BlockWeights {
-            ln1: layer_norm(w, &layer(l, "ln_1"))?,
-            w_qkv: get("attn.c_attn.weight")?,
-            b_qkv: get("attn.c_attn.bias")?,
-            w_o: get("attn.c_proj.weight")?,
-            b_o: get("attn.c_proj.bias")?,
-            ln2: layer_norm(w, &layer(l, "ln_2"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get("mlp.c_fc.weight")?,
-                w_gate: None,
-                b_in: get("mlp.c_fc.bias")?,
-                w_out: get("mlp.c_proj.weight")?,
-                b_out: get("mlp.c_proj.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let c = |s: &str| conv1d(w, &layer(l, s));
+        let mlp = MlpWeights::dense(c("mlp.c_fc")?, c("mlp.c_proj")?);
+        blocks.push(BlockWeights::new(layer_norm(w, &layer(l, "ln_1"))?, c("attn.c_attn")?, c("attn.c_proj")?, layer_norm(w, &layer(l, "ln_2"))?, mlp));
     }
-    let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }

@@ -4,7 +4,7 @@
 //! the layers `attention_layers` marks "local".
 
 use crate::error::{Error, Result};
-use crate::families::hf_linear::{layer_norm, qkv_columns, zeros};
+use crate::families::hf_linear::{layer_norm, linear, qkv_columns, unembed, zeros};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -146,33 +146,15 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
-        let get_t = |s: &str| w.get_t(&layer(l, s));
         let q = get("attn.attention.q_proj.weight")?;
         let b_qkv = zeros(cfg.qkv_width(), &q)?;
         let w_qkv = qkv_columns(q, get("attn.attention.k_proj.weight")?, get("attn.attention.v_proj.weight")?)?;
-        blocks.push(BlockWeights {
-            ln1: layer_norm(w, &layer(l, "ln_1"))?,
-            w_qkv,
-            b_qkv,
-            w_o: get_t("attn.attention.out_proj.weight")?,
-            b_o: get("attn.attention.out_proj.bias")?,
-            ln2: layer_norm(w, &layer(l, "ln_2"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get_t("mlp.c_fc.weight")?,
-                w_gate: None,
-                b_in: get("mlp.c_fc.bias")?,
-                w_out: get_t("mlp.c_proj.weight")?,
-                b_out: get("mlp.c_proj.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let lin = |s: &str| linear(w, &layer(l, s));
+        let mlp = MlpWeights::dense(lin("mlp.c_fc")?, lin("mlp.c_proj")?);
+        blocks.push(BlockWeights::new(layer_norm(w, &layer(l, "ln_1"))?, (w_qkv, b_qkv), lin("attn.attention.out_proj")?, layer_norm(w, &layer(l, "ln_2"))?, mlp));
     }
     let w_e = w.get("wte.weight")?;
-    // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = zeros(cfg.d_vocab, &w_e)?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }

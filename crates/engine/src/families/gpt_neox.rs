@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, t};
+use crate::families::hf_linear::{layer_norm, linear, t};
 use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -107,28 +107,12 @@ pub(crate) fn fused_layer_tensors(cfg: &Config, attn: &str, name: impl Fn(&str) 
 pub(crate) fn fused_block(cfg: &Config, w: &Checked, attn: &str, name: impl Fn(&str) -> String) -> Result<BlockWeights> {
     let (d, h, dh) = (cfg.d_model, cfg.n_heads, cfg.d_head);
     let get = |s: &str| w.get(&name(s));
-    let get_t = |s: &str| w.get_t(&name(s));
     let qkv = get(&format!("{attn}.query_key_value.weight"))?.reshape((h, 3, dh, d))?.permute((1, 0, 2, 3))?.reshape((3 * h * dh, d))?;
     let b_qkv = get(&format!("{attn}.query_key_value.bias"))?.reshape((h, 3, dh))?.permute((1, 0, 2))?.contiguous()?.flatten_all()?;
-    Ok(BlockWeights {
-        ln1: layer_norm(w, &name("input_layernorm"))?,
-        w_qkv: t(qkv)?,
-        b_qkv,
-        w_o: get_t(&format!("{attn}.dense.weight"))?,
-        b_o: get(&format!("{attn}.dense.bias"))?,
-        ln2: layer_norm(w, &name("post_attention_layernorm"))?,
-        mlp: Some(MlpWeights {
-            ln: None,
-            w_in: get_t("mlp.dense_h_to_4h.weight")?,
-            w_gate: None,
-            b_in: get("mlp.dense_h_to_4h.bias")?,
-            w_out: get_t("mlp.dense_4h_to_h.weight")?,
-            b_out: get("mlp.dense_4h_to_h.bias")?,
-            router: None,
-        }),
-        qk_norm: None,
-        post_norms: None,
-    })
+    let lin = |s: &str| linear(w, &name(s));
+    let mlp = MlpWeights::dense(lin("mlp.dense_h_to_4h")?, lin("mlp.dense_4h_to_h")?);
+    let (ln1, ln2) = (layer_norm(w, &name("input_layernorm"))?, layer_norm(w, &name("post_attention_layernorm"))?);
+    Ok(BlockWeights::new(ln1, (t(qkv)?, b_qkv), lin(&format!("{attn}.dense"))?, ln2, mlp))
 }
 
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {

@@ -4,7 +4,7 @@
 //! with a bias (TL's `b_U`).
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, qkv_columns, zeros};
+use crate::families::hf_linear::{layer_norm, linear, qkv_columns, unembed, zeros};
 use crate::families::{exact_div, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -101,28 +101,12 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         let q = get("attn.q_proj.weight")?;
         let (b_qkv, b_o) = (zeros(cfg.qkv_width(), &q)?, zeros(cfg.d_model, &q)?);
         let w_qkv = qkv_columns(q, get("attn.k_proj.weight")?, get("attn.v_proj.weight")?)?;
-        blocks.push(BlockWeights {
-            // Read twice: each norm has its own storage, as TL's state dict has two parameters.
-            ln1: layer_norm(w, &layer(l, "ln_1"))?,
-            w_qkv,
-            b_qkv,
-            w_o: get_t("attn.out_proj.weight")?,
-            b_o,
-            ln2: layer_norm(w, &layer(l, "ln_1"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get_t("mlp.fc_in.weight")?,
-                w_gate: None,
-                b_in: get("mlp.fc_in.bias")?,
-                w_out: get_t("mlp.fc_out.weight")?,
-                b_out: get("mlp.fc_out.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let mlp = MlpWeights::dense(linear(w, &layer(l, "mlp.fc_in"))?, linear(w, &layer(l, "mlp.fc_out"))?);
+        // ln_1 read twice: each norm has its own storage, as TL's state dict has two parameters.
+        let (ln1, ln2) = (layer_norm(w, &layer(l, "ln_1"))?, layer_norm(w, &layer(l, "ln_1"))?);
+        blocks.push(BlockWeights::new(ln1, (w_qkv, b_qkv), (get_t("attn.out_proj.weight")?, b_o), ln2, mlp));
     }
     let w_e = w.get("wte.weight")?;
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u: w.get("lm_head.bias")? })
 }

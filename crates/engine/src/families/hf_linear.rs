@@ -19,6 +19,14 @@ pub fn qkv_columns(q: Tensor, k: Tensor, v: Tensor) -> Result<Tensor> {
     t(Tensor::cat(&[q, k, v], 0)?)
 }
 
+/// HF's separate `{prefix}{q,k,v}_proj` projections with their biases: the fused
+/// `(w_qkv, b_qkv)`.
+pub fn qkv_with_biases(w: &Checked, prefix: &str) -> Result<(Tensor, Tensor)> {
+    let get = |p: &str, s: &str| w.get(&format!("{prefix}{p}_proj.{s}"));
+    let weights = qkv_columns(get("q", "weight")?, get("k", "weight")?, get("v", "weight")?)?;
+    Ok((weights, Tensor::cat(&[get("q", "bias")?, get("k", "bias")?, get("v", "bias")?], 0)?))
+}
+
 /// An RMSNorm's weight `name` (no bias).
 pub fn rms_norm(w: &Checked, name: &str) -> Result<NormWeights> {
     Ok(NormWeights { w: Some(w.get(name)?), b: None })
@@ -27,6 +35,22 @@ pub fn rms_norm(w: &Checked, name: &str) -> Result<NormWeights> {
 /// A LayerNorm's `{name}.weight` and `{name}.bias`.
 pub fn layer_norm(w: &Checked, name: &str) -> Result<NormWeights> {
     Ok(NormWeights { w: Some(w.get(&format!("{name}.weight"))?), b: Some(w.get(&format!("{name}.bias"))?) })
+}
+
+/// An `nn.Linear`: `{name}.weight` in the compute layout (`[in, out]`) and `{name}.bias`.
+pub fn linear(w: &Checked, name: &str) -> Result<(Tensor, Tensor)> {
+    Ok((w.get_t(&format!("{name}.weight"))?, w.get(&format!("{name}.bias"))?))
+}
+
+/// A GPT-2 `Conv1D` (its weight already `[in, out]`) and its bias.
+pub fn conv1d(w: &Checked, name: &str) -> Result<(Tensor, Tensor)> {
+    Ok((w.get(&format!("{name}.weight"))?, w.get(&format!("{name}.bias"))?))
+}
+
+/// W_U: an untied checkpoint's `lm_head.weight` transposed, else (tied) a view of W_E
+/// transposed; processing gives W_E its own copy before writing either.
+pub fn unembed(w: &Checked, w_e: &Tensor) -> Result<Tensor> {
+    Ok(if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? })
 }
 
 /// `n` zeros in the dtype and on the device of `like` (TL's zero biases).

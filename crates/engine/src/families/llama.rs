@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{rms_norm, t, zeros};
+use crate::families::hf_linear::{rms_norm, t, unembed, zeros};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -115,15 +115,7 @@ pub fn convert(cfg: &Config, w: &Checked, qkv_bias: bool) -> Result<ModelWeights
     let m = cfg.d_mlp();
     convert_with_mlp(cfg, w, qkv_bias, |l, like| {
         let get_t = |s: &str| w.get_t(&layer(l, s));
-        Ok(MlpWeights {
-            ln: None,
-            w_in: get_t("mlp.up_proj.weight")?,
-            w_gate: Some(get_t("mlp.gate_proj.weight")?),
-            b_in: zeros(m, like)?,
-            w_out: get_t("mlp.down_proj.weight")?,
-            b_out: zeros(cfg.d_model, like)?,
-            router: None,
-        })
+        Ok(MlpWeights::gated(get_t("mlp.up_proj.weight")?, get_t("mlp.gate_proj.weight")?, zeros(m, like)?, (get_t("mlp.down_proj.weight")?, zeros(cfg.d_model, like)?)))
     })
 }
 
@@ -142,21 +134,12 @@ pub fn convert_with_mlp(cfg: &Config, w: &Checked, qkv_bias: bool, mlp: impl Fn(
             zeros(cfg.qkv_width(), &q)?
         };
         let w_o = get_t("self_attn.o_proj.weight")?;
-        blocks.push(BlockWeights {
-            ln1: rms_norm(w, &layer(l, "input_layernorm.weight"))?,
-            w_qkv: columns(&[q, k, v])?,
-            b_qkv,
-            b_o: zeros(d, &w_o)?,
-            ln2: rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?,
-            w_o: w_o.clone(),
-            mlp: Some(mlp(l, &w_o)?),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let mlp = mlp(l, &w_o)?;
+        let (ln1, ln2) = (rms_norm(w, &layer(l, "input_layernorm.weight"))?, rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?);
+        blocks.push(BlockWeights::new(ln1, (columns(&[q, k, v])?, b_qkv), (w_o.clone(), zeros(d, &w_o)?), ln2, mlp));
     }
     let w_e = w.get("embed_tokens.weight")?;
-    // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: rms_norm(w, "norm.weight")?, w_u, b_u })
 }

@@ -4,7 +4,7 @@
 //! rows, so `W_pos` has `n_ctx` rows read from position 0 as GPT-2's.
 
 use crate::error::{Error, Result};
-use crate::families::hf_linear::{layer_norm, qkv_columns, t, zeros};
+use crate::families::hf_linear::{layer_norm, linear, qkv_with_biases, unembed, zeros};
 use crate::families::{exact_div, hf_bool, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -108,35 +108,16 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        let get = |s: &str| w.get(&layer(l, s));
-        let get_t = |s: &str| w.get_t(&layer(l, s));
-        let proj = |p: &str| get(&format!("self_attn.{p}_proj.weight"));
-        let bias = |p: &str| get(&format!("self_attn.{p}_proj.bias"));
-        blocks.push(BlockWeights {
-            ln1: layer_norm(w, &layer(l, "self_attn_layer_norm"))?,
-            w_qkv: qkv_columns(proj("q")?, proj("k")?, proj("v")?)?,
-            b_qkv: candle_core::Tensor::cat(&[bias("q")?, bias("k")?, bias("v")?], 0)?,
-            w_o: t(proj("out")?)?,
-            b_o: bias("out")?,
-            ln2: layer_norm(w, &layer(l, "final_layer_norm"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get_t("fc1.weight")?,
-                w_gate: None,
-                b_in: get("fc1.bias")?,
-                w_out: get_t("fc2.weight")?,
-                b_out: get("fc2.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let lin = |s: &str| linear(w, &layer(l, s));
+        let mlp = MlpWeights::dense(lin("fc1")?, lin("fc2")?);
+        let qkv = qkv_with_biases(w, &layer(l, "self_attn."))?;
+        let (ln1, ln2) = (layer_norm(w, &layer(l, "self_attn_layer_norm"))?, layer_norm(w, &layer(l, "final_layer_norm"))?);
+        blocks.push(BlockWeights::new(ln1, qkv, lin("self_attn.out_proj")?, ln2, mlp));
     }
     let w_e = w.get("embed_tokens.weight")?;
     // Its own storage: the rows before position 0 are dropped, not kept under a view.
     let w_pos = w.get("embed_positions.weight")?.narrow(0, POSITION_OFFSET, cfg.n_ctx)?.force_contiguous()?;
-    // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = zeros(cfg.d_vocab, &w_e)?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w_pos), blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
 }

@@ -4,10 +4,9 @@
 //! including the unembedding (TL's `b_U`). HF stores separate `[out, in]` Q/K/V projections and
 //! the output projection as `dense`.
 
-use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, t};
+use crate::families::hf_linear::{layer_norm, linear, qkv_with_biases};
 use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -105,33 +104,13 @@ pub fn layer_tensors(cfg: &Config, l: usize) -> Vec<TensorSpec> {
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        let get = |s: &str| w.get(&layer(l, s));
-        let get_t = |s: &str| w.get_t(&layer(l, s));
-        let proj = |p: &str| get(&format!("self_attn.{p}_proj.weight"));
-        let bias = |p: &str| get(&format!("self_attn.{p}_proj.bias"));
+        let lin = |s: &str| linear(w, &layer(l, s));
         let ln1 = layer_norm(w, &layer(l, "input_layernorm"))?;
         // TL: "Layer Norm 1 and 2 are tied" (ln2 holds ln1's values; its own copy here, so
         // every weight keeps its own storage).
         let ln2 = NormWeights { w: ln1.w.as_ref().map(|x| x.copy()).transpose()?, b: ln1.b.as_ref().map(|x| x.copy()).transpose()? };
-        blocks.push(BlockWeights {
-            ln1,
-            w_qkv: t(Tensor::cat(&[proj("q")?, proj("k")?, proj("v")?], 0)?)?,
-            b_qkv: Tensor::cat(&[bias("q")?, bias("k")?, bias("v")?], 0)?,
-            w_o: get_t("self_attn.dense.weight")?,
-            b_o: get("self_attn.dense.bias")?,
-            ln2,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get_t("mlp.fc1.weight")?,
-                w_gate: None,
-                b_in: get("mlp.fc1.bias")?,
-                w_out: get_t("mlp.fc2.weight")?,
-                b_out: get("mlp.fc2.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let mlp = MlpWeights::dense(lin("mlp.fc1")?, lin("mlp.fc2")?);
+        blocks.push(BlockWeights::new(ln1, qkv_with_biases(w, &layer(l, "self_attn."))?, lin("self_attn.dense")?, ln2, mlp));
     }
     Ok(ModelWeights {
         w_e: w.get("embed_tokens.weight")?,

@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{rms_norm, t};
+use crate::families::hf_linear::{rms_norm, t, unembed};
 use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -105,29 +105,13 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         let zeros = |n: usize| Tensor::zeros(n, dtype, &dev);
         // TL: W_gate, W_in = tensor_split(gate_up_proj.weight.T, 2, dim=1).
         let gate_up = get("mlp.gate_up_proj.weight")?;
-        blocks.push(BlockWeights {
-            ln1: rms_norm(w, &layer(l, "input_layernorm.weight"))?,
-            b_qkv: zeros(cfg.qkv_width())?,
-            w_qkv,
-            w_o: get_t("self_attn.o_proj.weight")?,
-            b_o: zeros(d)?,
-            ln2: rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_gate: Some(t(gate_up.narrow(0, 0, m)?)?),
-                w_in: t(gate_up.narrow(0, m, m)?)?,
-                b_in: zeros(m)?,
-                w_out: get_t("mlp.down_proj.weight")?,
-                b_out: zeros(d)?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let mlp = MlpWeights::gated(t(gate_up.narrow(0, m, m)?)?, t(gate_up.narrow(0, 0, m)?)?, zeros(m)?, (get_t("mlp.down_proj.weight")?, zeros(d)?));
+        let (ln1, ln2) = (rms_norm(w, &layer(l, "input_layernorm.weight"))?, rms_norm(w, &layer(l, "post_attention_layernorm.weight"))?);
+        let b_qkv = zeros(cfg.qkv_width())?;
+        blocks.push(BlockWeights::new(ln1, (w_qkv, b_qkv), (get_t("self_attn.o_proj.weight")?, zeros(d)?), ln2, mlp));
     }
     let w_e = w.get("embed_tokens.weight")?;
-    // Tied: a view of W_E (processing gives W_E its own copy before writing either).
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: rms_norm(w, "norm.weight")?, w_u, b_u })
 }

@@ -17,7 +17,7 @@
 //! 2048 positions), so TL has neither and neither does this.
 
 use crate::error::{Error, Result};
-use crate::families::hf_linear::{rms_norm, t, zeros};
+use crate::families::hf_linear::{rms_norm, t, unembed, zeros};
 use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -118,28 +118,13 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         // c_attn's rows are Q, K, V, each (head, d_head): transposed, its columns are already
         // the fused w_qkv's, and its bias is b_qkv as it stands.
         let w_o = get_t("attn.c_proj.weight")?;
-        blocks.push(BlockWeights {
-            ln1: rms_norm(w, &layer(l, "ln_1.weight"))?,
-            w_qkv: t(get("attn.c_attn.weight")?)?,
-            b_qkv: get("attn.c_attn.bias")?,
-            b_o: zeros(d, &w_o)?,
-            w_o: w_o.clone(),
-            ln2: rms_norm(w, &layer(l, "ln_2.weight"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get_t("mlp.w1.weight")?,
-                w_gate: Some(get_t("mlp.w2.weight")?),
-                b_in: zeros(m, &w_o)?,
-                w_out: get_t("mlp.c_proj.weight")?,
-                b_out: zeros(d, &w_o)?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let (b_in, b_o, b_out) = (zeros(m, &w_o)?, zeros(d, &w_o)?, zeros(d, &w_o)?);
+        let mlp = MlpWeights::gated(get_t("mlp.w1.weight")?, get_t("mlp.w2.weight")?, b_in, (get_t("mlp.c_proj.weight")?, b_out));
+        let (ln1, ln2) = (rms_norm(w, &layer(l, "ln_1.weight"))?, rms_norm(w, &layer(l, "ln_2.weight"))?);
+        blocks.push(BlockWeights::new(ln1, (t(get("attn.c_attn.weight")?)?, get("attn.c_attn.bias")?), (w_o, b_o), ln2, mlp));
     }
     let w_e = w.get("wte.weight")?;
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = zeros(cfg.d_vocab, &w_e)?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: rms_norm(w, "ln_f.weight")?, w_u, b_u })
 }

@@ -15,7 +15,7 @@
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
-use crate::families::hf_linear::{layer_norm, zeros};
+use crate::families::hf_linear::{conv1d, layer_norm, unembed, zeros};
 use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -135,27 +135,13 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let get = |s: &str| w.get(&layer(l, s));
-        blocks.push(BlockWeights {
-            ln1: layer_norm(w, &layer(l, "ln_1"))?,
-            w_qkv: fused_mqa(&get("attn.q_attn.weight")?, &get("attn.kv_attn.weight")?, h, dh)?,
-            b_qkv: fused_mqa(&get("attn.q_attn.bias")?, &get("attn.kv_attn.bias")?, h, dh)?,
-            w_o: get("attn.c_proj.weight")?,
-            b_o: get("attn.c_proj.bias")?,
-            ln2: layer_norm(w, &layer(l, "ln_2"))?,
-            mlp: Some(MlpWeights {
-                ln: None,
-                w_in: get("mlp.c_fc.weight")?,
-                w_gate: None,
-                b_in: get("mlp.c_fc.bias")?,
-                w_out: get("mlp.c_proj.weight")?,
-                b_out: get("mlp.c_proj.bias")?,
-                router: None,
-            }),
-            qk_norm: None,
-            post_norms: None,
-        });
+        let c = |s: &str| conv1d(w, &layer(l, s));
+        let w_qkv = fused_mqa(&get("attn.q_attn.weight")?, &get("attn.kv_attn.weight")?, h, dh)?;
+        let b_qkv = fused_mqa(&get("attn.q_attn.bias")?, &get("attn.kv_attn.bias")?, h, dh)?;
+        let mlp = MlpWeights::dense(c("mlp.c_fc")?, c("mlp.c_proj")?);
+        blocks.push(BlockWeights::new(layer_norm(w, &layer(l, "ln_1"))?, (w_qkv, b_qkv), c("attn.c_proj")?, layer_norm(w, &layer(l, "ln_2"))?, mlp));
     }
-    let w_u = if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? };
+    let w_u = unembed(w, &w_e)?;
     let b_u = zeros(cfg.d_vocab, &w_e)?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }

@@ -72,6 +72,26 @@ pub struct MlpWeights {
     pub ln: Option<NormWeights>,
 }
 
+impl MlpWeights {
+    /// A dense MLP: `(W_in, b_in)`, `(W_out, b_out)` in the compute layout.
+    pub fn dense((w_in, b_in): (Tensor, Tensor), (w_out, b_out): (Tensor, Tensor)) -> MlpWeights {
+        MlpWeights { w_in, w_gate: None, b_in, w_out, b_out, router: None, ln: None }
+    }
+
+    /// TL's `GatedMLP`: `W_gate` beside `W_in`.
+    pub fn gated(w_in: Tensor, w_gate: Tensor, b_in: Tensor, (w_out, b_out): (Tensor, Tensor)) -> MlpWeights {
+        MlpWeights { w_in, w_gate: Some(w_gate), b_in, w_out, b_out, router: None, ln: None }
+    }
+}
+
+impl BlockWeights {
+    /// A block with its attention `(w_qkv, b_qkv)`, `(w_o, b_o)` and an MLP, without q/k norms
+    /// or post-norms.
+    pub fn new(ln1: NormWeights, (w_qkv, b_qkv): (Tensor, Tensor), (w_o, b_o): (Tensor, Tensor), ln2: NormWeights, mlp: MlpWeights) -> BlockWeights {
+        BlockWeights { ln1, w_qkv, b_qkv, w_o, b_o, ln2, mlp: Some(mlp), qk_norm: None, post_norms: None }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelWeights {
     pub w_e: Tensor,
