@@ -5,7 +5,7 @@
  */
 import test from 'ava'
 
-import { cudaBuild, cudaIsAvailable, defaultDevice, getDevice, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
+import { cudaBuild, cudaIsAvailable, defaultDevice, getDevice, HookedEncoder, HookedEncoderDecoder, HookedTransformer, Tensor, TransformerLensError } from '../src/index'
 import { assertClose, goldenOf } from './helpers/compare'
 import { golden, useFixtureHub } from './helpers/fixtures'
 
@@ -56,6 +56,14 @@ cpuOnlyTest('without a usable GPU, cuda is a clear error naming the device', asy
   t.is(e3?.code, code)
   t.is(m.device, 'cpu', 'a failed move leaves the model where it was')
   m.dispose()
+  // The encoder classes move as TL's do (to / cuda / cpu), with the same errors.
+  for (const enc of [await HookedEncoder.fromPretrained('google-bert/bert-base-cased'), await HookedEncoderDecoder.fromPretrained('google-t5/t5-small')]) {
+    t.is(enc.cpu(), enc, 'cpu() returns the model')
+    t.is(enc.device, 'cpu')
+    t.is(t.throws(() => enc.cuda(1), { instanceOf: TransformerLensError })?.code, code)
+    t.is(enc.to('cpu').device, 'cpu', 'a failed move leaves the model usable where it was')
+    enc.dispose()
+  }
 })
 
 gpuTest('GPU: a model loaded there matches TL (logits and every cached activation)', async (t) => {
