@@ -178,3 +178,17 @@ test('a corrupt qwen.tiktoken is TL_CORRUPT_FILE naming the file and line; witho
   t.teardown(() => m.dispose())
   t.is(m.tokenizer, null)
 })
+
+test('save writes qwen.tiktoken and a config naming QWenTokenizer, which load back as the same tokenizer', async (t) => {
+  const m = await qwen()
+  const dir = tempDir(t, 'tl-qwensave-')
+  m.save(dir)
+  t.true(fs.existsSync(path.join(dir, 'qwen.tiktoken')))
+  t.false(fs.existsSync(path.join(dir, 'tokenizer.json')))
+  t.deepEqual(fs.readFileSync(path.join(dir, 'qwen.tiktoken')), fs.readFileSync(path.join(SNAPSHOT, 'qwen.tiktoken')))
+  const back = await HookedTransformer.fromPretrained(dir)
+  t.teardown(() => back.dispose())
+  const tok = back.tokenizer!
+  t.deepEqual([tok.bosTokenId, tok.eosTokenId, tok.padTokenId], [TL.bos_token_id, TL.eos_token_id, TL.pad_token_id])
+  for (const p of TL.prompts) t.deepEqual(rows(back.toTokens(p.text, { prependBos: true })), p.to_tokens_bos)
+})

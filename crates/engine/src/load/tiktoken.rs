@@ -22,6 +22,8 @@ pub struct TiktokenBpe {
     ranks: HashMap<Vec<u8>, u32>,
     /// Token bytes by rank (ranks are 0..len, checked on reading).
     tokens: Vec<Vec<u8>>,
+    /// The longest token's length: longer joins of two parts are no token, unhashed.
+    longest: usize,
 }
 
 impl TiktokenBpe {
@@ -85,7 +87,8 @@ impl TiktokenBpe {
         if let Some(b) = (0..=255u8).find(|b| !ranks.contains_key(&[*b][..])) {
             return Err(format!("the single byte 0x{b:02x} is no token (every byte must be one)"));
         }
-        Ok(TiktokenBpe { ranks, tokens })
+        let longest = tokens.iter().map(Vec::len).max().unwrap_or(0);
+        Ok(TiktokenBpe { ranks, tokens, longest })
     }
 
     /// The number of ranks (the first special token's id in Qwen's tokenizer).
@@ -133,7 +136,7 @@ impl TiktokenBpe {
         let mut heap = BinaryHeap::new();
         let pair_rank = |next: &[usize], s: usize| -> u32 {
             let e = next[s];
-            if e >= n {
+            if e >= n || next[e] - s > self.longest {
                 return u32::MAX;
             }
             self.rank(&piece[s..next[e]]).unwrap_or(u32::MAX)
