@@ -83,3 +83,56 @@ fn the_class_is_found_by_name_or_by_auto_map() {
     let chars = byte_level_chars();
     assert_eq!((chars[b' ' as usize], chars[b'!' as usize], chars[0xad], chars[0xff]), ('Ġ', '!', 'Ń', 'ÿ'));
 }
+
+#[test]
+fn mutated_vocabularies_are_refused_or_work_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures/hub/models--Qwen--Qwen-1_8B");
+    let commit = std::fs::read_to_string(root.join("refs/main")).unwrap();
+    let good = std::fs::read(root.join("snapshots").join(commit.trim()).join(VOCAB_FILE)).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    let (mut loaded, mut refused) = (0, 0);
+    for _ in 0..400 {
+        let mut lines: Vec<Vec<u8>> = good.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        for _ in 0..1 + next(3) {
+            let i = next(lines.len());
+            match next(6) {
+                0 if !lines[i].is_empty() => {
+                    let j = next(lines[i].len());
+                    lines[i][j] = [b'=', b' ', b'A', b'/', b'\r', 0xff, b'9'][next(7)];
+                }
+                1 => drop(lines.remove(i)),
+                2 => lines.insert(next(lines.len()), lines[i].clone()),
+                3 => {
+                    // Swap two lines' ranks: still a valid table, other merges.
+                    let j = next(lines.len());
+                    let split = |l: &[u8]| l.iter().position(|&b| b == b' ').map(|p| (l[..p].to_vec(), l[p..].to_vec()));
+                    if let (Some((a, ra)), Some((b, rb))) = (split(&lines[i]), split(&lines[j])) {
+                        lines[i] = [a, rb].concat();
+                        lines[j] = [b, ra].concat();
+                    }
+                }
+                4 => lines.truncate(i),
+                _ => lines[i] = b"4oCU 5 6 \xe2\x80".to_vec(),
+            }
+        }
+        match TiktokenBpe::parse(&lines.join(&b'\n')) {
+            Err(why) => {
+                assert!(!why.is_empty());
+                refused += 1;
+            }
+            Ok(bpe) => {
+                let tok = QwenTiktoken::new(bpe).unwrap();
+                let ids = tok.encode("The quick brown fox, 杭州 😀 <|endoftext|>  x\n\n").unwrap();
+                assert_eq!(tok.decode(&ids, false).unwrap(), "The quick brown fox, 杭州 😀 <|endoftext|>  x\n\n");
+                loaded += 1;
+            }
+        }
+    }
+    assert!(loaded > 20 && refused > 100, "{loaded} loaded, {refused} refused");
+}
