@@ -192,3 +192,26 @@ test('save writes qwen.tiktoken and a config naming QWenTokenizer, which load ba
   t.deepEqual([tok.bosTokenId, tok.eosTokenId, tok.padTokenId], [TL.bos_token_id, TL.eos_token_id, TL.pad_token_id])
   for (const p of TL.prompts) t.deepEqual(rows(back.toTokens(p.text, { prependBos: true })), p.to_tokens_bos)
 })
+
+test("tokenizer_config.json's errors ('ignore', 'strict') decodes invalid UTF-8 as the remote code does with it", async (t) => {
+  for (const errors of ['ignore', 'strict'] as const) {
+    const dir = tempDir(t, 'tl-qwenerr-')
+    for (const f of ['qwen.tiktoken', 'tokenizer_config.json']) fs.copyFileSync(path.join(SNAPSHOT, f), path.join(dir, f))
+    const cfgPath = path.join(dir, 'tokenizer_config.json')
+    fs.writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgPath, 'utf8')), errors }))
+    const m = await HookedTransformer.fromPretrained('gpt2')
+    t.teardown(() => m.dispose())
+    await m.setTokenizer(dir)
+    TOK.decodes.forEach((d: { ids: number[] }, i: number) => {
+      const want = GOLDEN.errors[errors][i]
+      if (typeof want === 'string') t.is(m.tokenizer!.decode(d.ids), want, `${errors} ${d.ids}`)
+      else t.throws(() => m.tokenizer!.decode(d.ids), { code: 'TL_TOKENIZER' }, `${errors} ${d.ids}`)
+    })
+  }
+  const dir = tempDir(t, 'tl-qwenerr-')
+  fs.copyFileSync(path.join(SNAPSHOT, 'qwen.tiktoken'), path.join(dir, 'qwen.tiktoken'))
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'QWenTokenizer', errors: 'surrogateescape' }))
+  const m = await HookedTransformer.fromPretrained('gpt2')
+  t.teardown(() => m.dispose())
+  t.is(await rejectionCode(m.setTokenizer(dir)), 'TL_UNSUPPORTED')
+})

@@ -12,8 +12,9 @@ Writes __test__/fixtures/golden/Qwen__Qwen-1_8B/tokenizer.json:
               convert_ids_to_tokens (bytes shown as GPT-2's byte-level characters, the way the
               library shows them), decode with and without skip_special_tokens, and the
               one-token decodes TL's to_str_tokens makes; ids of deterministic fuzz strings;
-              decodes of id lists built from byte tokens (invalid UTF-8 -> errors="replace") and
-              the id lists whose decode raises
+              decodes of id lists built from byte tokens (invalid UTF-8 -> errors="replace", and
+              with the tokenizer loaded with errors="ignore" / "strict") and the id lists whose
+              decode raises
   tl          HookedTransformer.from_pretrained on the fixture: cfg defaults, to_tokens of each
               prompt (default, prepend_bos=True), of a batch (default, both BOS settings on both
               padding sides), to_str_tokens, to_string, and greedy generate (str and tokens)
@@ -114,6 +115,16 @@ def decode_or_error(tok, ids, **kw):
         return {"error": type(e).__name__}
 
 
+def errors_record():
+    """decode of decode_cases with the class's errors="ignore" and "strict" (tokenizer_config.json's
+    `errors`, an init argument)."""
+    out = {}
+    for errors in ["ignore", "strict"]:
+        tok = AutoTokenizer.from_pretrained(QWEN_ID, add_bos_token=True, trust_remote_code=True, errors=errors)
+        out[errors] = [decode_or_error(tok, ids) for ids in decode_cases(tok)]
+    return out
+
+
 def tokenizer_record(tok):
     rec = {
         "class": type(tok).__name__,
@@ -178,7 +189,8 @@ def main():
     tok = AutoTokenizer.from_pretrained(QWEN_ID, add_bos_token=True, trust_remote_code=True)
     tl_fallbacks(tok)
     assert tok.eod_id == qt.N_RANKS and len(tok) == qt.N_RANKS + qt.N_SPECIAL
-    out = {"model_id": QWEN_ID, "tokenizer": tokenizer_record(tok), "tl": tl_record(), "versions": mf.versions()}
+    out = {"model_id": QWEN_ID, "tokenizer": tokenizer_record(tok), "errors": errors_record(), "tl": tl_record(),
+           "versions": mf.versions()}
     path = mf.GOLDEN / mf.slug(QWEN_ID) / "tokenizer.json"
     # One line: most of it is id lists (indented, each id would take a line).
     path.write_text(json.dumps(out, ensure_ascii=False, default=mf.json_default) + "\n", encoding="utf8")

@@ -7,9 +7,10 @@
 //! - encoding: NFC, then tiktoken's `encode` with every special token allowed in the text: the
 //!   text is cut at each special token, each stretch between split by Qwen's `PAT_STR` (fancy
 //!   regex, as tiktoken) and each piece byte-pair encoded ([`TiktokenBpe`]);
-//! - decoding: the tokens' bytes (special tokens' text included) as UTF-8 with errors="replace"
-//!   (each invalid sequence one U+FFFD, as Python); `skip_special_tokens` keeps only the ids below
-//!   `<|endoftext|>`'s; an id outside the vocabulary is an error (tiktoken's KeyError);
+//! - decoding: the tokens' bytes (special tokens' text included) as UTF-8 with the class's
+//!   `errors` (tokenizer_config.json's, "replace" by default: each invalid sequence one U+FFFD,
+//!   as Python; "ignore" drops them, "strict" refuses them); `skip_special_tokens` keeps only the
+//!   ids below `<|endoftext|>`'s; an id outside the vocabulary is an error (tiktoken's KeyError);
 //! - vocabulary entries (`convert_ids_to_tokens`): a regular token is bytes in Python, shown here
 //!   in GPT-2's byte-level characters (`Ġ` for a space), as tokenizer.json vocabularies show them.
 
@@ -27,6 +28,48 @@ pub const ENDOFTEXT: &str = "<|endoftext|>";
 const PAT_STR: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const N_EXTRA: usize = 205;
 
+/// Python's `bytes.decode(errors=...)` handlers for invalid UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Utf8Errors {
+    Replace,
+    Ignore,
+    Strict,
+}
+
+impl Utf8Errors {
+    /// tokenizer_config.json's `errors` (absent: "replace", the class's default).
+    pub fn from_config(config: Option<&serde_json::Value>) -> Result<Self> {
+        match config.and_then(|c| c.get("errors")) {
+            None | Some(serde_json::Value::Null) => Ok(Utf8Errors::Replace),
+            Some(v) => match v.as_str() {
+                Some("replace") => Ok(Utf8Errors::Replace),
+                Some("ignore") => Ok(Utf8Errors::Ignore),
+                Some("strict") => Ok(Utf8Errors::Strict),
+                _ => Err(Error::unsupported(format!("tokenizer_config.json's errors = {v}: only \"replace\", \"ignore\" and \"strict\" are supported"))),
+            },
+        }
+    }
+
+    fn decode(self, bytes: &[u8]) -> Result<String> {
+        let mut out = String::with_capacity(bytes.len());
+        for chunk in bytes.utf8_chunks() {
+            out.push_str(chunk.valid());
+            if chunk.invalid().is_empty() {
+                continue;
+            }
+            match self {
+                Utf8Errors::Replace => out.push('\u{fffd}'),
+                Utf8Errors::Ignore => {}
+                Utf8Errors::Strict => {
+                    let bad = chunk.invalid().escape_ascii();
+                    return Err(Error::new(ErrorCode::Tokenizer, format!("the tokens' bytes are not UTF-8 (b\"{bad}\") and errors is \"strict\"")));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 pub struct QwenTiktoken {
     bpe: TiktokenBpe,
     pattern: fancy_regex::Regex,
@@ -35,6 +78,7 @@ pub struct QwenTiktoken {
     special_ids: HashMap<String, u32>,
     longest_special: usize,
     byte_chars: [char; 256],
+    errors: Utf8Errors,
 }
 
 /// Whether `tokenizer_config.json` (or config.json) names Qwen v1's class, as AutoTokenizer
@@ -71,8 +115,8 @@ fn byte_level_chars() -> [char; 256] {
 }
 
 impl QwenTiktoken {
-    pub fn read(vocab: &Path) -> Result<Self> {
-        Self::new(TiktokenBpe::read(vocab)?)
+    pub fn read(vocab: &Path, errors: Utf8Errors) -> Result<Self> {
+        Ok(QwenTiktoken { errors, ..Self::new(TiktokenBpe::read(vocab)?)? })
     }
 
     pub fn new(bpe: TiktokenBpe) -> Result<Self> {
@@ -82,7 +126,7 @@ impl QwenTiktoken {
         let start = bpe.len() as u32;
         let special_ids = specials.iter().enumerate().map(|(i, s)| (s.clone(), start + i as u32)).collect();
         let longest_special = specials.iter().map(String::len).max().unwrap_or(0);
-        Ok(QwenTiktoken { bpe, pattern, specials, special_ids, longest_special, byte_chars: byte_level_chars() })
+        Ok(QwenTiktoken { bpe, pattern, specials, special_ids, longest_special, byte_chars: byte_level_chars(), errors: Utf8Errors::Replace })
     }
 
     /// `<|endoftext|>`'s id (the remote code's `eod_id`): the first after the ranks.
@@ -170,7 +214,7 @@ impl QwenTiktoken {
             })?;
             bytes.extend_from_slice(t);
         }
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        self.errors.decode(&bytes)
     }
 
     /// `convert_ids_to_tokens` for one id: a special token's text, a regular token's bytes in

@@ -8,7 +8,7 @@ fn fixture() -> (QwenTiktoken, Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures");
     let repo = root.join("hub/models--Qwen--Qwen-1_8B");
     let commit = std::fs::read_to_string(repo.join("refs/main")).unwrap();
-    let tok = QwenTiktoken::read(&repo.join("snapshots").join(commit.trim()).join(VOCAB_FILE)).unwrap();
+    let tok = QwenTiktoken::read(&repo.join("snapshots").join(commit.trim()).join(VOCAB_FILE), Utf8Errors::Replace).unwrap();
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(root.join("golden/Qwen__Qwen-1_8B/tokenizer.json")).unwrap()).unwrap();
     (tok, golden["tokenizer"].clone())
 }
@@ -135,4 +135,24 @@ fn mutated_vocabularies_are_refused_or_work_never_panic() {
         }
     }
     assert!(loaded > 20 && refused > 100, "{loaded} loaded, {refused} refused");
+}
+
+#[test]
+fn the_errors_setting_replaces_ignores_or_refuses_invalid_utf8_as_the_remote_code() {
+    let (tok, g) = fixture();
+    let root: Value = serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures/golden/Qwen__Qwen-1_8B/tokenizer.json")).unwrap()).unwrap();
+    let cases: Vec<Vec<u32>> = g["decodes"].as_array().unwrap().iter().map(|d| ids(&d["ids"])).collect();
+    let j = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+    for name in ["ignore", "strict"] {
+        let errors = Utf8Errors::from_config(Some(&j(&format!("{{\"errors\": \"{name}\"}}")))).unwrap();
+        let t = QwenTiktoken { errors, ..QwenTiktoken::new(TiktokenBpe::parse(tok.vocab_file().as_bytes()).unwrap()).unwrap() };
+        for (i, want) in cases.iter().zip(root["errors"][name].as_array().unwrap()) {
+            match want.as_str() {
+                Some(text) => assert_eq!(t.decode(i, false).unwrap(), text, "{name} {i:?}"),
+                None => assert_eq!(t.decode(i, false).unwrap_err().code, ErrorCode::Tokenizer, "{name} {i:?}"),
+            }
+        }
+    }
+    assert_eq!(Utf8Errors::from_config(None).unwrap(), Utf8Errors::Replace);
+    assert_eq!(Utf8Errors::from_config(Some(&j(r#"{"errors": "backslashreplace"}"#))).unwrap_err().code, ErrorCode::Unsupported);
 }

@@ -87,7 +87,8 @@ impl Tokenizer {
     /// repos name none, so TL's fallbacks make `<|endoftext|>` eos, pad and bos). It adds nothing
     /// to a text, whatever `add_bos_token` says.
     pub fn load_qwen(vocab: &Path, config: Option<&serde_json::Value>, specials: Option<&serde_json::Value>) -> Result<Self> {
-        let inner = Backend::Qwen(Arc::new(QwenTiktoken::read(vocab)?));
+        let errors = qwen_tokenizer::Utf8Errors::from_config(config)?;
+        let inner = Backend::Qwen(Arc::new(QwenTiktoken::read(vocab, errors)?));
         Ok(Tokenizer::with_specials(inner, config, specials))
     }
 
@@ -152,9 +153,16 @@ impl Tokenizer {
         files.has("tokenizer.json") || (files.has(qwen_tokenizer::VOCAB_FILE) && Tokenizer::qwen_named(&files))
     }
 
+    /// As AutoTokenizer finds the class: tokenizer_config.json's, else (when it names none)
+    /// config.json's.
     fn qwen_named(files: &ModelFiles) -> bool {
-        let named = |name: &str| files.has(name) && files.read_json(name).is_ok_and(|c| qwen_tokenizer::names_qwen_class(Some(&c)));
-        named("tokenizer_config.json") || (!files.has("tokenizer_config.json") && named("config.json"))
+        let read = |name: &str| if files.has(name) { files.read_json(name).ok() } else { None };
+        let tc = read("tokenizer_config.json");
+        if qwen_tokenizer::names_qwen_class(tc.as_ref()) {
+            return true;
+        }
+        let names_one = tc.as_ref().is_some_and(|c| c.get("tokenizer_class").is_some_and(|v| !v.is_null()));
+        !names_one && qwen_tokenizer::names_qwen_class(read("config.json").as_ref())
     }
 
     /// [`Tokenizer::from_path`] as transformers' slow class of the tokenizer when `slow` (TL's
