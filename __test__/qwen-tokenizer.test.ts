@@ -128,6 +128,39 @@ test("generate (greedy) gives TL's tokens and text, invalid UTF-8 included", asy
   }
 })
 
+test("generateStream's pieces, partial characters held back, add up to TL's generated text; with errors='strict' too", async (t) => {
+  const m = await qwen()
+  const dir = tempDir(t, 'tl-qwenstrict-')
+  for (const f of fs.readdirSync(SNAPSHOT)) fs.copyFileSync(path.join(SNAPSHOT, f), path.join(dir, f))
+  const cfgPath = path.join(dir, 'tokenizer_config.json')
+  fs.writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgPath, 'utf8')), errors: 'strict' }))
+  const strict = await HookedTransformer.fromPretrained(dir)
+  t.teardown(() => strict.dispose())
+  for (const g of TL.generate) {
+    const opts = { maxNewTokens: 12, doSample: false, verbose: false }
+    let text = ''
+    for await (const chunk of m.generateStream(g.text, opts)) text += chunk.text[0]
+    t.is(g.text + text, g.str, JSON.stringify(g.text))
+    // Strict: no piece is cut mid-character; the pieces decode as the whole does, or both refuse.
+    const whole = g.tokens[0].slice(m.toTokens(g.text).shape[1])
+    let all: string | null = null
+    try {
+      all = strict.tokenizer!.decode(whole, { skipSpecialTokens: true })
+    } catch (e) {
+      t.is((e as { code?: string }).code, 'TL_TOKENIZER')
+    }
+    let pieces = ''
+    const streamed = async () => {
+      for await (const chunk of strict.generateStream(g.text, opts)) pieces += chunk.text[0]
+    }
+    if (all === null) await t.throwsAsync(streamed(), { code: 'TL_TOKENIZER' })
+    else {
+      await streamed()
+      t.is(pieces, all)
+    }
+  }
+})
+
 test('setTokenizer takes the Qwen tokenizer from a folder, a .tiktoken file or the model name', async (t) => {
   const first = TOK.prompts[7]
   for (const source of [SNAPSHOT, path.join(SNAPSHOT, 'qwen.tiktoken'), MODEL]) {
