@@ -380,7 +380,8 @@ export declare function loadModel(args: LoadArgs): Promise<NativeModel>
 
 /**
  * A folder holding tokenizer.json (with tokenizer_config.json / special_tokens_map.json when
- * present), or the path of a tokenizer JSON file.
+ * present), or the path of a tokenizer JSON file; or Qwen v1's tiktoken tokenizer: a folder with
+ * qwen.tiktoken whose tokenizer_config.json names QWenTokenizer, or a `.tiktoken` file.
  */
 export declare function loadTokenizer(path: string): Promise<NativeTokenizer>
 

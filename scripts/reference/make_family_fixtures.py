@@ -658,13 +658,17 @@ FAMILIES += santacoder_fixtures.families(Family, TokenizerSpec, LN_TINY, LN_MODE
 # (qwen_fixtures.py says how and why).
 import qwen_fixtures  # noqa: E402
 
-FAMILIES += qwen_fixtures.families(Family, QWEN2_TOKENIZER, RMS_MODES)
+FAMILIES += qwen_fixtures.families(Family, RMS_MODES)
 
 
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(spec):
     """Byte-level BPE on make_fixtures.TRAIN_TEXT (VOCAB_SIZE ids) with spec's special tokens
-    (front == () and back == (EOT,) without a normalizer is make_fixtures' GPT-2 layout)."""
+    (front == () and back == (EOT,) without a normalizer is make_fixtures' GPT-2 layout).
+    A spec with build / write / check methods makes a tokenizer of its own (Qwen v1's tiktoken
+    files, qwen_fixtures.QWenTiktokenSpec)."""
+    if hasattr(spec, "build"):
+        return spec.build()
     tok = Tokenizer(models.BPE())
     if spec.normalizer == "NFC":
         tok.normalizer = normalizers.NFC()
@@ -704,6 +708,8 @@ def build_tokenizer(spec):
 
 
 def write_tokenizer_files(spec, tok, snap):
+    if hasattr(spec, "write"):
+        return spec.write(tok, snap)
     tok.save(str(snap / "tokenizer.json"), pretty=True)
     mf.write_json(snap / "tokenizer_config.json", spec.config)
     mf.write_json(snap / "special_tokens_map.json", spec.special_tokens_map)
@@ -752,6 +758,8 @@ def check_hf_loading(fam):
     remote = {"trust_remote_code": True} if fam.hf_model_class is not None else {}
     hf_model = AutoModelForCausalLM.from_pretrained(fam.model_id, attn_implementation="eager", **remote).eval()
     assert type(hf_model).__name__ == fam.architecture, type(hf_model)
+    if hasattr(spec, "check"):
+        return (hf_model, *spec.check(fam.model_id))
     hf_tok = AutoTokenizer.from_pretrained(fam.model_id)
     assert type(hf_tok).__name__ == spec.fast_class, type(hf_tok)
     got = (hf_tok.bos_token_id, hf_tok.eos_token_id, hf_tok.unk_token_id, hf_tok.pad_token_id)

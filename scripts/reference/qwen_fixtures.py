@@ -13,21 +13,30 @@ the real repository has it. TL loads "Qwen/Qwen-" ids with trust_remote_code (it
 NEED_REMOTE_CODE_MODELS), reads config.json through AutoConfig, and its own
 `convert_qwen_weights` produces the goldens.
 
-The tokenizer is not Qwen v1's: the real one is tiktoken-based remote code (`QWenTokenizer`,
-qwen.tiktoken, no tokenizer.json). The fixture ships the byte-level BPE layout of the Qwen2
-fixture (<|endoftext|>, <|im_start|>, <|im_end|> after the learned vocabulary, as in Qwen v1's
-vocabulary; nothing added to "" so TL's tokenizer_prepends_bos is False, as QWenTokenizer gives).
+The tokenizer is Qwen v1's: tiktoken-based remote code (`QWenTokenizer`), which the fixture also
+ships itself (qwen_remote/tokenization_qwen.py, a stand-in checked against the real file by
+check_qwen_tokenizer.py) with a small `qwen.tiktoken` (qwen_tiktoken.py: 816 ranks, then the 208
+special tokens, vocab_size 1024) and the real repos' tokenizer_config.json (class and auto_map
+only); no tokenizer.json. TL loads it with trust_remote_code; nothing is added to "", so TL's
+tokenizer_prepends_bos is False, and its set_tokenizer makes <|endoftext|> the eos, pad and bos.
+qwen_tokenizer_fixtures.py records the tokenizer goldens.
 
 intermediate_size is 96, so TL's d_mlp (intermediate_size // 2) is 48; kv_channels is d_head
 (8), as in every real Qwen v1 (TL takes rotary_dim from kv_channels).
 """
+import shutil
+from pathlib import Path
+
 from qwen_remote.configuration_qwen import QWenConfig
 from qwen_remote.modeling_qwen import QWenLMHeadModel
+from transformers import AutoTokenizer
 
 import make_fixtures as mf
+import qwen_tiktoken as qt
 
-VOCAB_SIZE = mf.VOCAB_SIZE
+VOCAB_SIZE = qt.N_RANKS + qt.N_SPECIAL  # 1024: every id is a rank or a special token
 QWEN_ID = "Qwen/Qwen-1_8B"
+REMOTE = Path(__file__).resolve().parent / "qwen_remote"
 
 QWenConfig.register_for_auto_class()
 QWenLMHeadModel.register_for_auto_class("AutoModelForCausalLM")
@@ -39,18 +48,41 @@ def qwen_config():
         kv_channels=8, intermediate_size=96, layer_norm_epsilon=1e-6, max_position_embeddings=8192,
         seq_length=2048, scale_attn_weights=True, rotary_pct=1.0, rotary_emb_base=10000,
         use_dynamic_ntk=True, use_logn_attn=True, no_bias=True, tie_word_embeddings=False,
-        initializer_range=0.02, architectures=["QWenLMHeadModel"],
+        initializer_range=0.02, architectures=["QWenLMHeadModel"], tokenizer_class="QWenTokenizer",
     )
 
 
-def families(Family, tokenizer, rms_modes):
+class QWenTiktokenSpec:
+    """make_family_fixtures' tokenizer hooks for a tokenizer of its own (no tokenizer.json)."""
+
+    def build(self):
+        return qt.build_ranks()
+
+    def write(self, ranks, snap):
+        qt.write_tiktoken(ranks, snap / "qwen.tiktoken")
+        shutil.copy(REMOTE / "tokenization_qwen.py", snap / "tokenization_qwen.py")
+        mf.write_json(snap / "tokenizer_config.json", qt.TOKENIZER_CONFIG)
+
+    def check(self, model_id):
+        """AutoTokenizer (remote code) loads it; returns the prompt's ids and encode("") as TL loads it."""
+        tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)
+        assert type(tok).__name__ == "QWenTokenizer", type(tok)
+        assert len(tok) == VOCAB_SIZE and tok.eod_id == qt.N_RANKS
+        assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (None, None, None)
+        ids = tok(mf.PROMPT).input_ids
+        assert tok.decode(ids) == mf.PROMPT and tok("").input_ids == []
+        tl_tok = AutoTokenizer.from_pretrained(model_id, add_bos_token=True, trust_remote_code=True)
+        return ids, tl_tok("").input_ids
+
+
+def families(Family, rms_modes):
     return [
         Family(
             model_id=QWEN_ID,
             architecture="QWenLMHeadModel",
             seed=2631,
             config=qwen_config,
-            tokenizer=tokenizer,
+            tokenizer=QWenTiktokenSpec(),
             embedding_params=("transformer.wte.weight",),
             expect_cfg={
                 "d_model": 32, "n_heads": 4, "d_head": 8, "n_layers": 3, "d_vocab": VOCAB_SIZE,

@@ -36,6 +36,8 @@ const TORCH_WEIGHTS_INDEX = 'pytorch_model.bin.index.json'
 const TOKENIZER = 'tokenizer.json'
 const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json']
 const OPTIONAL_FILES = [TOKENIZER, ...TOKENIZER_EXTRAS, 'generation_config.json']
+/** Qwen v1's tiktoken vocabulary (its remote `QWenTokenizer`): the tokenizer of repos without tokenizer.json. */
+const TIKTOKEN_VOCAB = 'qwen.tiktoken'
 const COMMIT = /^[0-9a-f]{40}$/
 
 /** Blob downloads in flight in this process, so concurrent loads of one model share them. */
@@ -159,7 +161,8 @@ function fileFetcher(hub: HubClient, cache: RepoCache, repoId: string, commit: s
  * Downloads what loading `repoId` needs into the HF cache and returns its snapshot folder:
  * config.json, the weights (model.safetensors, else pytorch_model.bin; single file or index +
  * shards) and the tokenizer files
- * the repo has. Files already cached are not fetched again.
+ * the repo has (Qwen v1's qwen.tiktoken where there is no tokenizer.json). Files already cached
+ * are not fetched again.
  */
 export async function downloadModel(repoId: string, opts: DownloadOptions = {}): Promise<string> {
   // config.json pins the commit; every other file is asked for at that commit.
@@ -168,7 +171,9 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
   const revision = opts.revision ?? 'main'
   const fetchFile = fileFetcher(hub, cache, repoId, commit, opts.onProgress)
 
-  for (const file of OPTIONAL_FILES) await fetchFile(file, false)
+  const got = new Set<string>()
+  for (const file of OPTIONAL_FILES) if (await fetchFile(file, false)) got.add(file)
+  if (!got.has(TOKENIZER)) await fetchFile(TIKTOKEN_VOCAB, false)
   // safetensors first; PyTorch's pickles (read without running pickle code) when a repo has no other.
   const weights = async (single: string, index: string): Promise<boolean> => {
     if (await fetchFile(single, false)) return true
@@ -213,15 +218,23 @@ export async function downloadTlNativeModel(
 }
 
 /**
- * Downloads only `repoId`'s tokenizer files into the HF cache (tokenizer.json, and
- * tokenizer_config.json / special_tokens_map.json when the repo has them) and returns the
- * snapshot folder: what `setTokenizer` needs. Files already cached are not fetched again.
+ * Downloads only `repoId`'s tokenizer files into the HF cache (tokenizer.json, else Qwen v1's
+ * qwen.tiktoken, and tokenizer_config.json / special_tokens_map.json when the repo has them) and
+ * returns the snapshot folder: what `setTokenizer` needs. Files already cached are not fetched
+ * again.
  */
 export async function downloadTokenizer(repoId: string, opts: DownloadOptions = {}): Promise<string> {
-  const { hub, cache, pin } = await pinCommit(repoId, TOKENIZER, opts)
+  let pinned: Awaited<ReturnType<typeof pinCommit>>
+  try {
+    pinned = await pinCommit(repoId, TOKENIZER, opts)
+  } catch (e) {
+    if (!(e instanceof TransformerLensError) || e.code !== 'TL_MISSING_FILE') throw e
+    pinned = await pinCommit(repoId, TIKTOKEN_VOCAB, opts).catch(() => Promise.reject(e))
+  }
+  const { hub, cache, pin } = pinned
   const fetchFile = fileFetcher(hub, cache, repoId, pin.commit, opts.onProgress)
   for (const file of TOKENIZER_EXTRAS) await fetchFile(file, false)
-  // Last: a snapshot with tokenizer.json has a usable tokenizer.
+  // Last: a snapshot with tokenizer.json (or qwen.tiktoken) has a usable tokenizer.
   await store(hub, cache, pin, opts.onProgress)
   return path.join(cache.root, 'snapshots', pin.commit)
 }

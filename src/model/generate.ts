@@ -261,9 +261,18 @@ export async function* generateStream(host: GenerationHost, input: string | stri
       newTokens[r].push(t)
       if (p.stopTokens.includes(t)) finished[r] = true
       if (host.tokenizer === null) return ''
-      const full = native(() => host.native.decode(newTokens[r], true))
+      const held = !finished[r] && !last
+      let full: string
+      try {
+        full = native(() => host.native.decode(newTokens[r], true))
+      } catch (e) {
+        // A tokenizer decoding with errors="strict" (Qwen v1's tokenizer_config.json may say
+        // so) refuses an incomplete character: hold it back as below.
+        if (held && e instanceof TransformerLensError && e.code === 'TL_TOKENIZER') return ''
+        throw e
+      }
       // Hold back an incomplete multi-byte character until a later token completes it.
-      if (full.endsWith('\uFFFD') && !finished[r] && !last) return ''
+      if (full.endsWith('\uFFFD') && held) return ''
       const piece = full.startsWith(emitted[r]) ? full.slice(emitted[r].length) : full
       emitted[r] = full
       return piece

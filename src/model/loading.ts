@@ -227,8 +227,9 @@ function tokenizerRepo(name: string): string {
 
 /**
  * Where a tokenizer lives: an existing folder or tokenizer.json path as is; else a model name
- * or hub id, found in the HF cache (a snapshot with tokenizer.json) or, unless offline
- * (`localFilesOnly` / `HF_HUB_OFFLINE`), downloaded there (tokenizer files only).
+ * or hub id, found in the HF cache (a snapshot with tokenizer.json, or Qwen v1's qwen.tiktoken)
+ * or, unless offline (`localFilesOnly` / `HF_HUB_OFFLINE`), downloaded there (tokenizer files
+ * only).
  */
 export async function ensureTokenizer(name: string, opts: EnsureModelOptions = {}): Promise<string> {
   if (fs.existsSync(name)) return path.resolve(name)
@@ -237,7 +238,7 @@ export async function ensureTokenizer(name: string, opts: EnsureModelOptions = {
   }
   const l = cacheLookup(tokenizerRepo(name), opts)
   const dir = findSnapshot(l.cacheDir, l.officialName, l.revision)
-  if (dir !== null && fs.existsSync(path.join(dir, 'tokenizer.json'))) return dir
+  if (dir !== null && ['tokenizer.json', 'qwen.tiktoken'].some((f) => fs.existsSync(path.join(dir, f)))) return dir
   if (l.localOnly || offlineEnv()) throw offlineMiss(l)
   return downloadTokenizer(l.officialName, l.download)
 }

@@ -8,7 +8,8 @@ import { TokenizerView, tokenizerOwner } from './tokenizer'
 
 /**
  * A folder holding tokenizer.json (tokenizer_config.json / special_tokens_map.json beside it are
- * read when present), the path of a tokenizer.json file, a model name or hub id (HF cache, else
+ * read when present) or Qwen v1's qwen.tiktoken (with a tokenizer_config.json naming
+ * QWenTokenizer), the path of a tokenizer.json or .tiktoken file, a model name or hub id (HF cache, else
  * downloaded: tokenizer files only), or another model's `tokenizer` to share.
  */
 export type TokenizerSource = string | TokenizerView

@@ -32,7 +32,8 @@ impl Task for LoadTokenizerTask {
 }
 
 /// A folder holding tokenizer.json (with tokenizer_config.json / special_tokens_map.json when
-/// present), or the path of a tokenizer JSON file.
+/// present), or the path of a tokenizer JSON file; or Qwen v1's tiktoken tokenizer: a folder with
+/// qwen.tiktoken whose tokenizer_config.json names QWenTokenizer, or a `.tiktoken` file.
 #[napi(ts_return_type = "Promise<NativeTokenizer>")]
 pub fn load_tokenizer(path: String) -> AsyncTask<LoadTokenizerTask> {
     AsyncTask::new(LoadTokenizerTask { path })

@@ -1,7 +1,12 @@
 pub mod config;
 pub mod hub;
 pub mod safetensors;
+pub mod base64;
+pub mod qwen_tokenizer;
+pub mod tiktoken;
 pub mod tokenizer;
+pub mod tokenizer_backend;
+pub mod tokenizer_bos;
 pub mod tokenizer_check;
 pub mod torch_bin;
 pub mod torch_legacy;

@@ -42,7 +42,7 @@ pub struct Loaded {
 
 /// The model's tokenizer, as TL loads it for `tokenizer_name` (slow for "phi" names).
 pub fn load_tokenizer(files: &ModelFiles, tokenizer_name: &str) -> Result<Option<Tokenizer>> {
-    if !files.has("tokenizer.json") {
+    if !Tokenizer::in_folder(&files.dir) {
         return Ok(None);
     }
     Tokenizer::from_path_as(&files.dir, crate::load::tokenizer::tl_loads_slow(tokenizer_name)).map(Some)

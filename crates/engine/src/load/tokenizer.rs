@@ -1,6 +1,8 @@
-//! `tokenizer.json` through the HuggingFace `tokenizers` crate, with TL's BOS and padding rules.
+//! A model's tokenizer with TL's BOS and padding rules: `tokenizer.json` through the HuggingFace
+//! `tokenizers` crate, or Qwen v1's tiktoken tokenizer (`qwen.tiktoken`, no tokenizer.json).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use tokenizers::processors::template::TemplateProcessing;
@@ -8,12 +10,17 @@ use tokenizers::Tokenizer as HfTokenizer;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::load::hub::ModelFiles;
+use crate::load::qwen_tokenizer::{self, QwenTiktoken};
+use crate::load::tokenizer_backend::{tok_err, unpanicked, Backend};
+use crate::load::tokenizer_bos::adds_bos_when_asked;
+pub use crate::load::tokenizer_bos::tl_loads_slow;
 use crate::model::config::Config;
 
-/// Cloning copies the vocabulary (a model shares its tokenizer through an `Arc` instead).
+/// Cloning copies a tokenizer.json vocabulary (a model shares its tokenizer through an `Arc`
+/// instead).
 #[derive(Clone)]
 pub struct Tokenizer {
-    inner: HfTokenizer,
+    inner: Backend,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
@@ -23,48 +30,6 @@ pub struct Tokenizer {
     /// `len(tokenizer.encode("")) > 0`: the tokenizer adds BOS by itself.
     pub prepends_bos: bool,
     pub padding_side_left: bool,
-}
-
-fn tok_err(e: impl std::fmt::Display) -> Error {
-    Error::new(ErrorCode::Tokenizer, e.to_string())
-}
-
-/// transformers' fast tokenizer classes that honour `add_bos_token` (by rebuilding their
-/// post-processor), which TL passes as True when it loads a model's tokenizer; and the
-/// config.json `model_type`s whose default tokenizer is one of them.
-const ADD_BOS_CLASSES: &[&str] = &["GPTNeoXTokenizer", "LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer"];
-const ADD_BOS_MODEL_TYPES: &[&str] = &["gpt_neox", "llama", "gemma", "gemma2", "gemma3", "cohere", "phi3"];
-/// The slow (Python) classes that honour `add_bos_token` while their fast twins do not, and the
-/// `model_type`s whose default tokenizer is one of them. TL loads the tokenizer of a model
-/// whose name contains "phi" slow (`use_fast=False`), so that phi's CodeGen tokenizer adds BOS.
-const SLOW_ADD_BOS_CLASSES: &[&str] = &["GPT2Tokenizer", "CodeGenTokenizer"];
-const SLOW_ADD_BOS_MODEL_TYPES: &[&str] = &["gpt2", "gpt_neo", "gptj", "opt", "codegen", "phi"];
-
-/// TL's choice of tokenizer class for the model it loads: slow when `"phi"` is in its
-/// tokenizer name (the official name, or the folder path of a local model).
-pub fn tl_loads_slow(tokenizer_name: &str) -> bool {
-    tokenizer_name.to_lowercase().contains("phi")
-}
-
-fn adds_bos_when_asked(config: Option<&serde_json::Value>, model_config: Option<&serde_json::Value>, slow: bool) -> bool {
-    match config.and_then(|c| c.get("tokenizer_class")).and_then(|v| v.as_str()) {
-        Some(class) => {
-            let class = class.strip_suffix("Fast").unwrap_or(class);
-            ADD_BOS_CLASSES.contains(&class) || (slow && SLOW_ADD_BOS_CLASSES.contains(&class))
-        }
-        None => model_config.and_then(|c| c.get("model_type")).and_then(|v| v.as_str()).is_some_and(|t| {
-            ADD_BOS_MODEL_TYPES.contains(&t) || (slow && SLOW_ADD_BOS_MODEL_TYPES.contains(&t))
-        }),
-    }
-}
-
-/// Runs a call into `tokenizers`, turning a panic (what some malformed tokenizer files cause
-/// deep inside it) into a `TL_TOKENIZER` error instead of unwinding into the caller.
-fn unpanicked<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
-        Error::new(ErrorCode::Tokenizer, format!("the tokenizer failed to {what} (its tokenizer.json is malformed): {msg}"))
-    })
 }
 
 /// Reads a tokenizer JSON file, refusing what would make `tokenizers` panic or allocate without
@@ -108,13 +73,32 @@ impl Tokenizer {
         model_config: Option<&serde_json::Value>,
         slow: bool,
     ) -> Result<Self> {
-        let inner = read_checked(tokenizer_json)?;
+        let inner = Backend::Hf(Box::new(read_checked(tokenizer_json)?));
+        let mut tok = Tokenizer::with_specials(inner, config, specials);
+        if let Some(bos) = tok.bos_token.clone().filter(|_| adds_bos_when_asked(config, model_config, slow)) {
+            tok.add_bos(&bos, config)?;
+        }
+        tok.prepends_bos = !tok.encode_one("", true).map_err(|e| Error::corrupt(format!("{}: {}", tokenizer_json.display(), e.message)))?.is_empty();
+        Ok(tok)
+    }
+
+    /// Qwen v1's tiktoken tokenizer (`QWenTokenizer`) from its `qwen.tiktoken`, with the special
+    /// tokens of tokenizer_config.json / special_tokens_map.json when they name any (the real
+    /// repos name none, so TL's fallbacks make `<|endoftext|>` eos, pad and bos). It adds nothing
+    /// to a text, whatever `add_bos_token` says.
+    pub fn load_qwen(vocab: &Path, config: Option<&serde_json::Value>, specials: Option<&serde_json::Value>) -> Result<Self> {
+        let errors = qwen_tokenizer::Utf8Errors::from_config(config)?;
+        let inner = Backend::Qwen(Arc::new(QwenTiktoken::read(vocab, errors)?));
+        Ok(Tokenizer::with_specials(inner, config, specials))
+    }
+
+    fn with_specials(inner: Backend, config: Option<&serde_json::Value>, specials: Option<&serde_json::Value>) -> Self {
         let pick = |k: &str| special(config, k).or_else(|| special(specials, k));
         let eos_token = pick("eos_token").or_else(|| Some("<|endoftext|>".to_string()));
         let pad_token = pick("pad_token").or_else(|| eos_token.clone());
         let bos_token = pick("bos_token").or_else(|| eos_token.clone());
         let id = |t: &Option<String>| t.as_ref().and_then(|s| inner.token_to_id(s));
-        let mut tok = Tokenizer {
+        Tokenizer {
             bos_token_id: id(&bos_token),
             eos_token_id: id(&eos_token),
             pad_token_id: id(&pad_token),
@@ -126,29 +110,31 @@ impl Tokenizer {
             // tokenizer_config.json says; callers set the side with `with_padding_side`.
             padding_side_left: false,
             inner,
-        };
-        if let Some(bos) = tok.bos_token.clone().filter(|_| adds_bos_when_asked(config, model_config, slow)) {
-            tok.add_bos(&bos, config)?;
         }
-        tok.prepends_bos = !tok.encode_one("", true).map_err(|e| Error::corrupt(format!("{}: {}", tokenizer_json.display(), e.message)))?.is_empty();
-        Ok(tok)
     }
 
     /// A folder holding `tokenizer.json`, or the path of a tokenizer JSON file; the
     /// `tokenizer_config.json` and `special_tokens_map.json` beside it are read when present.
+    /// A folder with Qwen v1's `qwen.tiktoken` and no tokenizer.json, whose tokenizer_config.json
+    /// (or config.json) names `QWenTokenizer`, or the path of a `.tiktoken` file, gives Qwen v1's
+    /// tokenizer.
     pub fn from_path(path: &Path) -> Result<Self> {
         Tokenizer::from_path_as(path, false)
     }
 
-    /// [`Tokenizer::from_path`] as transformers' slow class of the tokenizer when `slow` (TL's
-    /// `use_fast=False`, see [`tl_loads_slow`]).
-    /// Writes `tokenizer.json` (with the BOS handling it has now) and a `tokenizer_config.json`
-    /// naming its special tokens, which [`Tokenizer::from_path_as`] reads back as it was.
+    /// Writes the tokenizer's files (`tokenizer.json` with the BOS handling it has now, or Qwen
+    /// v1's `qwen.tiktoken`) and a `tokenizer_config.json` naming its special tokens (and class,
+    /// for Qwen v1), which [`Tokenizer::from_path_as`] reads back as it was.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let json = self.inner.to_string(true).map_err(tok_err)?;
         let io = |e: std::io::Error| Error::new(ErrorCode::Io, format!("cannot write the tokenizer to {}: {e}", dir.display()));
-        std::fs::write(dir.join("tokenizer.json"), json).map_err(io)?;
         let mut cfg = serde_json::Map::new();
+        match &self.inner {
+            Backend::Hf(t) => std::fs::write(dir.join("tokenizer.json"), t.to_string(true).map_err(tok_err)?).map_err(io)?,
+            Backend::Qwen(q) => {
+                std::fs::write(dir.join(qwen_tokenizer::VOCAB_FILE), q.vocab_file()).map_err(io)?;
+                cfg.insert("tokenizer_class".into(), qwen_tokenizer::CLASS.into());
+            }
+        }
         for (k, v) in [("bos_token", &self.bos_token), ("eos_token", &self.eos_token), ("pad_token", &self.pad_token)] {
             if let Some(v) = v {
                 cfg.insert(k.into(), serde_json::Value::String(v.clone()));
@@ -160,18 +146,47 @@ impl Tokenizer {
         Ok(())
     }
 
+    /// Whether `dir` holds a tokenizer [`Tokenizer::from_path`] reads: tokenizer.json, or Qwen
+    /// v1's qwen.tiktoken named by its config.
+    pub fn in_folder(dir: &Path) -> bool {
+        let files = ModelFiles { dir: dir.to_path_buf() };
+        files.has("tokenizer.json") || (files.has(qwen_tokenizer::VOCAB_FILE) && Tokenizer::qwen_named(&files))
+    }
+
+    /// As AutoTokenizer finds the class: tokenizer_config.json's, else (when it names none)
+    /// config.json's.
+    fn qwen_named(files: &ModelFiles) -> bool {
+        let read = |name: &str| if files.has(name) { files.read_json(name).ok() } else { None };
+        let tc = read("tokenizer_config.json");
+        if qwen_tokenizer::names_qwen_class(tc.as_ref()) {
+            return true;
+        }
+        let names_one = tc.as_ref().is_some_and(|c| c.get("tokenizer_class").is_some_and(|v| !v.is_null()));
+        !names_one && qwen_tokenizer::names_qwen_class(read("config.json").as_ref())
+    }
+
+    /// [`Tokenizer::from_path`] as transformers' slow class of the tokenizer when `slow` (TL's
+    /// `use_fast=False`, see [`tl_loads_slow`]).
     pub fn from_path_as(path: &Path, slow: bool) -> Result<Self> {
         let (file, dir) = if path.is_dir() {
             (path.join("tokenizer.json"), path.to_path_buf())
         } else {
             (path.to_path_buf(), path.parent().map(Path::to_path_buf).unwrap_or_default())
         };
+        let files = ModelFiles { dir };
+        let optional = |name: &str| if files.has(name) { files.read_json(name).map(Some) } else { Ok(None) };
+        let qwen_vocab = if path.is_dir() {
+            Some(files.path(qwen_tokenizer::VOCAB_FILE)).filter(|v| !file.is_file() && v.is_file() && Tokenizer::qwen_named(&files))
+        } else {
+            Some(file.clone()).filter(|f| f.is_file() && f.extension().is_some_and(|e| e == "tiktoken"))
+        };
+        if let Some(vocab) = qwen_vocab {
+            return Tokenizer::load_qwen(&vocab, optional("tokenizer_config.json")?.as_ref(), optional("special_tokens_map.json")?.as_ref());
+        }
         if !file.is_file() {
             let what = if path.is_dir() { format!("there is no tokenizer.json in {}", path.display()) } else { format!("{} does not exist", path.display()) };
             return Err(Error::new(ErrorCode::MissingFile, what));
         }
-        let files = ModelFiles { dir };
-        let optional = |name: &str| if files.has(name) { files.read_json(name).map(Some) } else { Ok(None) };
         let (cfg, specials) = (optional("tokenizer_config.json")?, optional("special_tokens_map.json")?);
         let model_config = optional("config.json").ok().flatten();
         Tokenizer::load(&file, cfg.as_ref(), specials.as_ref(), model_config.as_ref(), slow)
@@ -200,7 +215,8 @@ impl Tokenizer {
             .special_tokens(specials)
             .build()
             .map_err(|e| Error::corrupt(format!("cannot add the BOS token {bos:?}: {e}")))?;
-        self.inner.with_post_processor(Some(template));
+        let hf = self.inner.hf_mut().ok_or_else(|| Error::new(ErrorCode::Internal, "only a tokenizer.json tokenizer takes a BOS post-processor"))?;
+        hf.with_post_processor(Some(template));
         Ok(())
     }
 
@@ -214,7 +230,7 @@ impl Tokenizer {
     pub fn apply_to_config(&self, cfg: &mut Config) {
         cfg.tokenizer_prepends_bos = Some(self.prepends_bos);
         if cfg.d_vocab == 0 {
-            cfg.d_vocab = self.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1);
+            cfg.d_vocab = self.inner.vocab_max_id_plus_1();
         }
         if cfg.d_vocab_out == -1 {
             cfg.d_vocab_out = cfg.d_vocab as i64;
@@ -222,8 +238,7 @@ impl Tokenizer {
     }
 
     pub fn encode_one(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let enc = unpanicked("encode", || self.inner.encode(text, add_special))?.map_err(tok_err)?;
-        Ok(enc.get_ids().to_vec())
+        self.inner.encode(text, add_special)
     }
 
     /// transformers' `tokenizer(text, truncation=True, max_length=m)`: the text's tokens cut to
@@ -235,22 +250,43 @@ impl Tokenizer {
     /// transformers' `tokenizer(a, b, truncation=True, max_length=max_len)` for one text or a
     /// pair, as TL's encoder classes call it: ids with the special tokens, and token type ids
     /// (the post-processor's: 1 on the second segment). Truncation is transformers'
-    /// `longest_first`, leaving room for the special tokens.
+    /// `longest_first`, leaving room for the special tokens. tokenizer.json tokenizers only.
     pub fn encode_typed(&self, a: &str, b: Option<&str>, max_len: Option<usize>) -> Result<(Vec<u32>, Vec<u32>)> {
         use tokenizers::tokenizer::PostProcessor;
         use tokenizers::utils::truncation::{truncate_encodings, TruncationParams};
-        let enc = |s: &str| -> Result<tokenizers::Encoding> { unpanicked("encode", || self.inner.encode(s, false))?.map_err(tok_err) };
+        let inner = self.inner.hf().ok_or_else(|| Error::unsupported("Qwen v1's tiktoken tokenizer does not encode text pairs or token types (TL's encoder models use tokenizer.json tokenizers)"))?;
+        let enc = |s: &str| -> Result<tokenizers::Encoding> { unpanicked("encode", || inner.encode(s, false))?.map_err(tok_err) };
         let (first, second) = (enc(a)?, b.map(enc).transpose()?);
         let (first, second) = match max_len {
             Some(m) => {
-                let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(second.is_some()));
+                let added = inner.get_post_processor().map_or(0, |p| p.added_tokens(second.is_some()));
                 let params = TruncationParams { max_length: m.saturating_sub(added), ..Default::default() };
                 truncate_encodings(first, second, &params).map_err(tok_err)?
             }
             None => (first, second),
         };
-        let out = unpanicked("encode", || self.inner.post_process(first, second, true))?.map_err(tok_err)?;
+        let out = unpanicked("encode", || inner.post_process(first, second, true))?.map_err(tok_err)?;
         Ok((out.get_ids().to_vec(), out.get_type_ids().to_vec()))
+    }
+
+    /// One text's ids as TL's `to_tokens` has the tokenizer make them: with BOS added when
+    /// `prepend_bos` and the tokenizer does not add it itself (TL writes `bos_token + text` and
+    /// tokenizes that; Qwen v1's tokenizer so too, since its NFC can join the two, while a
+    /// tokenizer.json tokenizer splits its special tokens off first, so the id goes in front),
+    /// or the tokenizer's own BOS removed when not `prepend_bos`.
+    fn to_token_ids(&self, text: &str, prepend_bos: bool) -> Result<Vec<u32>> {
+        if prepend_bos && !self.prepends_bos && self.inner.qwen().is_some() {
+            let bos = self.bos_token.as_deref().ok_or_else(|| tok_err("the tokenizer has no BOS token to prepend"))?;
+            return self.encode_one(&format!("{bos}{text}"), true);
+        }
+        let mut ids = self.encode_one(text, true)?;
+        if prepend_bos && !self.prepends_bos {
+            let bos = self.bos_token_id.ok_or_else(|| tok_err("the tokenizer has no BOS token to prepend"))?;
+            ids.insert(0, bos);
+        } else if !prepend_bos && self.prepends_bos && !ids.is_empty() && Some(ids[0]) == self.bos_token_id {
+            ids.remove(0);
+        }
+        Ok(ids)
     }
 
     /// TL's `to_tokens`: `[batch, pos]` int64, padded to the longest row.
@@ -264,13 +300,7 @@ impl Tokenizer {
     ) -> Result<Tensor> {
         let mut rows = Vec::with_capacity(texts.len());
         for t in texts {
-            let mut ids = self.encode_one(t, true)?;
-            if prepend_bos && !self.prepends_bos {
-                let bos = self.bos_token_id.ok_or_else(|| tok_err("the tokenizer has no BOS token to prepend"))?;
-                ids.insert(0, bos);
-            } else if !prepend_bos && self.prepends_bos && !ids.is_empty() && Some(ids[0]) == self.bos_token_id {
-                ids.remove(0);
-            }
+            let mut ids = self.to_token_ids(t, prepend_bos)?;
             if let Some(m) = max_len {
                 ids.truncate(m);
             }
@@ -296,7 +326,7 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        unpanicked("decode", || self.inner.decode(ids, skip_special))?.map_err(tok_err)
+        self.inner.decode(ids, skip_special)
     }
 
     /// One string per token, as TL's `to_str_tokens`.
@@ -309,41 +339,19 @@ impl Tokenizer {
     }
 
     /// The vocabulary entry of `id` (`Ġthe`, not its decoded text), as transformers'
-    /// `convert_ids_to_tokens`; None for an id the vocabulary lacks.
+    /// `convert_ids_to_tokens` (Qwen v1's byte tokens in the same byte-level characters); None
+    /// for an id the vocabulary lacks.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
-        unpanicked("look up a token", || self.inner.id_to_token(id)).ok().flatten()
+        self.inner.id_to_token(id)
     }
 
-    /// transformers' `tokenizer.vocab_size`: the model's vocabulary without added tokens.
+    /// transformers' `tokenizer.vocab_size`: the model's vocabulary without added tokens
+    /// (QWenTokenizer's counts its special tokens).
     pub fn base_vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(false)
+        self.inner.base_vocab_size()
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn slow_gpt2_style_classes_add_bos_only_when_tl_loads_them_slow() {
-        assert!(tl_loads_slow("microsoft/phi-2") && tl_loads_slow("microsoft/Phi-3-mini-4k-instruct"));
-        assert!(!tl_loads_slow("gpt2") && !tl_loads_slow("Qwen/Qwen3-0.6B"));
-        let class = |c: &str| json!({ "tokenizer_class": c });
-        for c in ["CodeGenTokenizer", "GPT2Tokenizer", "GPT2TokenizerFast"] {
-            assert!(adds_bos_when_asked(Some(&class(c)), None, true), "{c} slow");
-            assert!(!adds_bos_when_asked(Some(&class(c)), None, false), "{c} fast");
-        }
-        // Llama's fast class rebuilds its post-processor too; Qwen2's classes never add BOS.
-        assert!(adds_bos_when_asked(Some(&class("LlamaTokenizer")), None, false));
-        assert!(!adds_bos_when_asked(Some(&class("Qwen2Tokenizer")), None, true));
-        // Without a tokenizer_class, config.json's model_type picks the class, as for AutoTokenizer.
-        let phi = json!({ "model_type": "phi" });
-        assert!(adds_bos_when_asked(None, Some(&phi), true) && !adds_bos_when_asked(None, Some(&phi), false));
-        assert!(adds_bos_when_asked(None, Some(&json!({ "model_type": "phi3" })), false));
+        self.inner.vocab_size()
     }
 }
