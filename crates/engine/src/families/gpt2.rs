@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{conv1d, layer_norm, unembed};
+use crate::families::hf_linear::{conv1d, layer_norm};
 use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
@@ -102,7 +102,9 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         let mlp = MlpWeights::dense(c("mlp.c_fc")?, c("mlp.c_proj")?);
         blocks.push(BlockWeights::new(layer_norm(w, &layer(l, "ln_1"))?, c("attn.c_attn")?, c("attn.c_proj")?, layer_norm(w, &layer(l, "ln_2"))?, mlp));
     }
-    let w_u = unembed(w, &w_e)?;
+    // Both as views ([d, v] strided): an untied lm_head (pytorch_model.bin files keep it) then
+    // takes the same processing path as the tied W_E and gives the same bits.
+    let w_u = if w.has("lm_head.weight") { w.get("lm_head.weight")?.t()? } else { w_e.t()? };
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: Some(w.get("wpe.weight")?), blocks, ln_final: layer_norm(w, "ln_f")?, w_u, b_u })
 }
