@@ -19,6 +19,7 @@ use crate::kernels::gelu_erf::gelu_erf_tensor;
 use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::softmax::softmax_last;
+use crate::model::attention::to_score_dtype;
 use crate::model::hooks::Taps;
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::weights::NormWeights;
@@ -143,9 +144,8 @@ impl Run<'_, '_, '_> {
         let v = self.blk(l, B::V, project(2)?)?;
         // TL computes a 16-bit model's scores and pattern in float32 (AbstractAttention).
         let dtype = q.dtype();
-        let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
-        let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
-        let k_t = upcast(k.transpose(1, 2)?.contiguous()?)?.transpose(2, 3)?; // [b, h, dh, k]
+        let q_ = to_score_dtype(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+        let k_t = to_score_dtype(k.transpose(1, 2)?.contiguous()?)?.transpose(2, 3)?; // [b, h, dh, k]
         let raw = q_.matmul(&k_t)?;
         let additive = mask.map(|(m, _)| m);
         let scale = cfg.attn_scale_for_layer(l);

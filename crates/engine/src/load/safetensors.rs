@@ -137,18 +137,23 @@ impl WeightFile {
     /// Tensor `name` in the model dtype, refused when a value is not finite. Its shape and dtype
     /// were checked against the header beforehand (`load::spec`).
     pub(crate) fn load(&self, name: &str) -> Result<Tensor> {
+        self.load_as(name, self.dtype)
+    }
+
+    /// `name` in `dtype` rather than the model dtype (a weight TL keeps in another dtype).
+    pub(crate) fn load_as(&self, name: &str, dtype: DType) -> Result<Tensor> {
         let st = match &self.backend {
             Backend::Safetensors { st, .. } => st,
-            Backend::Torch(t) => return t.load(name, self.dtype, &self.device),
+            Backend::Torch(t) => return t.load(name, dtype, &self.device),
         };
         let view = st.get(name).map_err(|e| self.corrupt(name, e))?;
-        if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && self.dtype == DType::F32 && self.device.is_cpu() {
+        if matches!(DType::try_from(view.dtype()), Ok(DType::F32)) && dtype == DType::F32 && self.device.is_cpu() {
             if let Some(data) = self.read_f32(name, view.data().len())? {
                 return Ok(Tensor::from_vec(data, view.shape(), &self.device)?);
             }
         }
         let t = st.load(name, &self.device).map_err(|e| self.corrupt(name, e))?;
-        let t = if t.dtype() == self.dtype { t } else { t.to_dtype(self.dtype)? };
+        let t = if t.dtype() == dtype { t } else { t.to_dtype(dtype)? };
         crate::load::spec::check_finite(&t, name)?;
         Ok(t)
     }

@@ -141,6 +141,11 @@ impl Checked<'_> {
         self.wf.load(self.stored(name)?)
     }
 
+    /// A declared, checked tensor, read in `dtype`.
+    pub fn get_as(&self, name: &str, dtype: candle_core::DType) -> Result<Tensor> {
+        self.wf.load_as(self.stored(name)?, dtype)
+    }
+
     /// A declared, checked 2-D tensor, transposed (HF's `[out, in]` → the compute layout's
     /// `[in, out]`) as it is read, in its own storage.
     pub fn get_t(&self, name: &str) -> Result<Tensor> {

@@ -102,6 +102,18 @@ fn qk_norm(x: Tensor, weight: &Tensor, eps: f64, layer: usize, hooks: [BlockHook
     Ok(norm::apply(NormKind::RMS, &w, eps, &rows, hooks, taps)?.reshape(dims)?)
 }
 
+/// The dtype TL computes attention scores and patterns in: float32 for a 16-bit model (its
+/// AbstractAttention upcasts q and k), the model's own otherwise.
+pub fn score_dtype(dtype: DType) -> DType {
+    if matches!(dtype, DType::F32 | DType::F64) { dtype } else { DType::F32 }
+}
+
+/// `t` in [`score_dtype`] of its own dtype (unchanged when already there).
+pub fn to_score_dtype(t: Tensor) -> Result<Tensor> {
+    let want = score_dtype(t.dtype());
+    Ok(if t.dtype() == want { t } else { t.to_dtype(want)? })
+}
+
 /// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, plus the
 /// ALiBi bias where there is one, masked.
 fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, alibi: Option<&Tensor>, grad: bool) -> Result<Tensor> {
@@ -188,13 +200,12 @@ pub fn forward(
         }
         None => (q, k_all),
     };
-    let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
     // Grouped K/V heads: the g query heads of a group read one K/V head, as TL's
     // repeat_interleave, without repeating K or V: [b, kv, g·q, dh] against [b, kv, dh, k].
     let groups = h / k_all.dim(1)?;
-    let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+    let q_ = to_score_dtype(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
     let q_ = if groups > 1 { q_.reshape((b, h / groups, groups * p, q_.dim(3)?))? } else { q_ };
-    let k_t = upcast(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
+    let k_t = to_score_dtype(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
     let raw = q_.matmul(&k_t)?;
     let raw = if groups > 1 { raw.reshape((b, h, p, k_len))? } else { raw };
     // ALiBi: [1, h, q, k] in the scores' dtype, by key and query index (past + i).

@@ -2,13 +2,14 @@
 //! additive term (relative position bias, causal and padding masks) before `hook_attn_scores`,
 //! no biases (TL's are zeros), with TL's hook points.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use crate::error::{Error, Result};
 use crate::kernels::attn_softmax;
 use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::linear_to;
 use crate::kernels::softmax::softmax_last;
+use crate::model::attention::to_score_dtype;
 use crate::model::config::Config;
 use crate::model::hooks::Taps;
 use crate::model::kv_cache::KvEntry;
@@ -111,9 +112,8 @@ pub fn forward(
     // A 16-bit model's scores and pattern are float32, as TL's AbstractAttention computes them
     // (q and k upcast; the bias and masks join in float32); the pattern is cast back for `@ v`.
     let dtype = q.dtype();
-    let upcast = |t: Tensor| -> Result<Tensor> { Ok(if matches!(dtype, DType::F32 | DType::F64) { t } else { t.to_dtype(DType::F32)? }) };
-    let q_ = upcast(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
-    let raw = q_.matmul(&upcast(kv.k.clone())?.transpose(2, 3)?)?; // [b, h, q, k]
+    let q_ = to_score_dtype(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+    let raw = q_.matmul(&to_score_dtype(kv.k.clone())?.transpose(2, 3)?)?; // [b, h, q, k]
     let additive = &(if additive.dtype() == raw.dtype() { additive.clone() } else { additive.to_dtype(raw.dtype())? });
     let pattern = if taps.active(hooks.scores) || !attn_softmax::fusable(&raw, Some(additive)) {
         let scores = taps.fire(hooks.scores, raw.broadcast_add(additive)?)?;

@@ -54,16 +54,9 @@ pub fn load_from_dir(dir: &Path, official_name: &str, dtype: DType, device: &Dev
     let wf = WeightFile::open(&files, dtype, &Device::Cpu)?;
     spec::bound_by_files(&cfg, &wf)?;
     let checked = spec::check_groups(&wf, &[""], weights::all_specs(&cfg))?;
-    let mut w = weights::convert(&cfg, &checked)?;
+    let w = weights::convert(&cfg, &checked, dtype)?;
     drop(checked);
     drop(wf);
-    if !matches!(dtype, DType::F32 | DType::F64) {
-        // TL's relative position embeddings stay float32 in a 16-bit model (its `.to(dtype)`
-        // misses them), so the bias joins the float32 scores unrounded.
-        let f32_file = WeightFile::open(&files, DType::F32, &Device::Cpu)?;
-        let rel = |decoder: bool| f32_file.load(&weights::rel_bias_name(decoder));
-        (w.encoder_rel, w.decoder_rel) = (rel(false)?, rel(true)?);
-    }
     let tokenizer = crate::load::model::load_tokenizer(&files, official_name)?;
     if let Some(t) = &tokenizer {
         t.apply_to_config(&mut cfg);

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::kernels::linear::linear;
+use crate::model::attention::score_dtype;
 use crate::model::config::Config;
 use crate::model::hooks::{HookSink, Taps};
 use crate::model::kv_cache::KvCache;
@@ -95,11 +96,6 @@ impl T5Model {
         crate::device::to(&t, &self.device)
     }
 
-    /// The attention scores' dtype: float32 for 16-bit models (TL upcasts q and k), else the model's.
-    fn score_dtype(&self) -> DType {
-        if self.dtype() == DType::F64 { DType::F64 } else { DType::F32 }
-    }
-
     /// TL's additive mask from a one-zero mask `[batch, pos]`: `[batch, 1, 1, pos]`, in the
     /// scores' dtype (TL's `(1 - mask) * finfo(dtype).min` is a float32 tensor).
     fn padding(&self, mask: Option<&Tensor>, b: usize, p: usize) -> Result<Option<Tensor>> {
@@ -108,7 +104,7 @@ impl T5Model {
             return Err(Error::shape(format!("the attention mask {:?} does not match the input tokens [{b}, {p}]", m.dims())));
         }
         let m = crate::device::to(&m.to_dtype(DType::F64)?, &self.device)?;
-        let add = ((1.0 - m)? * dtype_min(self.dtype()))?.to_dtype(self.score_dtype())?;
+        let add = ((1.0 - m)? * dtype_min(self.dtype()))?.to_dtype(score_dtype(self.dtype()))?;
         Ok(Some(add.reshape((b, 1, 1, p))?))
     }
 
@@ -168,7 +164,7 @@ impl T5Model {
         let ke = enc.hidden.dim(1)?;
         let cross_add = match &enc.padding {
             Some(pad) => pad.broadcast_as((b, 1, q, ke))?.contiguous()?,
-            None => Tensor::zeros((1, 1, q, ke), self.score_dtype(), &self.device)?,
+            None => Tensor::zeros((1, 1, q, ke), score_dtype(self.dtype()), &self.device)?,
         };
         for (layer, w) in self.weights.decoder.iter().enumerate() {
             aborted(abort)?;

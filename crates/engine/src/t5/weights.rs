@@ -138,8 +138,11 @@ pub fn rel_bias_name(decoder: bool) -> String {
 
 /// TL's `convert_t5_weights`: `W_U` is the shared embedding transposed (t5-small/base/large
 /// tie it); an untied checkpoint's `lm_head` is used as HF does.
-pub fn convert(cfg: &Config, c: &Checked) -> Result<T5Weights> {
-    let rel = |decoder: bool| c.get(&rel_bias_name(decoder));
+/// `dtype`: the model's. TL's relative position embeddings stay float32 in a 16-bit model (its
+/// `.to(dtype)` misses them), so the bias joins the float32 scores unrounded: they are read in
+/// the scores' dtype.
+pub fn convert(cfg: &Config, c: &Checked, dtype: candle_core::DType) -> Result<T5Weights> {
+    let rel = |decoder: bool| c.get_as(&rel_bias_name(decoder), crate::model::attention::score_dtype(dtype));
     Ok(T5Weights {
         w_e: c.get("shared.weight")?,
         w_u: c.get_t(if cfg.tie_word_embeddings { "shared.weight" } else { "lm_head.weight" })?,
