@@ -18,6 +18,8 @@ pub mod norm_affine;
 pub mod rotary;
 pub mod row_ops;
 pub mod skinny;
+mod skinny_loops;
+mod skinny_simd;
 pub mod softmax;
 pub mod split;
 pub mod threads;
