@@ -5,6 +5,7 @@
 
 pub mod attn_softmax;
 pub mod cross_entropy;
+pub mod decode_attn;
 pub mod gated;
 pub mod gelu;
 pub mod gelu_erf;
