@@ -10,6 +10,7 @@ use tl_engine::candle_core::Tensor;
 use tl_engine::generate::rng::Rng;
 use tl_engine::generate::sampling::{sample_logits, SampleOptions};
 use tl_engine::generate::{GenerateOptions, Generation};
+use tl_engine::kernels::threads::on_pool;
 use tl_engine::model::transformer::HookedModel;
 
 use crate::errors::{guard, invalid, try_lock, IntoNapi};
@@ -101,14 +102,17 @@ impl Task for StepTask {
     fn compute(&mut self) -> Result<Vec<i64>> {
         guard(|| {
             let mut g = lock(&self.inner)?;
-            let mut out = Vec::new();
-            for _ in 0..self.steps {
-                match step_once(&mut g, &self.model, &self.flags, None, self.abort.as_deref(), &self.captured)? {
-                    Some(t) => out.extend(t),
-                    None => break,
+            let g = &mut *g;
+            on_pool(|| {
+                let mut out = Vec::new();
+                for _ in 0..self.steps {
+                    match step_once(g, &self.model, &self.flags, None, self.abort.as_deref(), &self.captured)? {
+                        Some(t) => out.extend(t),
+                        None => break,
+                    }
                 }
-            }
-            Ok(out)
+                Ok(out)
+            })
         })
     }
 

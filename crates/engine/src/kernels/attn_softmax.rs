@@ -14,7 +14,7 @@ use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
 use super::{is_cpu_f32, par_rows};
 
 /// One query row: `s = s · inv_scale + mask`, then softmax over it.
-fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
+pub(super) fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
     match mask {
         Some(m) => {
             for (x, &a) in s.iter_mut().zip(m) {

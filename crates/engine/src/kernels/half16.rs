@@ -29,14 +29,46 @@ pub fn widen(s: &CpuStorage, l: &Layout) -> Option<(Vec<f32>, DType)> {
     }
 }
 
+/// The elements of an f32, bf16 or f16 CPU tensor as f32, in row-major order: an activation
+/// row, a bias or a norm's weight (a plain widening loop over its storage where it is
+/// contiguous, where candle's `to_dtype` would run an op and allocate a tensor first).
+pub fn f32_elements(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    {
+        let (st, l) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((a, b))) = (&*st, l.contiguous_offsets()) {
+            match cpu {
+                CpuStorage::F32(v) => return Ok(v[a..b].to_vec()),
+                // A shift, as `bf16::to_f32` but for a NaN's quiet bit (so that it vectorises).
+                CpuStorage::BF16(v) => return Ok(v[a..b].iter().map(|h| f32::from_bits((h.to_bits() as u32) << 16)).collect()),
+                CpuStorage::F16(v) => {
+                    let mut out = vec![0f32; b - a];
+                    v[a..b].convert_to_f32_slice(&mut out);
+                    return Ok(out);
+                }
+                _ => {}
+            }
+        }
+    }
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}
+
+/// `src` rounded to bf16 (to nearest even; a NaN stays a quiet NaN), bit for bit as
+/// `bf16::from_f32`, whose branches keep the compiler from vectorising a loop of it.
+pub fn narrow_bf16(src: &[f32]) -> Vec<bf16> {
+    src.iter()
+        .map(|&v| {
+            let x = v.to_bits();
+            let rounded = (x.wrapping_add(0x7fff + ((x >> 16) & 1)) >> 16) as u16;
+            let nan = ((x >> 16) | 0x40) as u16;
+            bf16::from_bits(if x & 0x7fff_ffff > 0x7f80_0000 { nan } else { rounded })
+        })
+        .collect()
+}
+
 /// `v` rounded to `dtype` (bf16 or f16; anything else stays f32).
 pub fn narrow(v: &[f32], dtype: DType) -> CpuStorage {
     match dtype {
-        DType::BF16 => {
-            let mut out = vec![bf16::ZERO; v.len()];
-            out.convert_from_f32_slice(v);
-            CpuStorage::BF16(out)
-        }
+        DType::BF16 => CpuStorage::BF16(narrow_bf16(v)),
         DType::F16 => {
             let mut out = vec![f16::ZERO; v.len()];
             out.convert_from_f32_slice(v);
@@ -71,5 +103,21 @@ mod tests {
         let CpuStorage::BF16(v) = narrow(&[1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8)], DType::BF16) else { panic!() };
         assert_eq!(v.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), [1.0, 1.0 + 2f32.powi(-6)]);
         Ok(())
+    }
+
+    #[test]
+    fn narrow_bf16_is_bf16_from_f32_bit_for_bit() {
+        // Every fifth f32 bit pattern (every class: zeros, subnormals, ties, the overflow to
+        // infinity, infinities, quiet and signalling NaNs of both signs), plus the edges.
+        let edges = [0u32, 0x8000_0000, 0x7f7f_ffff, 0x7f7f_8000, 0x7f80_0000, 0x7f80_0001, 0x7fc0_0000, 0xff80_0001, 0x0000_8000, 0x0001_8000, 0xffff_ffff];
+        let mut chunk = Vec::with_capacity(1 << 20);
+        let mut bits = (0..=u32::MAX).step_by(5).chain(edges).peekable();
+        while bits.peek().is_some() {
+            chunk.clear();
+            chunk.extend(bits.by_ref().take(1 << 20).map(f32::from_bits));
+            for (got, &x) in narrow_bf16(&chunk).iter().zip(&chunk) {
+                assert_eq!(got.to_bits(), bf16::from_f32(x).to_bits(), "{:#x}", x.to_bits());
+            }
+        }
     }
 }

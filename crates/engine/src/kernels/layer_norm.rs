@@ -49,17 +49,12 @@ fn rows(l: &Layout) -> usize {
     *l.shape().dims().last().unwrap_or(&1)
 }
 
-impl CustomOp1 for LayerNormPre {
-    fn name(&self) -> &'static str {
-        "tl-layer-norm"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Some(src) = f32_slice(s, l) else { return not_supported("layer_norm") };
-        let d = rows(l);
+impl LayerNormPre {
+    /// The rows of `src` (each `d` long) normalised, in f32.
+    fn normalize(&self, src: &[f32], d: usize) -> Vec<f32> {
         let mut dst = vec![0f32; src.len()];
         if d == 0 {
-            return Ok((CpuStorage::F32(dst), l.shape().clone()));
+            return dst;
         }
         for (x, y) in src.chunks_exact(d).zip(dst.chunks_exact_mut(d)) {
             let mean = if self.center { row_mean(x) } else { 0.0 };
@@ -83,7 +78,22 @@ impl CustomOp1 for LayerNormPre {
                 }
             }
         }
-        Ok((CpuStorage::F32(dst), l.shape().clone()))
+        dst
+    }
+}
+
+impl CustomOp1 for LayerNormPre {
+    fn name(&self) -> &'static str {
+        "tl-layer-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        // 16-bit input (LayerNorm only, outside autograd): computed in f32, rounded once.
+        if let Some((src, dtype)) = super::half16::widen(s, l) {
+            return Ok((super::half16::narrow(&self.normalize(&src, rows(l)), dtype), l.shape().clone()));
+        }
+        let Some(src) = f32_slice(s, l) else { return not_supported("layer_norm") };
+        Ok((CpuStorage::F32(self.normalize(src, rows(l))), l.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -228,12 +238,16 @@ pub fn rms_scale(x: &Tensor, eps: f64) -> Result<Option<Tensor>> {
 }
 
 /// Fused LayerNorm (`center`) or RMSNorm over the last dim for contiguous f32 CPU tensors
-/// (differentiable, with a fused backward); None when the caller must use the op-by-op path.
+/// (differentiable, with a fused backward), and LayerNorm for 16-bit ones outside autograd;
+/// None when the caller must use the op-by-op path.
 pub fn layer_norm_fused(x: &Tensor, eps: f64, center: bool, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Option<Tensor>> {
-    if !fusable(x) {
+    // A 16-bit LayerNorm runs in f32 and rounds once, as TL's (which casts its input to f32):
+    // the same bits as the op-by-op path. (TL's 16-bit RMSNorm multiplies by its weight in the
+    // dtype, after rounding: that one stays op by op.)
+    if !(fusable(x) || (center && super::half16::is_plain_cpu_16(x))) {
         return Ok(None);
     }
-    let vec = |t: &Tensor| -> Result<Vec<f32>> { t.to_dtype(candle_core::DType::F32)?.to_vec1() };
+    let vec = super::half16::f32_elements;
     let affine = match (w, b) {
         (Some(w), b) => Some((vec(w)?, b.map(vec).transpose()?)),
         (None, None) => None,
@@ -312,6 +326,27 @@ mod tests {
         let want = x.as_tensor().broadcast_div(&s)?;
         let d = max_diff(&grad_of(&split, &x, &coef)?, &grad_of(&want, &x, &coef)?)?;
         assert!(d < 1e-5, "scale op: max grad diff {d}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_16_bit_layer_norm_is_the_op_by_op_path_bit_for_bit() -> Result<()> {
+        let dev = Device::Cpu;
+        for dtype in [candle_core::DType::BF16, candle_core::DType::F16] {
+            let x = (Tensor::randn(0.5f32, 2.0, (3, 40), &dev)? * 7.0)?.to_dtype(dtype)?;
+            let w = Tensor::randn(1f32, 0.3, 40, &dev)?.to_dtype(dtype)?;
+            let b = Tensor::randn(0f32, 0.3, 40, &dev)?.to_dtype(dtype)?;
+            let got = layer_norm_fused(&x, 1e-5, true, Some(&w), Some(&b))?.expect("taken");
+            assert_eq!(got.dtype(), dtype);
+            // norm.rs's path: cast to f32, centre and scale, `c / s * w + b`, cast back.
+            let (c, sc) = center_and_scale(&x.to_dtype(candle_core::DType::F32)?, 1e-5)?.expect("f32");
+            let want = crate::kernels::norm_affine::norm_affine(&c, &sc, Some(&w), Some(&b))?.expect("f32").to_dtype(dtype)?;
+            let bits = |t: &Tensor| -> Result<Vec<f32>> { t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1() };
+            assert_eq!(bits(&got)?, bits(&want)?, "{dtype:?}");
+        }
+        // RMSNorm in 16 bits (weight applied after rounding, in TL) is not taken.
+        let x16 = Tensor::randn(0f32, 1.0, (2, 8), &dev)?.to_dtype(candle_core::DType::BF16)?;
+        assert!(layer_norm_fused(&x16, 1e-5, false, None, None)?.is_none());
         Ok(())
     }
 }

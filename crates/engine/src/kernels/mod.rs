@@ -5,6 +5,7 @@
 
 pub mod attn_softmax;
 pub mod cross_entropy;
+pub mod decode_attn;
 pub mod gated;
 pub mod gelu;
 pub mod gelu_erf;
@@ -18,6 +19,8 @@ pub mod norm_affine;
 pub mod rotary;
 pub mod row_ops;
 pub mod skinny;
+mod skinny_loops;
+mod skinny_simd;
 pub mod softmax;
 pub mod split;
 pub mod threads;

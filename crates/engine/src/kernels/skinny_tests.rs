@@ -1,6 +1,22 @@
 //! Tests of the skinny kernel (kernels/skinny.rs), and its timing against candle's matmul.
 
 use super::*;
+use half::bf16;
+
+/// Every instruction set this CPU has, lowest first.
+fn isas() -> Vec<Isa> {
+    let mut all = vec![Isa::Plain];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if matches!(isa(), Isa::Avx512 | Isa::Avx2) {
+            all.push(Isa::Avx2);
+        }
+        if isa() == Isa::Avx512 {
+            all.push(Isa::Avx512);
+        }
+    }
+    all
+}
 
 mod checks {
     use super::*;
@@ -51,6 +67,44 @@ mod checks {
         }
     }
 
+    /// The vector loads widen as [`Elem::widen`] does, for every 16-bit pattern.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_loads_widen_every_f16_and_bf16_exactly() {
+        use crate::kernels::skinny_simd::{Avx2, Avx512, Simd};
+        #[target_feature(enable = "avx512f,avx2,f16c")]
+        unsafe fn with_avx512<W: Elem>(all: &[W], out: &mut [f32]) {
+            for (c, o) in all.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+                Avx512::store(o.as_mut_ptr(), Avx512::load(c.as_ptr()));
+            }
+        }
+        #[target_feature(enable = "avx2,f16c")]
+        unsafe fn with_avx2<W: Elem>(all: &[W], out: &mut [f32]) {
+            for (c, o) in all.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+                Avx2::store(o.as_mut_ptr(), Avx2::load(c.as_ptr()));
+            }
+        }
+        fn check<W: Elem>(all: &[W], out: &[f32]) {
+            for (g, w) in out.iter().zip(all) {
+                let w = w.widen();
+                assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{g} vs {w}");
+            }
+        }
+        let h: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        let b: Vec<bf16> = (0..=u16::MAX).map(bf16::from_bits).collect();
+        let mut out = vec![0f32; 1 << 16];
+        for level in [Isa::Avx512, Isa::Avx2] {
+            if level == Isa::Avx512 && isa() != Isa::Avx512 || isa() == Isa::Plain {
+                continue;
+            }
+            // SAFETY: 16 elements a load, on a CPU that has the instruction set.
+            unsafe { if level == Isa::Avx512 { with_avx512(&h, &mut out) } else { with_avx2(&h, &mut out) } };
+            check(&h, &out);
+            unsafe { if level == Isa::Avx512 { with_avx512(&b, &mut out) } else { with_avx2(&b, &mut out) } };
+            check(&b, &out);
+        }
+    }
+
     #[test]
     fn declines_what_it_does_not_take() -> Result<()> {
         let dev = Device::Cpu;
@@ -97,76 +151,84 @@ mod checks {
     }
 }
 
-mod timing {
+/// Every instruction set this CPU has gives, bit for bit, what the documented order of sums
+/// gives when computed one element at a time.
+mod exact {
     use super::*;
 
-    /// `cargo test --release -p tl-engine --lib skinny_timing -- --ignored --nocapture`: one
-    /// GPT-2-small decode step's products (12 layers' weights, DRAM-resident), this kernel vs
-    /// candle's matmul, per dtype.
-    #[test]
-    #[ignore]
-    fn skinny_timing() -> Result<()> {
-        let dev = Device::Cpu;
-        let shapes = [(768usize, 2304usize), (768, 768), (768, 3072), (3072, 768)];
-        for dtype in [DType::F32, DType::BF16, DType::F16] {
-            let hot = std::env::var("SKINNY_HOT").is_ok();
-            let ws: Vec<Tensor> = (0..12).flat_map(|_| shapes.iter().map(|&(k, n)| Tensor::randn(0f32, 1.0, (k, n), &dev).unwrap().to_dtype(dtype).unwrap())).collect();
-            let ws: Vec<Tensor> = if hot { (0..48).map(|i| ws[i % 4].clone()).collect() } else { ws };
-            let bytes: usize = ws.iter().map(|w| w.elem_count() * dtype.size_in_bytes()).sum();
-            for m in [1usize, 8] {
-                let x = Tensor::randn(0f32, 1.0, (m, 768), &dev)?.to_dtype(dtype)?;
-                let x3 = Tensor::randn(0f32, 1.0, (m, 3072), &dev)?.to_dtype(dtype)?;
-                let xs = |w: &Tensor| if w.dim(0).unwrap() == 768 { &x } else { &x3 };
-                let time = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<f64> {
-                    let mut best = f64::MAX;
-                    for _ in 0..5 {
-                        let t = std::time::Instant::now();
-                        for w in &ws {
-                            f(w)?;
-                        }
-                        best = best.min(t.elapsed().as_secs_f64());
-                    }
-                    Ok(best)
-                };
-                let ours = time(&|w| Ok(linear(xs(w), w, None)?.unwrap()))?;
-                let wts: Vec<Tensor> = ws.iter().map(|w| w.t().unwrap().contiguous().unwrap().t().unwrap()).collect();
-                let mut best_t = f64::MAX;
-                for _ in 0..5 {
-                    let t = std::time::Instant::now();
-                    for w in &wts {
-                        linear(xs(w), w, None)?.unwrap();
-                    }
-                    best_t = best_t.min(t.elapsed().as_secs_f64());
-                }
-                println!("  transposed storage (dot products): {:.2} ms ({:.1} GB/s)", best_t * 1e3, bytes as f64 / best_t / 1e9);
-                // One thread's CPU time (what it costs without waiting for a core).
-                let cpu = || {
-                    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-                    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-                };
-                let t0 = cpu();
-                for w in &ws {
-                    let (k, n) = w.dims2()?;
-                    let xv: Vec<f32> = xs(w).to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                    let mut y = vec![0f32; m * n];
-                    let (st, _) = w.storage_and_layout();
-                    let Storage::Cpu(c) = &*st else { panic!() };
-                    unsafe {
-                        match c {
-                            CpuStorage::F32(v) => best(false, Job { x: &xv, m, k, w: v.as_ptr(), ld: n, n, y: y.as_mut_ptr() }, 0..n),
-                            // (the transposed path is timed through `linear` on a transposed weight.)
-                            CpuStorage::BF16(v) => best(false, Job { x: &xv, m, k, w: v.as_ptr(), ld: n, n, y: y.as_mut_ptr() }, 0..n),
-                            CpuStorage::F16(v) => best(false, Job { x: &xv, m, k, w: v.as_ptr(), ld: n, n, y: y.as_mut_ptr() }, 0..n),
-                            _ => panic!(),
+    /// `y` of [`product`] computed element by element: `fma` as the vector paths (one rounding
+    /// per multiply-add), or not, as the plain path.
+    fn reference(fma: bool, x: &[f32], m: usize, k: usize, w: &[f32], ld: usize, n: usize, transposed: bool, b: &[f32]) -> Vec<f32> {
+        let madd = |a: f32, c: f32, s: f32| if fma { a.mul_add(c, s) } else { a * c + s };
+        let mut y = vec![0f32; m * n];
+        for r in 0..m {
+            let xr = &x[r * k..(r + 1) * k];
+            for j in 0..n {
+                y[r * n + j] = if transposed {
+                    let wj = &w[j * ld..j * ld + k];
+                    let full = k / L * L;
+                    let mut lanes = [0f32; L];
+                    for kk in (0..full).step_by(L) {
+                        for l in 0..L {
+                            lanes[l] = madd(xr[kk + l], wj[kk + l], lanes[l]);
                         }
                     }
-                }
-                println!("  one thread, CPU time: {:.2} ms ({:.1} GB/s)", (cpu() - t0) * 1e3, bytes as f64 / (cpu() - t0) / 1e9);
-                let candle = time(&|w| xs(w).matmul(w))?;
-                println!("{dtype:?} m={m}: skinny {:.2} ms ({:.1} GB/s), candle {:.2} ms ({:.1} GB/s)", ours * 1e3, bytes as f64 / ours / 1e9, candle * 1e3, bytes as f64 / candle / 1e9);
+                    let mut width = L / 2;
+                    while width > 0 {
+                        for l in 0..width {
+                            lanes[l] += lanes[l + width];
+                        }
+                        width /= 2;
+                    }
+                    let s = (full..k).fold(lanes[0], |s, t| madd(xr[t], wj[t], s));
+                    b[j] + s
+                } else {
+                    let h = k_split(k);
+                    let col = |range: Range<usize>, s0: f32| range.fold(s0, |s, i| madd(xr[i], w[i * ld + j], s));
+                    if h == 0 {
+                        col(0..k, b[j])
+                    } else {
+                        col(0..h, b[j]) + col(h..k, 0.0)
+                    }
+                };
             }
         }
-        Ok(())
+        y
+    }
+
+    fn case<W: Elem>(to: impl Fn(f32) -> W, level: Isa, m: usize, k: usize, n: usize, ld: usize, transposed: bool) {
+        let seed = |i: usize, s: usize| (((i * 2654435761 + s * 40503) >> 5) % 2001) as f32 / 1000.0 - 1.0;
+        let x: Vec<f32> = (0..m * k).map(|i| seed(i, 1)).collect();
+        let len = if transposed { (n - 1) * ld + k } else { (k - 1) * ld + n };
+        let w: Vec<W> = (0..len).map(|i| to(seed(i, 2))).collect();
+        let b: Vec<f32> = (0..n).map(|i| seed(i, 3)).collect();
+        let got = product(level, &x, m, k, &w, ld, n, transposed, Some(&b));
+        let wide: Vec<f32> = w.iter().map(|v| v.widen()).collect();
+        let want = reference(level != Isa::Plain, &x, m, k, &wide, ld, n, transposed, &b);
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.to_bits(), e.to_bits(), "{level:?} m{m} k{k} n{n} ld{ld} transposed {transposed} at {i}: {g} vs {e}");
+        }
+    }
+
+    #[test]
+    fn every_path_sums_in_the_documented_order() {
+        // Tails of k and n (not multiples of 16 or of the 8-row passes), both splits, a large
+        // product that takes both cores, and strided weights.
+        let shapes = [(37usize, 29usize, false), (300, 16, false), (770, 1100, false), (5, 40, false), (40, 99, true), (37, 20, true), (800, 301, true), (7, 3, true)];
+        for level in isas() {
+            for &(k, n, transposed) in &shapes {
+                for m in 1..=MAX_ROWS {
+                    let inner = if transposed { k } else { n };
+                    for ld in [inner, inner + 3] {
+                        case(|v| v, level, m, k, n, ld, transposed);
+                        case(bf16::from_f32, level, m, k, n, ld, transposed);
+                        case(f16::from_f32, level, m, k, n, ld, transposed);
+                    }
+                }
+            }
+        }
     }
 }
+
+#[path = "skinny_timing.rs"]
+mod timing;

@@ -4,10 +4,12 @@ use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
 use crate::kernels::attn_softmax;
+use crate::kernels::decode_attn;
 use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::mask_fill::mask_fill;
 use crate::kernels::rotary::rotate;
+use crate::kernels::skinny::MAX_ROWS;
 use crate::kernels::softmax::softmax_last;
 use crate::model::config::Config;
 use crate::model::hooks::{BlockHook, Taps};
@@ -137,6 +139,39 @@ fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, alibi
     Ok(scores)
 }
 
+/// `hook_pattern`'s input `[b, h, q, k]`: the scores `q·k` (`q` `[b, q, h, dh]`, `k_all` `[b,
+/// kv, k, dh]`) in f32, scaled, soft-capped, biased and masked (`hook_attn_scores` sees them),
+/// then softmax; or, when nothing observes the scores, scale, mask and softmax fused.
+#[allow(clippy::too_many_arguments)]
+fn pattern(cfg: &Config, layer: usize, q: &Tensor, k_all: Tensor, plan: &MaskPlan, alibi: Option<&Tensor>, fused_mask: Option<&Tensor>, inv_scale: f32, taps: &mut Taps) -> Result<Tensor> {
+    let (b, p, h, _) = q.dims4()?;
+    let k_len = k_all.dim(2)?;
+    // Grouped K/V heads: the g query heads of a group read one K/V head, as TL's
+    // repeat_interleave, without repeating K or V: [b, kv, g·q, dh] against [b, kv, dh, k].
+    let groups = h / k_all.dim(1)?;
+    let q_ = to_score_dtype(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
+    let q_ = if groups > 1 { q_.reshape((b, h / groups, groups * p, q_.dim(3)?))? } else { q_ };
+    let k_t = to_score_dtype(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
+    let raw = q_.matmul(&k_t)?;
+    let raw = if groups > 1 { raw.reshape((b, h, p, k_len))? } else { raw };
+    let fuse = cfg.attn_scores_soft_cap <= 0.0 && !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, fused_mask);
+    let pattern = if fuse {
+        // Nothing observes the scores: scale, mask and softmax in one pass over the product.
+        attn_softmax::scale_mask_softmax_(&raw, inv_scale, fused_mask)?;
+        raw
+    } else {
+        let scores = masked_scores(cfg, layer, raw, plan, alibi, taps.grad_mode())?;
+        let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
+        let mut pattern = softmax_last(&scores)?;
+        if let Some(live) = &plan.live_rows {
+            // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
+            pattern = mask_fill(&pattern, live, 0.0)?;
+        }
+        pattern
+    };
+    taps.block(layer, BlockHook::Pattern, pattern)
+}
+
 pub fn forward(
     arch: &Arch,
     layer: usize,
@@ -149,8 +184,10 @@ pub fn forward(
     let cfg = &arch.cfg;
     let (h, kv_heads) = (cfg.n_heads, cfg.kv_heads());
     let (q, k, v) = match &input {
-        // On a GPU one product for Q, K and V beats three narrow ones.
-        AttnInput::Shared(x) if !x.device().is_cpu() => project_fused(x, w, cfg)?,
+        // On a GPU one product for Q, K and V beats three narrow ones, and so it does for a
+        // decode step's few rows on the CPU (one contiguous stream of W_QKV instead of three
+        // strided ones, one split between the cores instead of three; the same sums).
+        AttnInput::Shared(x) if !x.device().is_cpu() || x.elem_count() / cfg.d_model.max(1) <= MAX_ROWS => project_fused(x, w, cfg)?,
         AttnInput::Shared(x) => (project_shared(x, w, cfg, 0)?, project_shared(x, w, cfg, 1)?, project_shared(x, w, cfg, 2)?),
         AttnInput::Separate { q, k, v } => (project_shared(q, w, cfg, 0)?, project_shared(k, w, cfg, 1)?, project_shared(v, w, cfg, 2)?),
         AttnInput::PerHead { q, k, v } => (project_per_head(q, w, cfg, 0)?, project_per_head(k, w, cfg, 1)?, project_per_head(v, w, cfg, 2)?),
@@ -200,51 +237,41 @@ pub fn forward(
         }
         None => (q, k_all),
     };
-    // Grouped K/V heads: the g query heads of a group read one K/V head, as TL's
-    // repeat_interleave, without repeating K or V: [b, kv, g·q, dh] against [b, kv, dh, k].
-    let groups = h / k_all.dim(1)?;
-    let q_ = to_score_dtype(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
-    let q_ = if groups > 1 { q_.reshape((b, h / groups, groups * p, q_.dim(3)?))? } else { q_ };
-    let k_t = to_score_dtype(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
-    let raw = q_.matmul(&k_t)?;
-    let raw = if groups > 1 { raw.reshape((b, h, p, k_len))? } else { raw };
-    // ALiBi: [1, h, q, k] in the scores' dtype, by key and query index (past + i).
+    // Scores in f32 (f64 for an f64 model), and ALiBi folded into the additive mask (per head:
+    // [rows, h, q, k]) for the fused passes.
+    let score_dtype = score_dtype(dtype);
     let alibi = match &arch.alibi {
-        Some(slopes) => Some(crate::model::alibi::bias(slopes, plan.past, p, raw.device())?.to_dtype(raw.dtype())?),
+        Some(slopes) => Some(crate::model::alibi::bias(slopes, plan.past, p, q.device())?.to_dtype(score_dtype)?),
         None => None,
     };
-    // The fused pass takes ALiBi folded into the additive mask (per head: [rows, h, q, k]).
     let fused_mask = match (plan.additive.as_ref(), &alibi) {
         (Some(m), Some(a)) => Some(m.broadcast_add(a)?.contiguous()?),
         (None, Some(a)) => Some(a.clone()),
         (m, None) => m.cloned(),
     };
-    let mask = fused_mask.as_ref();
-    let fuse = cfg.attn_scores_soft_cap <= 0.0 && !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, mask);
-    let pattern = if fuse {
-        // Nothing observes the scores: scale, mask and softmax in one pass over the product.
-        attn_softmax::scale_mask_softmax_(&raw, (1.0 / cfg.attn_scale_for_layer(layer)) as f32, mask)?;
-        raw
-    } else {
-        let scores = masked_scores(cfg, layer, raw, plan, alibi.as_ref(), taps.grad_mode())?;
-        let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
-        let mut pattern = softmax_last(&scores)?;
-        if let Some(live) = &plan.live_rows {
-            // A query with nothing to attend to gets a zero pattern, as TL's NaN → 0.
-            pattern = mask_fill(&pattern, live, 0.0)?;
+    let inv_scale = (1.0 / cfg.attn_scale_for_layer(layer)) as f32;
+    // Nothing observes the scores or the pattern: a decode step's few queries go straight from
+    // the KV cache to z.
+    let observed = cfg.attn_scores_soft_cap > 0.0
+        || taps.grad_mode()
+        || taps.block_active(layer, BlockHook::AttnScores)
+        || taps.block_active(layer, BlockHook::Pattern);
+    let direct = if observed { None } else { decode_attn::attend(&q, &k_all, &v_all, fused_mask.as_ref(), inv_scale)? };
+    let z = match direct {
+        Some(z) => z,
+        None => {
+            let pattern = pattern(cfg, layer, &q, k_all, plan, alibi.as_ref(), fused_mask.as_ref(), inv_scale, taps)?;
+            let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
+            let groups = h / v_all.dim(1)?;
+            let z = if groups > 1 {
+                let grouped = matmul_any(&pattern.reshape((b, h / groups, groups * p, k_len))?, &v_all)?;
+                grouped.reshape((b, h, p, v_all.dim(3)?))?
+            } else {
+                matmul_any(&pattern, &v_all)?
+            };
+            z.transpose(1, 2)?.contiguous()? // [b, q, h, dh]
         }
-        pattern
     };
-    let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
-    let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
-
-    let z = if groups > 1 {
-        let grouped = matmul_any(&pattern.reshape((b, h / groups, groups * p, k_len))?, &v_all)?;
-        grouped.reshape((b, h, p, v_all.dim(3)?))?
-    } else {
-        matmul_any(&pattern, &v_all)?
-    };
-    let z = z.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
     let z = taps.block(layer, BlockHook::Z, z)?;
 
     let (d, dh) = (cfg.d_model, cfg.d_head);
