@@ -39,6 +39,8 @@ export declare class NativeEncoder {
   nspHead(pooled: NativeTensor): NativeTensor
   /** TL's state dict: keys in TL's order, tensors in TL's layouts. */
   stateDict(): Array<NamedTensor>
+  /** Sets one of the hook flags TL's `BertBlock` reads (`model.cfg.use_attn_result = True`). */
+  setFlag(name: string, value: boolean): void
   /** TL's `model.to(device)`: moves the weights; later runs follow. */
   toDevice(device: string): void
   get device(): string
@@ -82,6 +84,8 @@ export declare class NativeEncoderDecoder {
   generateWithHooks(tokens: NativeTensor, attentionMask: NativeTensor | undefined | null, args: T5GenerateArgs, flags: Array<number>, hook: (arg0: number, arg1: NativeTensor) => unknown): NativeTensor
   /** TL's `state_dict()`. */
   stateDict(): Array<NamedTensor>
+  /** Sets one of the hook flags TL's `T5Block` reads (`model.cfg.use_attn_in = True`, ...). */
+  setFlag(name: string, value: boolean): void
   toDevice(device: string): void
   get device(): string
   /** The model dtype's name. */

@@ -5,7 +5,7 @@ import { fromNative, native, nativeAsync, TransformerLensError } from '../errors
 import type { FactoredMatrix } from '../factored-matrix'
 import type { FwdHook } from '../hooks/hook-point'
 import { abortableDispatch, compilePlan } from '../hooks/plan'
-import { HookedRootModule } from '../hooks/root-module'
+import { FlaggedModule } from '../hooks/flagged-module'
 import { withAbort } from '../model/abort'
 import { namesFilterFn, NamesFilter } from '../model/generate'
 import type { HookedTransformer } from '../model/hooked-transformer'
@@ -55,7 +55,7 @@ export type EncoderDecoderInput = string | string[] | Tensor
  * buckets. TL 2.16.1's decoder has neither (a decoder position attends to later ones), so its
  * decoder logits differ from HF's; the encoder and the hook names are TL's.
  */
-export class HookedEncoderDecoder extends HookedRootModule {
+export class HookedEncoderDecoder extends FlaggedModule {
   #n: binding.NativeEncoderDecoder | null
   #cfg: HookedEncoderDecoderConfig
 
@@ -99,6 +99,22 @@ export class HookedEncoderDecoder extends HookedRootModule {
   /** TL's config (snake_case fields). */
   get cfg(): HookedEncoderDecoderConfig {
     return this.#cfg
+  }
+
+  // TL's hook flags (setUseAttnResult, setUseSplitQkvInput, setUseHookMlpIn from FlaggedModule).
+  // Under use_split_qkv_input / use_attn_in the decoder's cross-attention runs as without them
+  // (TL 2.16.1 fails there).
+  protected applyHookFlag(name: string, value: boolean): void {
+    native(() => this.#native.setFlag(name, value))
+    this.#cfg = JSON.parse(this.#native.configJson())
+  }
+  /**
+   * `cfg.use_attn_in`: `hook_attn_in` fires with the self-attention's input repeated per head
+   * (`[batch, pos, n_heads, d_model]`), and in the decoder `hook_cross_attn_in` on a copy of
+   * `hook_resid_mid`. Excludes `use_split_qkv_input`.
+   */
+  setUseAttnIn(v: boolean): void {
+    this.setHookFlag('use_attn_in', v)
   }
 
   /** The device the weights are on. */

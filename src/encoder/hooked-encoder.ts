@@ -2,7 +2,7 @@ import { ActivationCache } from '../cache/activation-cache'
 import { native, nativeAsync, TransformerLensError } from '../errors'
 import { FactoredMatrix } from '../factored-matrix'
 import { fireForwardHooks, type FwdHook } from '../hooks/hook-point'
-import { HookedRootModule } from '../hooks/root-module'
+import { FlaggedModule } from '../hooks/flagged-module'
 import * as circuits from '../model/circuits'
 import type { HookedTransformer } from '../model/hooked-transformer'
 import { ensureModel, EnsureModelOptions } from '../model/loading'
@@ -57,7 +57,7 @@ export function encoderInternals(model: HookedEncoder): EncoderInternals {
  * head, pooler and NSP head) with a hook point at every TL activation, running in Rust. As in
  * TL, weights are loaded without processing.
  */
-export class HookedEncoder extends HookedRootModule {
+export class HookedEncoder extends FlaggedModule {
   #n: binding.NativeEncoder | null
   #cfg: HookedEncoderConfig
 
@@ -116,6 +116,11 @@ export class HookedEncoder extends HookedRootModule {
   /** Whether a tokenizer was loaded with the model (TL's `model.tokenizer is not None`). */
   get hasTokenizer(): boolean {
     return this.#native.hasTokenizer()
+  }
+
+  protected applyHookFlag(name: string, value: boolean): void {
+    native(() => this.#native.setFlag(name, value))
+    this.#cfg = JSON.parse(this.#native.configJson())
   }
 
   // ---- tokenization ----

@@ -498,26 +498,16 @@ export class HookedTransformer extends WeightProperties {
     return this.to('cpu')
   }
 
-  #setFlag(name: string, value: boolean): void {
-    boolArg(name, value)
+  protected applyHookFlag(name: string, value: boolean): void {
     native(() => this.#native.setFlag(name, value))
     this.#cfg = this.#refresh(this.#native)
   }
-  setUseAttnResult(v: boolean): void {
-    this.#setFlag('use_attn_result', v)
-  }
-  setUseSplitQkvInput(v: boolean): void {
-    this.#setFlag('use_split_qkv_input', v)
-  }
-  setUseHookMlpIn(v: boolean): void {
-    this.#setFlag('use_hook_mlp_in', v)
-  }
   setUseAttnIn(v: boolean): void {
-    this.#setFlag('use_attn_in', v)
+    this.setHookFlag('use_attn_in', v)
   }
   /** TL's `set_ungroup_grouped_query_attention`: K/V hooks (and the KV cache) see one head per query head. */
   setUngroupGroupedQueryAttention(v: boolean): void {
-    this.#setFlag('ungroup_grouped_query_attention', v)
+    this.setHookFlag('ungroup_grouped_query_attention', v)
   }
 
   /** TL's `to_single_str_token`: the string of one token id. */

@@ -1,6 +1,6 @@
 import { TransformerLensError } from '../errors'
 import { FactoredMatrix } from '../factored-matrix'
-import { HookedRootModule } from '../hooks/root-module'
+import { FlaggedModule } from '../hooks/flagged-module'
 import { Tensor } from '../tensor'
 import * as circuits from './circuits'
 import type { HookedTransformer } from './hooked-transformer'
@@ -30,7 +30,7 @@ function embedLn(model: HookedTransformer, x: Tensor): Tensor {
  * `accumulated_bias`, `QK`, `OV`, ...): the getters, over the functions in ./weights.ts and
  * ./circuits.ts. `HookedTransformer` extends this class.
  */
-export abstract class WeightProperties extends HookedRootModule {
+export abstract class WeightProperties extends FlaggedModule {
   get #model(): HookedTransformer {
     return this as unknown as HookedTransformer
   }

@@ -239,6 +239,17 @@ impl NativeEncoder {
         })
     }
 
+    /// Sets one of the hook flags TL's `BertBlock` reads (`model.cfg.use_attn_result = True`).
+    #[napi]
+    pub fn set_flag(&self, name: String, value: bool) -> Result<()> {
+        guard(|| {
+            let mut next = HookedEncoder::clone(&*self.m()?);
+            next.set_flag(&name, value).napi()?;
+            *self.model.borrow_mut() = Some(Arc::new(next));
+            Ok(())
+        })
+    }
+
     /// TL's `model.to(device)`: moves the weights; later runs follow.
     #[napi]
     #[allow(clippy::wrong_self_convention)]

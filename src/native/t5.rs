@@ -305,6 +305,17 @@ impl NativeEncoderDecoder {
         })
     }
 
+    /// Sets one of the hook flags TL's `T5Block` reads (`model.cfg.use_attn_in = True`, ...).
+    #[napi]
+    pub fn set_flag(&self, name: String, value: bool) -> Result<()> {
+        guard(|| {
+            let mut next = T5Model::clone(&*self.m()?);
+            next.set_flag(&name, value).napi()?;
+            *self.model.borrow_mut() = Some(Arc::new(next));
+            Ok(())
+        })
+    }
+
     #[napi]
     #[allow(clippy::wrong_self_convention)]
     pub fn to_device(&self, device: String) -> Result<()> {

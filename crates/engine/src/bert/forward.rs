@@ -19,7 +19,8 @@ use crate::kernels::gelu_erf::gelu_erf_tensor;
 use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::{linear, linear_to};
 use crate::kernels::softmax::softmax_last;
-use crate::model::attention::to_score_dtype;
+use crate::model::attention::{to_score_dtype, AttnInput};
+use crate::model::attn_heads::{self, repeat_along_heads};
 use crate::model::hooks::Taps;
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::weights::NormWeights;
@@ -129,19 +130,27 @@ impl Run<'_, '_, '_> {
         self.top(T::FullEmbed, x)
     }
 
-    fn attention(&mut self, l: usize, w: &EncoderBlock, x: &Tensor, mask: Option<&(Tensor, bool)>) -> Result<Tensor> {
+    /// `BertAttention` on `input`: the residual stream, or with `use_split_qkv_input` one
+    /// stream per head for each of Q, K and V.
+    fn attention(&mut self, l: usize, w: &EncoderBlock, input: &AttnInput, mask: Option<&(Tensor, bool)>) -> Result<Tensor> {
         let cfg = &self.m.cfg;
-        let (b, p, _) = x.dims3()?;
         let (h, dh) = (cfg.n_heads, cfg.d_head);
         let hd = h * dh;
         let project = |i: usize| -> Result<Tensor> {
-            let wm = w.w_qkv.narrow(1, i * hd, hd)?;
-            let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
-            Ok(linear_to(x, &wm, Some(&w.b_qkv.narrow(0, i * hd, hd)?), &[b, p, h, dh])?)
+            match input {
+                AttnInput::Shared(x) => {
+                    let (b, p, _) = x.dims3()?;
+                    let wm = w.w_qkv.narrow(1, i * hd, hd)?;
+                    let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
+                    Ok(linear_to(x, &wm, Some(&w.b_qkv.narrow(0, i * hd, hd)?), &[b, p, h, dh])?)
+                }
+                AttnInput::PerHead { q, k, v } | AttnInput::Separate { q, k, v } => attn_heads::project_per_head([q, k, v][i], &w.w_qkv, Some(&w.b_qkv), i * hd, h, dh),
+            }
         };
         let q = self.blk(l, B::Q, project(0)?)?;
         let k = self.blk(l, B::K, project(1)?)?;
         let v = self.blk(l, B::V, project(2)?)?;
+        let (b, p, _, _) = q.dims4()?;
         // TL computes a 16-bit model's scores and pattern in float32 (AbstractAttention).
         let dtype = q.dtype();
         let q_ = to_score_dtype(q.transpose(1, 2)?.contiguous()?)?; // [b, h, q, dh]
@@ -170,17 +179,31 @@ impl Run<'_, '_, '_> {
         let pattern = if pattern.dtype() != dtype { pattern.to_dtype(dtype)? } else { pattern };
         let z = matmul_any(&pattern, &v.transpose(1, 2)?.contiguous()?)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
         let z = self.blk(l, B::Z, z)?;
+        if cfg.use_attn_result {
+            let result = self.blk(l, B::Result, attn_heads::head_results(&z, &w.w_o)?)?;
+            return attn_heads::sum_heads(&result, Some(&w.b_o));
+        }
         Ok(linear_to(&z, &w.w_o, Some(&w.b_o), &[b, p, cfg.d_model])?)
     }
 
     /// `BertBlock`: attention, residual, ln1, MLP, residual, ln2.
     fn block(&mut self, l: usize, w: &EncoderBlock, x: Tensor, mask: Option<&(Tensor, bool)>) -> Result<Tensor> {
         let resid_pre = self.blk(l, B::ResidPre, x)?;
-        let attn_out = self.attention(l, w, &resid_pre, mask)?;
+        let input = if self.m.cfg.use_split_qkv_input {
+            let h = self.m.cfg.n_heads;
+            let q = self.blk(l, B::QInput, repeat_along_heads(&resid_pre, h)?)?;
+            let k = self.blk(l, B::KInput, repeat_along_heads(&resid_pre, h)?)?;
+            let v = self.blk(l, B::VInput, repeat_along_heads(&resid_pre, h)?)?;
+            AttnInput::PerHead { q, k, v }
+        } else {
+            AttnInput::Shared(resid_pre.clone())
+        };
+        let attn_out = self.attention(l, w, &input, mask)?;
         let attn_out = self.blk(l, B::AttnOut, attn_out)?;
         let resid_mid = self.blk(l, B::ResidMid, (&resid_pre + &attn_out)?)?;
+        let mlp_in = if self.m.cfg.use_hook_mlp_in { self.blk(l, B::MlpIn, resid_mid.clone())? } else { resid_mid };
         let hooks = &self.m.hooks;
-        let normalized_mid = self.ln(&w.ln1, &resid_mid, hooks.block(l, B::Ln1Scale), hooks.block(l, B::Ln1Normalized))?;
+        let normalized_mid = self.ln(&w.ln1, &mlp_in, hooks.block(l, B::Ln1Scale), hooks.block(l, B::Ln1Normalized))?;
         let pre = self.blk(l, B::MlpPre, linear(&normalized_mid, &w.w_in, Some(&w.b_in))?)?;
         let post = self.blk(l, B::MlpPost, gelu_erf_tensor(&pre)?)?;
         let mlp_out = self.blk(l, B::MlpOut, linear(&post, &w.w_out, Some(&w.b_out))?)?;

@@ -1,8 +1,8 @@
 //! The encoder's hook points: TL's names, in TL's firing order, with dense ids.
 //!
-//! `hook_q_input`/`hook_k_input`/`hook_v_input`, `attn.hook_result` and `hook_mlp_in` exist in
-//! TL's module tree (hooks may be added) but fire only under `use_*` flags this encoder does
-//! not take, so they never fire here, as in TL with the flags off.
+//! `hook_q_input`/`hook_k_input`/`hook_v_input`, `attn.hook_result` and `hook_mlp_in` are always
+//! in the table (TL's module tree has them) but fire only under their `use_*` flags
+//! (`HookedEncoder::set_flag`), as in TL.
 
 use crate::model::hooks::HookTable;
 

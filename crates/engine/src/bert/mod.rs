@@ -54,6 +54,13 @@ impl HookedEncoder {
         self.weights.w_e.dtype()
     }
 
+    /// Sets one of the hook flags TL's `BertBlock` reads (`model.cfg.use_attn_result = True`, ...):
+    /// `use_attn_result`, `use_split_qkv_input`, `use_hook_mlp_in`. The hook table is the same
+    /// with the flags on or off (TL's module tree has those points either way).
+    pub fn set_flag(&mut self, name: &str, value: bool) -> Result<()> {
+        self.cfg.set_hook_flag(name, value, &["use_attn_result", "use_split_qkv_input", "use_hook_mlp_in"])
+    }
+
     /// The weights and config moved to `device` (TL's `model.to`).
     pub fn to_device(&self, device: &Device, label: &str) -> Result<HookedEncoder> {
         let mut cfg = self.cfg.clone();

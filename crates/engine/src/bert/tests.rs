@@ -151,3 +151,27 @@ fn fully_masked_rows_attend_to_nothing() {
     let live: Vec<f32> = pattern.get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
     assert!((live[0] + live[1] - 1.0).abs() < 1e-6 && live[2] == 0.0);
 }
+
+/// TL's flags against goldens/google-bert__bert-base-cased/flags (encoder_flags_fixtures.py):
+/// every flagged hook, and the logits (the flags-off ones); `use_attn_in` is not BertBlock's.
+#[test]
+fn hook_flags_match_tl() {
+    let mut l = fixture();
+    let g = candle_core::safetensors::load(root().join("golden/google-bert__bert-base-cased/flags.safetensors"), &Device::Cpu).unwrap();
+    for f in ["use_attn_result", "use_split_qkv_input", "use_hook_mlp_in"] {
+        l.model.set_flag(f, true).unwrap();
+    }
+    assert!(l.model.set_flag("use_attn_in", true).is_err());
+    let input = EncoderInput { tokens: &g["tokens"], token_type_ids: Some(&g["token_type_ids"]), mask: Some(&g["attention_mask"]), abort: None };
+    let mut all = All(vec![]);
+    let logits = forward(&l.model, &input, Head::Mlm, &mut Taps::new(l.model.table(), &mut all)).unwrap();
+    assert!(max_diff(&logits, &g["logits"]) < 1e-4);
+    let mut seen = 0;
+    for (id, t) in &all.0 {
+        if let Some(want) = g.get(&format!("cache.{}", l.model.table().name(*id))) {
+            assert!(max_diff(t, want) < 1e-4, "{}", l.model.table().name(*id));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 5 * l.model.cfg.n_layers);
+}

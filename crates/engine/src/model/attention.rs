@@ -11,6 +11,7 @@ use crate::kernels::mask_fill::mask_fill;
 use crate::kernels::rotary::rotate;
 use crate::kernels::skinny::MAX_ROWS;
 use crate::kernels::softmax::softmax_last;
+use crate::model::attn_heads;
 use crate::model::config::Config;
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::kv_cache::KvEntry;
@@ -62,25 +63,10 @@ fn project_fused(x: &Tensor, w: &BlockWeights, cfg: &Config) -> Result<(Tensor, 
     Ok((take(0)?, take(1)?, take(2)?))
 }
 
-/// `x: [batch, pos, heads_in, d_model]` → `[batch, pos, heads_in, d_head]`, head i reading its own
-/// input with the weights of head `i * heads / heads_in` (K/V heads shared by groups of query
-/// heads when the input has one stream per query head).
+/// TL's `complex_attn_linear` for Q (0), K (1) or V (2): one input per head.
 fn project_per_head(x: &Tensor, w: &BlockWeights, cfg: &Config, which: usize) -> Result<Tensor> {
-    let (b, p, hin, d) = x.dims4()?;
     let (start, heads) = part(cfg, which);
-    let dh = cfg.d_head;
-    let mut w3 = w.w_qkv.narrow(1, start, heads * dh)?.reshape((d, heads, dh))?.permute((1, 0, 2))?.contiguous()?;
-    let mut bias = w.b_qkv.narrow(0, start, heads * dh)?.reshape((heads, 1, dh))?;
-    if hin != heads {
-        let ids: Vec<u32> = (0..hin).map(|i| (i * heads / hin) as u32).collect();
-        let ids = Tensor::from_vec(ids, hin, x.device())?;
-        w3 = w3.index_select(&ids, 0)?;
-        bias = bias.index_select(&ids, 0)?;
-    }
-    let xs = x.permute((2, 0, 1, 3))?.contiguous()?.reshape((hin, b * p, d))?;
-    let y = linear(&xs, &w3, Some(&bias))?; // [hin, b*p, dh]
-    let y = y.reshape((hin, b, p, dh))?.permute((1, 2, 0, 3))?.contiguous()?;
-    Ok(y)
+    attn_heads::project_per_head(x, &w.w_qkv, Some(&w.b_qkv), start, heads, cfg.d_head)
 }
 
 /// TL's `repeat_interleave(x, n, dim=2)` on `[batch, pos, heads, d_head]`.
@@ -274,14 +260,10 @@ pub fn forward(
     };
     let z = taps.block(layer, BlockHook::Z, z)?;
 
-    let (d, dh) = (cfg.d_model, cfg.d_head);
     if cfg.use_attn_result {
-        let zs = z.permute((2, 0, 1, 3))?.contiguous()?.reshape((h, b * p, dh))?;
-        let wo = w.w_o.reshape((h, dh, d))?;
-        let result = linear(&zs, &wo, None)?.reshape((h, b, p, d))?.permute((1, 2, 0, 3))?.contiguous()?;
-        let result = taps.block(layer, BlockHook::Result, result)?;
-        Ok(result.sum(D::Minus2)?.broadcast_add(&w.b_o)?)
+        let result = taps.block(layer, BlockHook::Result, attn_heads::head_results(&z, &w.w_o)?)?;
+        attn_heads::sum_heads(&result, Some(&w.b_o))
     } else {
-        Ok(linear_to(&z, &w.w_o, Some(&w.b_o), &[b, p, d])?)
+        Ok(linear_to(&z, &w.w_o, Some(&w.b_o), &[b, p, cfg.d_model])?)
     }
 }

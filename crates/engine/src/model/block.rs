@@ -4,17 +4,13 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::model::attention::{self, AttnInput};
+use crate::model::attn_heads::repeat_along_heads as repeat_heads;
 use crate::model::hooks::{BlockHook, Taps};
 use crate::model::kv_cache::KvEntry;
 use crate::model::mask::MaskPlan;
 use crate::model::norm::{self, NormHooks, NormKind};
 use crate::model::transformer::Arch;
 use crate::model::weights::BlockWeights;
-
-fn repeat_heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
-    let (b, p, d) = x.dims3()?;
-    Ok(x.unsqueeze(2)?.broadcast_as((b, p, n_heads, d))?.contiguous()?)
-}
 
 /// Shortformer positions join the Q and K inputs after ln1, never V (TL's `TransformerBlock`).
 fn shortformer(input: AttnInput, pos: &Tensor) -> Result<AttnInput> {

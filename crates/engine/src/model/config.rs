@@ -255,4 +255,32 @@ impl Config {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
+
+    /// Turns one of TL's hook flags on or off, among the `allowed` ones of a model class
+    /// (`use_attn_result`, `use_split_qkv_input`, `use_hook_mlp_in`, `use_attn_in`,
+    /// `ungroup_grouped_query_attention`); `use_attn_in` and `use_split_qkv_input` exclude each
+    /// other. Unchanged on an error.
+    pub fn set_hook_flag(&mut self, name: &str, value: bool, allowed: &[&str]) -> Result<()> {
+        if !allowed.contains(&name) {
+            return Err(Error::invalid(format!("unknown config flag '{name}' (this model takes {})", allowed.join(", "))));
+        }
+        let (attn_in, split) = match name {
+            "use_attn_in" => (value, self.use_split_qkv_input),
+            "use_split_qkv_input" => (self.use_attn_in, value),
+            _ => (self.use_attn_in, self.use_split_qkv_input),
+        };
+        if attn_in && split {
+            return Err(Error::invalid("use_attn_in and use_split_qkv_input cannot both be on"));
+        }
+        let field = match name {
+            "use_attn_result" => &mut self.use_attn_result,
+            "use_split_qkv_input" => &mut self.use_split_qkv_input,
+            "use_hook_mlp_in" => &mut self.use_hook_mlp_in,
+            "use_attn_in" => &mut self.use_attn_in,
+            "ungroup_grouped_query_attention" => &mut self.ungroup_grouped_query_attention,
+            other => return Err(Error::invalid(format!("unknown config flag '{other}'"))),
+        };
+        *field = value;
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 pub mod activation;
 pub mod alibi;
 pub mod attention;
+pub mod attn_heads;
 pub mod block;
 pub mod config;
 pub mod grad;

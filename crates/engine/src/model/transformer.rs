@@ -209,18 +209,9 @@ impl HookedModel {
 
     /// Rebuilds the hook table after a config flag changed (`use_attn_result`, ...).
     pub fn set_flag(&mut self, name: &str, value: bool) -> Result<()> {
+        const FLAGS: [&str; 5] = ["use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "use_attn_in", "ungroup_grouped_query_attention"];
         let cfg = &mut self.arch.cfg;
-        match name {
-            "use_attn_result" => cfg.use_attn_result = value,
-            "use_split_qkv_input" => cfg.use_split_qkv_input = value,
-            "use_hook_mlp_in" => cfg.use_hook_mlp_in = value,
-            "use_attn_in" => cfg.use_attn_in = value,
-            "ungroup_grouped_query_attention" => cfg.ungroup_grouped_query_attention = value,
-            other => return Err(Error::invalid(format!("unknown config flag '{other}'"))),
-        }
-        if cfg.use_attn_in && cfg.use_split_qkv_input {
-            return Err(Error::invalid("use_attn_in and use_split_qkv_input cannot both be on"));
-        }
+        cfg.set_hook_flag(name, value, &FLAGS)?;
         self.hooks = HookTable::new(cfg);
         Ok(())
     }

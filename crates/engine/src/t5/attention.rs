@@ -9,12 +9,13 @@ use crate::kernels::attn_softmax;
 use crate::kernels::gemm16::matmul_any;
 use crate::kernels::linear::linear_to;
 use crate::kernels::softmax::softmax_last;
-use crate::model::attention::to_score_dtype;
+use crate::model::attention::{to_score_dtype, AttnInput};
+use crate::model::attn_heads;
 use crate::model::config::Config;
 use crate::model::hooks::Taps;
 use crate::model::kv_cache::KvEntry;
 
-/// The hook ids of one attention module: q, k, v, attn_scores, pattern, z.
+/// The hook ids of one attention module: q, k, v, attn_scores, pattern, z, result.
 #[derive(Clone, Copy)]
 pub struct AttnHooks {
     pub q: Option<usize>,
@@ -23,6 +24,7 @@ pub struct AttnHooks {
     pub scores: Option<usize>,
     pub pattern: Option<usize>,
     pub z: Option<usize>,
+    pub result: Option<usize>,
 }
 
 /// `x: [batch, pos, d_model]` through columns `start..start + h·d_head` of `w` →
@@ -34,6 +36,18 @@ pub fn project(x: &Tensor, w: &Tensor, start: usize, cfg: &Config) -> Result<Ten
     // The CPU gemm reads the strided column block in place; cuBLAS takes dense matrices only.
     let wm = if wm.device().is_cpu() { wm } else { wm.contiguous()? };
     Ok(linear_to(x, &wm, None, &[b, p, cfg.n_heads, cfg.d_head])?)
+}
+
+/// Q (`which` 0), K (1) or V (2) of a self-attention input (through the fused `w`), or Q of a
+/// cross-attention's: `[batch, pos, heads, d_head]`, per head when the input has one stream per
+/// head (TL's `complex_attn_linear`).
+fn project_input(input: &AttnInput, w: &Tensor, which: usize, cfg: &Config) -> Result<Tensor> {
+    let start = which * cfg.n_heads * cfg.d_head;
+    match input {
+        AttnInput::Shared(x) => project(x, w, start, cfg),
+        AttnInput::Separate { q, k, v } => project([q, k, v][which], w, start, cfg),
+        AttnInput::PerHead { q, k, v } => attn_heads::project_per_head([q, k, v][which], w, None, start, cfg.n_heads, cfg.d_head),
+    }
 }
 
 /// Keys and values as attention reads them: `[batch, heads, key, d_head]`.
@@ -63,15 +77,16 @@ pub fn cross_kv(enc: &Tensor, w_kv: &Tensor, cfg: &Config, hooks: &AttnHooks, ta
     Ok(Kv { k: k.transpose(1, 2)?.contiguous()?, v: v.transpose(1, 2)?.contiguous()? })
 }
 
-/// One attention: `x` is the normalised query input `[batch, q, d_model]`; `w_q` with `q_start`
-/// the columns of Q; `w_o: [h·d_head, d_model]`; `additive`: `[1 or batch, 1 or heads, q, k]`,
+/// One attention: `input` is the normalised query input `[batch, q, d_model]` (with TL's
+/// split-input flags, one per Q/K/V, per head `[batch, q, heads, d_model]`; only Q's is read
+/// for a cross-attention); `w_q` has Q in its first columns (self-attention: then K and V); `w_o: [h·d_head, d_model]`; `additive`: `[1 or batch, 1 or heads, q, k]`,
 /// added to the raw scores (bias and masks, -inf or the dtype's minimum where masked).
 /// Returns the output `[batch, q, d_model]`, and the cross-attention's K/V when it projected them
 /// from the encoder output (for a generation to reuse).
 #[allow(clippy::too_many_arguments)] // the module's parts, as TL's forward takes them
 pub fn forward(
     cfg: &Config,
-    x: &Tensor,
+    input: &AttnInput,
     w_q: &Tensor,
     w_o: &Tensor,
     source: KvSource,
@@ -79,15 +94,14 @@ pub fn forward(
     hooks: &AttnHooks,
     taps: &mut Taps,
 ) -> Result<(Tensor, Option<Kv>)> {
-    let (b, p, _) = x.dims3()?;
-    let hd = cfg.n_heads * cfg.d_head;
-    let q = taps.fire(hooks.q, project(x, w_q, 0, cfg)?)?;
+    let q = taps.fire(hooks.q, project_input(input, w_q, 0, cfg)?)?;
+    let (b, p, _, _) = q.dims4()?;
     let owned;
     let mut fresh_cross = false;
     let kv: &Kv = match source {
         KvSource::Own(entry) => {
-            let k = taps.fire(hooks.k, project(x, w_q, hd, cfg)?)?;
-            let v = taps.fire(hooks.v, project(x, w_q, 2 * hd, cfg)?)?;
+            let k = taps.fire(hooks.k, project_input(input, w_q, 1, cfg)?)?;
+            let v = taps.fire(hooks.v, project_input(input, w_q, 2, cfg)?)?;
             owned = match entry {
                 Some(e) => {
                     let (k, v) = e.append(&k, &v)?;
@@ -127,7 +141,13 @@ pub fn forward(
     let pattern = if pattern.dtype() == dtype { pattern } else { pattern.to_dtype(dtype)? };
     let z = matmul_any(&pattern, &kv.v)?.transpose(1, 2)?.contiguous()?; // [b, q, h, dh]
     let z = taps.fire(hooks.z, z)?;
-    let out = linear_to(&z, w_o, None, &[b, p, cfg.d_model])?;
+    let out = if cfg.use_attn_result {
+        // TL's b_O is zeros: the sum of the heads' results alone.
+        let result = taps.fire(hooks.result, attn_heads::head_results(&z, w_o)?)?;
+        attn_heads::sum_heads(&result, None)?
+    } else {
+        linear_to(&z, w_o, None, &[b, p, cfg.d_model])?
+    };
     let cross = if fresh_cross { Some(Kv { k: kv.k.clone(), v: kv.v.clone() }) } else { None };
     Ok((out, cross))
 }

@@ -1,9 +1,9 @@
 //! The hook points of TL's `HookedEncoderDecoder`: TL's names, dense ids, in firing order.
 //!
 //! Every HookPoint TL's module tree has is listed (also those that never fire in TL 2.16.1:
-//! `attn.rel_pos_hook`, which `compute_relative_attention_bias` never calls, and the points of
-//! the `use_*` flags, which are off), so `hook_dict` matches TL's; the cache order is the
-//! firing order, as TL's.
+//! `attn.rel_pos_hook`, which `compute_relative_attention_bias` never calls), so `hook_dict`
+//! matches TL's; the points of the `use_*` flags fire when the flag is on
+//! (`T5Model::set_flag`). The cache order is the firing order, as TL's.
 
 use crate::model::hooks::HookTable;
 

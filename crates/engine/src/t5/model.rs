@@ -74,6 +74,13 @@ impl T5Model {
         self.weights.w_e.dtype()
     }
 
+    /// Sets one of the hook flags TL's `T5Block` reads (`model.cfg.use_attn_in = True`, ...):
+    /// `use_attn_result`, `use_split_qkv_input`, `use_hook_mlp_in`, `use_attn_in`. The hook
+    /// table is the same either way (TL's module tree has every point).
+    pub fn set_flag(&mut self, name: &str, value: bool) -> Result<()> {
+        self.cfg.set_hook_flag(name, value, &["use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "use_attn_in"])
+    }
+
     /// `[batch, pos]` (or `[pos]`) in-vocabulary integer ids → i64 on the model's device.
     pub fn check_tokens(&self, t: &Tensor, what: &str) -> Result<Tensor> {
         let t = match t.rank() {

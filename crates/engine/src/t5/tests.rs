@@ -40,3 +40,39 @@ fn cached_decoding_equals_the_full_decoder() {
     }
     assert!(state.cross.iter().all(|c| c.is_some()));
 }
+
+/// With TL's hook flags on (every flagged point watched), the logits are the flags-off ones;
+/// `use_attn_in` and `use_split_qkv_input` exclude each other.
+#[test]
+fn hook_flags_keep_the_logits() {
+    struct All;
+    impl crate::model::hooks::HookSink for All {
+        fn wants(&self, _id: usize) -> bool {
+            true
+        }
+        fn fire(&mut self, _id: usize, _t: &Tensor) -> crate::Result<Option<Tensor>> {
+            Ok(None)
+        }
+    }
+    let base = load_from_dir(&fixture(), "google-t5/t5-small", DType::F32, &Device::Cpu, "cpu").unwrap().model;
+    let tokens = Tensor::new(&[[5i64, 17, 42, 9, 100, 1], [7, 3, 77, 1, 0, 0]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1i64, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], &Device::Cpu).unwrap();
+    let dec = Tensor::new(&[[0i64, 11, 250, 7], [0, 33, 64, 18]], &Device::Cpu).unwrap();
+    let want = base.forward(&tokens, &dec, Some(&mask), true, None, &mut NoHooks).unwrap().unwrap();
+    for flags in [&["use_attn_result", "use_split_qkv_input", "use_hook_mlp_in"][..], &["use_attn_in"][..]] {
+        let mut m = base.clone();
+        for f in flags {
+            m.set_flag(f, true).unwrap();
+        }
+        for sink in [&mut NoHooks as &mut dyn crate::model::hooks::HookSink, &mut All] {
+            let got = m.forward(&tokens, &dec, Some(&mask), true, None, sink).unwrap().unwrap();
+            let d = (got - &want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-5, "{flags:?}: logits differ by {d}");
+        }
+    }
+    let mut m = base.clone();
+    m.set_flag("use_attn_in", true).unwrap();
+    assert!(m.set_flag("use_split_qkv_input", true).is_err());
+    assert!(!m.cfg.use_split_qkv_input);
+    assert!(m.set_flag("ungroup_grouped_query_attention", true).is_err());
+}
