@@ -660,6 +660,11 @@ import qwen_fixtures  # noqa: E402
 
 FAMILIES += qwen_fixtures.families(Family, RMS_MODES)
 
+# Second checkpoints of GPT-NeoX and Phi with tied embeddings (variant_fixtures.py says why).
+import variant_fixtures  # noqa: E402
+
+FAMILIES += variant_fixtures.families(Family, GPTNEOX_TOKENIZER, PHI_TOKENIZER, LN_MODES)
+
 
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(spec):

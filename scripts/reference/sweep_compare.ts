@@ -1,0 +1,151 @@
+/**
+ * The library against sweep_families.py's TL outputs (a dev tool, not a test).
+ *
+ * Usage:  node --import tsx scripts/reference/sweep_compare.ts OUT_DIR [FILTER ...]
+ *
+ * For every OUT_DIR/{variant}/tl.json (FILTER substrings select variants), loads the variant's
+ * checkpoint from OUT_DIR/{variant}/hub with fromPretrained and fromPretrainedNoProcessing and
+ * prints one row: toTokens equal, cfg fields that differ from TL's, max |diff| of processed and
+ * unprocessed logits (single prompt, right- and left-padded batch), of the unprocessed cache
+ * (worst hook), and whether greedy generate (each prompt alone, and the left-padded batch, whose
+ * rows must continue as their prompts alone) equals TL's. Where TL raised, the library must
+ * refuse the checkpoint with TL_UNSUPPORTED or TL_CORRUPT_FILE. A JSON summary goes to
+ * OUT_DIR/compare.json.
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import { HookedTransformer, Tensor } from '../../src/index'
+import { readSafetensors, type Golden } from '../../__test__/helpers/safetensors'
+
+const NEW = 8
+// Fields whose TL value is host state or formatting, not a property of the model.
+const CFG_SKIP = new Set(['device', 'n_devices', 'dtype', 'tokenizer_name', 'model_name', 'seed', 'initializer_range'])
+const REFUSALS = new Set(['TL_UNSUPPORTED', 'TL_CORRUPT_FILE'])
+
+function tensorOf(g: Golden): Tensor {
+  return Tensor.from(g.data as Float32Array, g.shape)
+}
+
+function maxDiff(a: Tensor, g: Golden | undefined): number {
+  if (!g) return NaN
+  if (a.shape.join() !== g.shape.join()) return Infinity
+  if (a.numel() === 0) return 0 // an MoE expert no token chose
+  return a.to('float32').sub(tensorOf(g)).abs().max().item()
+}
+
+function ids(g: Golden | undefined): number[] {
+  return g ? Array.from(g.data as BigInt64Array, Number) : []
+}
+
+function sameIds(a: Tensor, g: Golden | undefined): boolean {
+  return JSON.stringify((a.toList() as number[][]).flat()) === JSON.stringify(ids(g))
+}
+
+function cfgDiffs(ours: Record<string, unknown>, tl: Record<string, unknown>): string[] {
+  const out: string[] = []
+  for (const [k, v] of Object.entries(tl)) {
+    if (CFG_SKIP.has(k) || !(k in ours)) continue
+    const a = JSON.stringify(ours[k])
+    const b = JSON.stringify(v)
+    if (a !== b && !(typeof v === 'number' && Number(ours[k]) === v)) out.push(`${k}: ${a} vs TL ${b}`)
+  }
+  return out
+}
+
+async function compareVariant(dir: string, meta: any): Promise<Record<string, unknown>> {
+  const hub = path.join(dir, 'hub')
+  const opts = { cacheDir: hub, localFilesOnly: true }
+  const row: Record<string, unknown> = { variant: meta.variant }
+  if (meta.hf_error) return { ...row, skipped: `HF refuses: ${meta.hf_error}` }
+  if (meta.tl_error) {
+    try {
+      const m = await HookedTransformer.fromPretrainedNoProcessing(meta.model_id, opts)
+      m.dispose()
+      return { ...row, tl_error: meta.tl_error, ours: 'LOADED (TL raises)' }
+    } catch (e: any) {
+      return { ...row, tl_error: meta.tl_error, ours: `${e.code}${REFUSALS.has(e.code) ? '' : ' (not a refusal code)'}: ${e.message}` }
+    }
+  }
+  const g = readSafetensors(path.join(dir, 'tl.safetensors'))
+  const prompts: string[] = meta.prompts
+  for (const mode of ['processed', 'unprocessed'] as const) {
+    const m = mode === 'processed'
+      ? await HookedTransformer.fromPretrained(meta.model_id, opts)
+      : await HookedTransformer.fromPretrainedNoProcessing(meta.model_id, opts)
+    try {
+      row[`${mode}.cfg`] = cfgDiffs(m.cfg as any, meta[`${mode}.cfg`])
+      const single = m.toTokens(prompts[0])
+      row.tokens = sameIds(single, g.get('tokens.single')) && sameIds(m.toTokens(prompts), g.get('tokens.batch'))
+        && sameIds(m.toTokens(prompts, { paddingSide: 'left' }), g.get('tokens.left'))
+      row[`${mode}.logits`] = Math.max(
+        maxDiff((await m.forward(single)) as Tensor, g.get(`${mode}.logits.single`)),
+        maxDiff((await m.forward(prompts)) as Tensor, g.get(`${mode}.logits.batch`)),
+        maxDiff((await m.forward(prompts, { paddingSide: 'left' })) as Tensor, g.get(`${mode}.logits.left`)))
+      if (mode === 'unprocessed') {
+        const [, cache] = await m.runWithCache(single)
+        const keys = cache.keys()
+        row.hooks_missing = meta.hook_names.filter((k: string) => !keys.includes(k))
+        row.hooks_extra = keys.filter((k) => !meta.hook_names.includes(k))
+        let worst = ['', 0] as [string, number]
+        for (const k of keys.filter((k) => meta.hook_names.includes(k))) {
+          const d = maxDiff(cache.get(k), g.get(`cache.${k}`))
+          if (!(d <= worst[1])) worst = [k, d]
+        }
+        row.hooks = worst
+        cache.dispose()
+      } else {
+        const o = { maxNewTokens: NEW, doSample: false, stopAtEos: false, useKvCache: true, returnType: 'tokens' as const }
+        const singles = await Promise.all(prompts.map((p) => m.generate(p, o) as Promise<Tensor>))
+        row.gen_single = singles.every((s, i) => sameIds(s, g.get(`gen${i}`)))
+        const batch = (await m.generate(prompts, { ...o, paddingSide: 'left' })) as Tensor
+        const rows = batch.toList() as number[][]
+        row.gen_left_batch = rows.every((r, i) => JSON.stringify(r.slice(-NEW)) === JSON.stringify(ids(g.get(`gen${i}`)).slice(-NEW)))
+      }
+    } finally {
+      m.dispose()
+    }
+  }
+  return row
+}
+
+function fmt(row: Record<string, any>): string {
+  if (row.skipped) return `${row.variant}: ${row.skipped}`
+  if (row.tl_error) return `${row.variant}: TL raises (${String(row.tl_error).slice(0, 120)}) | ours: ${String(row.ours).slice(0, 160)}`
+  const e = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : String(x))
+  const cfg = [...new Set([...(row['processed.cfg'] ?? []), ...(row['unprocessed.cfg'] ?? [])])]
+  return [
+    row.variant, `tokens ${row.tokens ? 'ok' : 'DIFF'}`, `proc ${e(row['processed.logits'])}`,
+    `unproc ${e(row['unprocessed.logits'])}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`,
+    `gen ${row.gen_single ? 'ok' : 'DIFF'}`, `left-batch gen ${row.gen_left_batch ? 'ok' : 'DIFF'}`,
+    row.hooks_missing.length || row.hooks_extra.length ? `hooks missing ${row.hooks_missing} extra ${row.hooks_extra}` : '',
+    cfg.length ? `cfg: ${cfg.join('; ')}` : '',
+  ].filter(Boolean).join(' | ')
+}
+
+async function main(): Promise<void> {
+  const [out, ...filters] = process.argv.slice(2)
+  process.env.HF_HUB_OFFLINE = '1'
+  const rows = []
+  for (const name of fs.readdirSync(out).sort()) {
+    const file = path.join(out, name, 'tl.json')
+    if (!fs.existsSync(file) || (filters.length && !filters.some((f) => name.includes(f)))) continue
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8'))
+    let row
+    try {
+      row = await compareVariant(path.join(out, name), { prompts: PROMPTS, ...meta })
+    } catch (e: any) {
+      row = { variant: name, skipped: `library threw ${e.code}: ${e.message}` }
+    }
+    rows.push(row)
+    console.log(fmt(row))
+  }
+  fs.writeFileSync(path.join(out, 'compare.json'), JSON.stringify(rows, null, 1))
+}
+
+const PROMPTS = ['The quick brown fox jumps over the lazy dog. It was a sunny day.', 'Hello world, this is a test']
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
