@@ -41,6 +41,11 @@ const REFUSED: [string, (cfg: any) => void, RegExp][] = [
   // TL's conversions read the biases these switches remove.
   ['EleutherAI/pythia-70m', (c) => (c.attention_bias = false), /attention_bias/],
   ['facebook/opt-125m', (c) => (c.enable_bias = false), /enable_bias/],
+  // Dicts that take d_head = hidden_size / num_attention_heads, and Phi's K/V heads = n_heads.
+  ['01-ai/Yi-6B', (c) => (c.head_dim = 12), /head_dim/],
+  ['Qwen/Qwen2-0.5B', (c) => (c.head_dim = 12), /head_dim/],
+  ['mistralai/Mixtral-8x7B-v0.1', (c) => (c.head_dim = 12), /head_dim/],
+  ['microsoft/phi-2', (c) => (c.num_key_value_heads = 2), /num_key_value_heads/],
   // HF's alias of silu, not one of TL's activation names.
   ['gpt2', (c) => (c.activation_function = 'swish'), /swish/],
 ]
@@ -57,8 +62,14 @@ for (const [model, edit, names] of REFUSED) {
   })
 }
 
-test('an MLP width equal to TL\'s 4 * d_model still loads (as santacoder states it)', async (t) => {
-  const m = await HookedTransformer.fromPretrained(variant('gpt2', (c) => (c.n_inner = 4 * c.n_embd)))
-  t.is(m.cfg.d_mlp, 128)
-  m.dispose()
+test('sizes equal to what TL takes still load (as real configs state them)', async (t) => {
+  const gpt2 = await HookedTransformer.fromPretrained(variant('gpt2', (c) => (c.n_inner = 4 * c.n_embd)))
+  t.is(gpt2.cfg.d_mlp, 128)
+  gpt2.dispose()
+  const yi = await HookedTransformer.fromPretrained(variant('01-ai/Yi-6B', (c) => (c.head_dim = 8)))
+  t.is(yi.cfg.d_head, 8)
+  yi.dispose()
+  const phi = await HookedTransformer.fromPretrained(variant('microsoft/phi-2', (c) => (c.num_key_value_heads = 4)))
+  t.is(phi.cfg.n_heads, 4)
+  phi.dispose()
 })

@@ -127,6 +127,14 @@ VARIANTS = [
     ("gpt2-silu", "gpt2", {"activation_function": "silu"}),
     ("gpt2-swish", "gpt2", {"activation_function": "swish"}),
     ("gpt2-untied", "gpt2", {"tie_word_embeddings": False}),
+    ("gpt2-no-n_ctx", "gpt2", {"_drop": ["n_ctx"]}),
+    ("gpt2-bin", "gpt2", {"_bin": True}),
+    ("yi-bf16", YI, {"_dtype": "bfloat16"}),
+    ("qwen2-bf16-bin", QWEN2, {"_dtype": "bfloat16", "_bin": True}),
+    ("neox-fp16", NEOX, {"_dtype": "float16"}),
+    ("gemma2-bf16", GEMMA2, {"_dtype": "bfloat16"}),
+    ("opt-bin", OPT, {"_bin": True}),
+    ("mixtral-bf16", MIXTRAL, {"_dtype": "bfloat16"}),
     ("gpt2-ninner", "gpt2", {"n_inner": 64}),
     ("gpt2-relu", "gpt2", {"activation_function": "relu"}),
     ("gpt2-gelu", "gpt2", {"activation_function": "gelu"}),
@@ -137,6 +145,9 @@ VARIANTS = [
 
 
 # ----------------------------------------------------------------------------- checkpoints
+STORAGE = ("_dtype", "_bin", "_drop")
+
+
 def config_kwargs(fam):
     """(config class, the keyword arguments fam.config() passes it): every PretrainedConfig
     subclass the fixture modules name is swapped for a recorder while fam.config() runs."""
@@ -184,6 +195,11 @@ def use_hub(hub):
 
 
 def write_variant_checkpoint(fam, overrides):
+    """The checkpoint of `fam` with `overrides` applied to its HF config; the keys STORAGE names
+    choose how it is saved instead (dtype of the weights, pickle instead of safetensors) and
+    "_drop" lists config.json keys to remove."""
+    storage = {k: overrides[k] for k in STORAGE if k in overrides}
+    overrides = {k: v for k, v in overrides.items() if k not in STORAGE}
     if fam.model_id == "gpt2":
         cfg = fam.config()
         for k, v in overrides.items():
@@ -191,8 +207,17 @@ def write_variant_checkpoint(fam, overrides):
     else:
         cls, kw = config_kwargs(fam)
         cfg = cls(**{**kw, **overrides})
-    variant = replace(fam, config=lambda: cfg)
-    mff.write_checkpoint(variant, mff.build_tokenizer(fam.tokenizer))
+    repo, snap = mf.hub_repo_dir(fam.model_id), mf.snapshot_dir(fam.model_id)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(mf.revision(fam.model_id))
+    model = mff.build_hf_model(replace(fam, config=lambda: cfg))
+    model.to(getattr(torch, storage.get("_dtype", "float32")))
+    model.save_pretrained(str(snap), safe_serialization=not storage.get("_bin", False))
+    mff.write_tokenizer_files(fam.tokenizer, mff.build_tokenizer(fam.tokenizer), snap)
+    if storage.get("_drop"):
+        j = json.loads((snap / "config.json").read_text())
+        mf.write_json(snap / "config.json", {k: v for k, v in j.items() if k not in storage["_drop"]})
     return cfg
 
 

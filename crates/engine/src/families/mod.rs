@@ -153,17 +153,22 @@ pub(crate) fn exact_div(total: usize, total_key: &str, parts: usize, parts_key: 
     Ok(total / parts)
 }
 
-/// TL's `d_mlp = 4 * d_model` for the families whose MLP width TL never reads from config.json
-/// (GPT-2, GPT-Neo, GPT-J, SantaCoder). HF's MLPs honour `key`: a checkpoint built with another
-/// width does not fit TL's state dict and TL cannot load it, so it is refused here too.
-pub(crate) fn tl_mlp_width(hf: &serde_json::Value, key: &str, d_model: usize) -> Result<usize> {
-    let d_mlp = d_model.saturating_mul(4);
+/// A size config.json may give that TL never reads, taking `tl` (`rule`) instead. HF's model
+/// honours `key`: a checkpoint built with another value does not fit TL's state dict and TL
+/// cannot load it, so it is refused here too, naming the field.
+pub(crate) fn tl_fixed_size(hf: &serde_json::Value, key: &str, tl: usize, rule: &str) -> Result<usize> {
     match hf_opt_usize(hf, key)? {
-        Some(n) if n != d_mlp => Err(Error::unsupported(format!(
-            "config.json: '{key}' {n} is not 4 * the model width ({d_mlp}); TL takes d_mlp = {d_mlp} and cannot load this checkpoint"
+        Some(n) if n != tl => Err(Error::unsupported(format!(
+            "config.json: '{key}' {n} is not {rule} ({tl}); TL takes {tl} and cannot load this checkpoint"
         ))),
-        _ => Ok(d_mlp),
+        _ => Ok(tl),
     }
+}
+
+/// TL's `d_mlp = 4 * d_model` for the families whose MLP width TL never reads (GPT-2, GPT-Neo,
+/// GPT-J, SantaCoder): `key` must be absent or that.
+pub(crate) fn tl_mlp_width(hf: &serde_json::Value, key: &str, d_model: usize) -> Result<usize> {
+    tl_fixed_size(hf, key, d_model.saturating_mul(4), "4 * the model width")
 }
 
 /// A config.json switch that removes tensors TL's weight conversion reads (`attention_bias`,

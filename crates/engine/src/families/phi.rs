@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::families::hf_linear::{layer_norm, linear, qkv_with_biases, unembed};
-use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
+use crate::families::{exact_div, hf_f64, hf_str, hf_usize, tl_fixed_size, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
@@ -39,6 +39,8 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
     let d_model = hf_usize(hf, "hidden_size")?;
     let n_heads = hf_usize(hf, "num_attention_heads")?;
     let d_head = exact_div(d_model, "hidden_size", n_heads, "num_attention_heads")?;
+    // TL's Phi conversion splits K and V into n_heads heads whatever num_key_value_heads says.
+    tl_fixed_size(hf, "num_key_value_heads", n_heads, "num_attention_heads")?;
     // TL: round(partial_rotary_factor * d_head), Python's round (half to even).
     let rotary = (hf_f64(hf, "partial_rotary_factor", 0.5)? * d_head as f64).round_ties_even();
     Ok(Config {
