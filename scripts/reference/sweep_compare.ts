@@ -7,7 +7,7 @@
  * checkpoint from OUT_DIR/{variant}/hub with fromPretrained and fromPretrainedNoProcessing and
  * prints one row: toTokens equal, cfg fields that differ from TL's, max |diff| of processed and
  * unprocessed logits (single prompt, right- and left-padded batch), of the unprocessed cache
- * (worst hook), and whether greedy generate (each prompt alone, and the left-padded batch, whose
+ * (worst hook), of the processed logits with each processing step off, and whether greedy generate (each prompt alone, and the left-padded batch, whose
  * rows must continue as their prompts alone) equals TL's. Where TL raised, the library must
  * refuse the checkpoint with TL_UNSUPPORTED or TL_CORRUPT_FILE. A JSON summary goes to
  * OUT_DIR/compare.json.
@@ -19,6 +19,7 @@ import { HookedTransformer, Tensor } from '../../src/index'
 import { readSafetensors, type Golden } from '../../__test__/helpers/safetensors'
 
 const NEW = 8
+const SWITCHES = [['fold_ln', 'foldLn'], ['center_writing_weights', 'centerWritingWeights'], ['center_unembed', 'centerUnembed'], ['fold_value_biases', 'foldValueBiases']]
 // Fields whose TL value is host state or formatting, not a property of the model.
 const CFG_SKIP = new Set(['device', 'n_devices', 'dtype', 'tokenizer_name', 'model_name', 'seed', 'initializer_range'])
 const REFUSALS = new Set(['TL_UNSUPPORTED', 'TL_CORRUPT_FILE'])
@@ -101,12 +102,26 @@ async function compareVariant(dir: string, meta: any): Promise<Record<string, un
         const batch = (await m.generate(prompts, { ...o, paddingSide: 'left' })) as Tensor
         const rows = batch.toList() as number[][]
         row.gen_left_batch = rows.every((r, i) => JSON.stringify(r.slice(-NEW)) === JSON.stringify(ids(g.get(`gen${i}`)).slice(-NEW)))
+        row.options = await processingOptions(meta.model_id, opts, single, g)
       }
     } finally {
       m.dispose()
     }
   }
   return row
+}
+
+/** Max |diff| of the single prompt's logits with each processing step off (TL's keywords). */
+async function processingOptions(model: string, opts: object, tokens: Tensor, g: Map<string, Golden>): Promise<number> {
+  let worst = 0
+  for (const [key, name] of SWITCHES) {
+    const want = g.get(`${key}_off.logits.single`)
+    if (!want) continue
+    const m = await HookedTransformer.fromPretrained(model, { ...opts, [name]: false })
+    worst = Math.max(worst, maxDiff((await m.forward(tokens)) as Tensor, want))
+    m.dispose()
+  }
+  return worst
 }
 
 function fmt(row: Record<string, any>): string {
@@ -116,7 +131,7 @@ function fmt(row: Record<string, any>): string {
   const cfg = [...new Set([...(row['processed.cfg'] ?? []), ...(row['unprocessed.cfg'] ?? [])])]
   return [
     row.variant, `tokens ${row.tokens ? 'ok' : 'DIFF'}`, `proc ${e(row['processed.logits'])}`,
-    `unproc ${e(row['unprocessed.logits'])}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`,
+    `unproc ${e(row['unprocessed.logits'])}`, `options ${e(row.options)}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`,
     `gen ${row.gen_single ? 'ok' : 'DIFF'}`, `left-batch gen ${row.gen_left_batch ? 'ok' : 'DIFF'}`,
     row.hooks_missing.length || row.hooks_extra.length ? `hooks missing ${row.hooks_missing} extra ${row.hooks_extra}` : '',
     cfg.length ? `cfg: ${cfg.join('; ')}` : '',

@@ -9,7 +9,8 @@ changed; FILTER substrings select variants by name), writes OUT_DIR/{variant}/:
   hub/        a tiny random checkpoint in the HF hub-cache layout under the family's official id
               (make_family_fixtures' tokenizer and checkpoint writers, the family's seed)
   tl.safetensors  tokens (single prompt, right- and left-padded batch), processed and
-              unprocessed logits of each, the unprocessed run_with_cache of the single prompt
+              unprocessed logits of each, processed logits of the single prompt with each of
+              fold_ln / center_writing_weights / center_unembed / fold_value_biases off, the unprocessed run_with_cache of the single prompt
               (every hook, "cache.{name}"), and greedy generate of NEW tokens (KV cache on) from
               each prompt alone ("gen{i}")
   tl.json     the variant, TL's cfg of both loaders, hook names, TL-unprocessed-vs-HF max |logit
@@ -27,6 +28,8 @@ from pathlib import Path
 import make_family_fixtures as mff  # sets up make_fixtures' offline HF environment first
 import gemma_fixtures
 import mixtral_fixtures
+import qwen_fixtures
+import santacoder_fixtures
 import huggingface_hub.constants as hub_constants
 import torch
 import transformers.utils.hub as tf_hub
@@ -35,13 +38,14 @@ from transformers import AutoModelForCausalLM, PretrainedConfig
 mf = mff.mf
 PROMPTS = [mf.PROMPT, mf.PROMPT2]
 NEW = 8
-CONFIG_MODULES = (mff, gemma_fixtures, mixtral_fixtures)
+CONFIG_MODULES = (mff, gemma_fixtures, mixtral_fixtures, qwen_fixtures, santacoder_fixtures)
 
 NEOX, YI, MISTRAL, QWEN2, QWEN3 = ("EleutherAI/pythia-70m", "01-ai/Yi-6B", "mistralai/Mistral-7B-v0.1",
                                    "Qwen/Qwen2-0.5B", "Qwen/Qwen3-0.6B")
 NEO, GPTJ, OPT, PHI, PHI3 = ("EleutherAI/gpt-neo-125M", "EleutherAI/gpt-j-6B", "facebook/opt-125m",
                              "microsoft/phi-2", "microsoft/phi-4")
 GEMMA, GEMMA2, BLOOM, MIXTRAL = "google/gemma-2b", "google/gemma-2-2b", "bigscience/bloom-560m", "mistralai/Mixtral-8x7B-v0.1"
+QWEN1, SANTA = "Qwen/Qwen-1_8B", "bigcode/santacoder"
 LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 16}
 
@@ -128,6 +132,15 @@ VARIANTS = [
     ("gpt2-swish", "gpt2", {"activation_function": "swish"}),
     ("gpt2-untied", "gpt2", {"tie_word_embeddings": False}),
     ("gpt2-no-n_ctx", "gpt2", {"_drop": ["n_ctx"]}),
+    ("gpt2-noscale", "gpt2", {"scale_attn_weights": False}),
+    ("qwen3-theta-frac", QWEN3, {"rope_theta": 1234.5}),
+    ("qwen1-noscale", QWEN1, {"scale_attn_weights": False}),
+    ("qwen1-rotary-half", QWEN1, {"rotary_pct": 0.5}),
+    ("qwen1-base", QWEN1, {"rotary_emb_base": 500}),
+    ("santa-noinv", SANTA, {"scale_attn_by_inverse_layer_idx": False}),
+    ("santa-noscale", SANTA, {"scale_attn_weights": False}),
+    ("yi-tok-nobos", YI, {"_tok": {"config": {"add_bos_token": False}, "bos_template": None, "saved_empty": []}}),
+    ("opt-tok-nobos", OPT, {"_tok": {"config": {"add_bos_token": False}, "bos_template": None, "saved_empty": []}}),
     ("gpt2-bin", "gpt2", {"_bin": True}),
     ("yi-bf16", YI, {"_dtype": "bfloat16"}),
     ("qwen2-bf16-bin", QWEN2, {"_dtype": "bfloat16", "_bin": True}),
@@ -145,7 +158,7 @@ VARIANTS = [
 
 
 # ----------------------------------------------------------------------------- checkpoints
-STORAGE = ("_dtype", "_bin", "_drop")
+STORAGE = ("_dtype", "_bin", "_drop", "_tok")
 
 
 def config_kwargs(fam):
@@ -196,8 +209,9 @@ def use_hub(hub):
 
 def write_variant_checkpoint(fam, overrides):
     """The checkpoint of `fam` with `overrides` applied to its HF config; the keys STORAGE names
-    choose how it is saved instead (dtype of the weights, pickle instead of safetensors) and
-    "_drop" lists config.json keys to remove."""
+    choose how it is saved instead (dtype of the weights, pickle instead of safetensors),
+    "_drop" lists config.json keys to remove and "_tok" replaces TokenizerSpec fields ("config"
+    entries are merged into the family's tokenizer_config.json)."""
     storage = {k: overrides[k] for k in STORAGE if k in overrides}
     overrides = {k: v for k, v in overrides.items() if k not in STORAGE}
     if fam.model_id == "gpt2":
@@ -214,7 +228,11 @@ def write_variant_checkpoint(fam, overrides):
     model = mff.build_hf_model(replace(fam, config=lambda: cfg))
     model.to(getattr(torch, storage.get("_dtype", "float32")))
     model.save_pretrained(str(snap), safe_serialization=not storage.get("_bin", False))
-    mff.write_tokenizer_files(fam.tokenizer, mff.build_tokenizer(fam.tokenizer), snap)
+    tok = fam.tokenizer
+    if storage.get("_tok"):
+        fields = dict(storage["_tok"])
+        tok = replace(tok, **{**fields, "config": {**tok.config, **fields.get("config", {})}})
+    mff.write_tokenizer_files(tok, mff.build_tokenizer(tok), snap)
     if storage.get("_drop"):
         j = json.loads((snap / "config.json").read_text())
         mf.write_json(snap / "config.json", {k: v for k, v in j.items() if k not in storage["_drop"]})
@@ -225,6 +243,14 @@ def write_variant_checkpoint(fam, overrides):
 def tl_generate(model, prompt):
     return model.generate(prompt, max_new_tokens=NEW, do_sample=False, stop_at_eos=False,
                           use_past_kv_cache=True, return_type="tokens", verbose=False)
+
+
+def processing_off(model_id, switch):
+    """from_pretrained with `switch` off. Without fold_ln, TL's own loader: mixtral_fixtures'
+    correction (folding the norm weights TL drops) must not apply where TL folds nothing."""
+    if switch == "fold_ln":
+        return mf.HookedTransformer.from_pretrained(model_id, device="cpu", fold_ln=False)
+    return mf.load_tl(model_id, "processed", **{switch: False})
 
 
 def run_mode(fam, mode, t, meta):
@@ -245,6 +271,11 @@ def run_mode(fam, mode, t, meta):
     else:
         for i, p in enumerate(PROMPTS):
             t[f"gen{i}"] = tl_generate(model, p)
+        for switch in mf.OPTION_SWITCHES:  # from_pretrained with one processing step off
+            try:
+                t[f"{switch}_off.logits.single"] = processing_off(fam.model_id, switch)(tokens)
+            except AssertionError as e:  # mixtral_fixtures' check of its correction
+                meta.setdefault("option_errors", {})[switch] = str(e)
     return model
 
 
@@ -271,7 +302,8 @@ def sweep_variant(out, name, model_id, overrides):
         print(f"[{name}] TL raises: {meta['tl_error']}")
     else:
         try:
-            hf = AutoModelForCausalLM.from_pretrained(model_id, attn_implementation="eager").eval()
+            remote = {"trust_remote_code": True} if fam.hf_model_class is not None else {}
+            hf = AutoModelForCausalLM.from_pretrained(model_id, attn_implementation="eager", **remote).eval()
             if fam.hf_prepare and "sliding_window" not in overrides:
                 fam.hf_prepare(hf)
             diff = (hf(t["tokens.single"]).logits - t["unprocessed.logits.single"]).abs().max().item()
