@@ -98,7 +98,8 @@ async function compareVariant(dir: string, meta: any): Promise<Record<string, un
       } else {
         const o = { maxNewTokens: NEW, doSample: false, stopAtEos: false, useKvCache: true, returnType: 'tokens' as const }
         const singles = await Promise.all(prompts.map((p) => m.generate(p, o) as Promise<Tensor>))
-        row.gen_single = singles.every((s, i) => sameIds(s, g.get(`gen${i}`)))
+        const nokv = (await m.generate(prompts[0], { ...o, useKvCache: false })) as Tensor
+        row.gen_single = singles.every((s, i) => sameIds(s, g.get(`gen${i}`))) && (!g.get('gen0.nokv') || sameIds(nokv, g.get('gen0.nokv')))
         const batch = (await m.generate(prompts, { ...o, paddingSide: 'left' })) as Tensor
         const rows = batch.toList() as number[][]
         row.gen_left_batch = rows.every((r, i) => JSON.stringify(r.slice(-NEW)) === JSON.stringify(ids(g.get(`gen${i}`)).slice(-NEW)))

@@ -13,7 +13,7 @@ changed; FILTER substrings select variants by name), writes OUT_DIR/{variant}/:
               fold_ln / center_writing_weights / center_unembed / fold_value_biases off, the unprocessed run_with_cache of the single prompt
               (every hook, "cache.{name}"), the processed run_with_cache with the use_* flags
               (and ungrouped K/V where grouped) on ("flags.{name}"), and greedy generate of NEW tokens (KV cache on) from
-              each prompt alone ("gen{i}")
+              each prompt alone ("gen{i}"; "gen0.nokv" without it)
   tl.json     the variant, TL's cfg of both loaders, hook names, TL-unprocessed-vs-HF max |logit
               difference| (what TL ignores of the config shows here), or the error TL raised.
 sweep_compare.ts loads the same checkpoints with the library and reports max |diff| per variant.
@@ -241,9 +241,9 @@ def write_variant_checkpoint(fam, overrides):
 
 
 # ----------------------------------------------------------------------------- TL runs
-def tl_generate(model, prompt):
+def tl_generate(model, prompt, kv=True):
     return model.generate(prompt, max_new_tokens=NEW, do_sample=False, stop_at_eos=False,
-                          use_past_kv_cache=True, return_type="tokens", verbose=False)
+                          use_past_kv_cache=kv, return_type="tokens", verbose=False)
 
 
 def processing_off(model_id, switch):
@@ -272,6 +272,7 @@ def run_mode(fam, mode, t, meta):
     else:
         for i, p in enumerate(PROMPTS):
             t[f"gen{i}"] = tl_generate(model, p)
+        t["gen0.nokv"] = tl_generate(model, PROMPTS[0], kv=False)
         for switch in mf.OPTION_SWITCHES:  # from_pretrained with one processing step off
             try:
                 t[f"{switch}_off.logits.single"] = processing_off(fam.model_id, switch)(tokens)
