@@ -104,7 +104,10 @@ async function compareVariant(dir: string, meta: any): Promise<Record<string, un
         const rows = batch.toList() as number[][]
         row.gen_left_batch = rows.every((r, i) => JSON.stringify(r.slice(-NEW)) === JSON.stringify(ids(g.get(`gen${i}`)).slice(-NEW)))
         row.options = await processingOptions(meta.model_id, opts, single, g)
-        row.flags = await flagHooks(m, meta, single, g)
+        row.flags = await flagHooks(m, meta, single, g, 'flags')
+        const fresh = await HookedTransformer.fromPretrained(meta.model_id, opts)
+        row.attn_in = await flagHooks(fresh, meta, single, g, 'attn_in')
+        fresh.dispose()
       }
     } finally {
       m.dispose()
@@ -113,20 +116,30 @@ async function compareVariant(dir: string, meta: any): Promise<Record<string, un
   return row
 }
 
-/** The worst hook of the cache with TL's use_* flags on ([name, max |diff|]), or what is missing. */
-async function flagHooks(m: HookedTransformer, meta: any, tokens: Tensor, g: Map<string, Golden>): Promise<[string, number]> {
-  if (!meta.flag_hook_names) return [`TL: ${meta.flags_error}`, NaN]
+/** The worst hook of the cache with TL's setters of `stem` on ([name, max |diff|]), or what is missing. */
+async function flagHooks(m: HookedTransformer, meta: any, tokens: Tensor, g: Map<string, Golden>, stem: string): Promise<[string, number]> {
+  const names: string[] | undefined = meta[`${stem}_hook_names`]
   const setters: Record<string, (on: boolean) => void> = {
     set_use_attn_result: (on) => m.setUseAttnResult(on), set_use_split_qkv_input: (on) => m.setUseSplitQkvInput(on),
     set_use_hook_mlp_in: (on) => m.setUseHookMlpIn(on), set_ungroup_grouped_query_attention: (on) => m.setUngroupGroupedQueryAttention(on),
+    set_use_attn_in: (on) => m.setUseAttnIn(on),
   }
-  for (const s of meta.flag_setters as string[]) setters[s](true)
+  if (!names) {
+    // TL raised: the same setters must throw here too.
+    try {
+      for (const s of meta[`${stem}_setters`] as string[]) setters[s](true)
+    } catch (e: any) {
+      return [`refused as TL (${e.code})`, 0]
+    }
+    return [`accepted; TL: ${meta[`${stem}_error`]}`, Infinity]
+  }
+  for (const s of meta[`${stem}_setters`] as string[]) setters[s](true)
   const [, cache] = await m.runWithCache(tokens)
   const keys = cache.keys()
-  const missing = (meta.flag_hook_names as string[]).filter((k) => !keys.includes(k))
+  const missing = names.filter((k) => !keys.includes(k))
   let worst: [string, number] = missing.length ? [`missing ${missing.join(',')}`, Infinity] : ['', 0]
-  for (const k of keys.filter((k) => meta.flag_hook_names.includes(k))) {
-    const d = maxDiff(cache.get(k), g.get(`flags.${k}`))
+  for (const k of keys.filter((k) => names.includes(k))) {
+    const d = maxDiff(cache.get(k), g.get(`${stem}.${k}`))
     if (!(d <= worst[1])) worst = [k, d]
   }
   cache.dispose()
@@ -153,7 +166,7 @@ function fmt(row: Record<string, any>): string {
   const cfg = [...new Set([...(row['processed.cfg'] ?? []), ...(row['unprocessed.cfg'] ?? [])])]
   return [
     row.variant, `tokens ${row.tokens ? 'ok' : 'DIFF'}`, `proc ${e(row['processed.logits'])}`,
-    `unproc ${e(row['unprocessed.logits'])}`, `options ${e(row.options)}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`, `flags ${e(row.flags[1])} (${row.flags[0]})`,
+    `unproc ${e(row['unprocessed.logits'])}`, `options ${e(row.options)}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`, `flags ${e(row.flags[1])} (${row.flags[0]})`, `attn_in ${e(row.attn_in[1])} (${row.attn_in[0]})`,
     `gen ${row.gen_single ? 'ok' : 'DIFF'}`, `left-batch gen ${row.gen_left_batch ? 'ok' : 'DIFF'}`,
     row.hooks_missing.length || row.hooks_extra.length ? `hooks missing ${row.hooks_missing} extra ${row.hooks_extra}` : '',
     cfg.length ? `cfg: ${cfg.join('; ')}` : '',

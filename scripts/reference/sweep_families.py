@@ -12,7 +12,8 @@ changed; FILTER substrings select variants by name), writes OUT_DIR/{variant}/:
               unprocessed logits of each, processed logits of the single prompt with each of
               fold_ln / center_writing_weights / center_unembed / fold_value_biases off, the unprocessed run_with_cache of the single prompt
               (every hook, "cache.{name}"), the processed run_with_cache with the use_* flags
-              (and ungrouped K/V where grouped) on ("flags.{name}"), and greedy generate of NEW tokens (KV cache on) from
+              (and ungrouped K/V where grouped) on ("flags.{name}") and with use_attn_in on
+              ("attn_in.{name}"), and greedy generate of NEW tokens (KV cache on) from
               each prompt alone ("gen{i}"; "gen0.nokv" without it)
   tl.json     the variant, TL's cfg of both loaders, hook names, TL-unprocessed-vs-HF max |logit
               difference| (what TL ignores of the config shows here), or the error TL raised.
@@ -278,26 +279,28 @@ def run_mode(fam, mode, t, meta):
                 t[f"{switch}_off.logits.single"] = processing_off(fam.model_id, switch)(tokens)
             except AssertionError as e:  # mixtral_fixtures' check of its correction
                 meta.setdefault("option_errors", {})[switch] = str(e)
-        run_flags(model, tokens, t, meta)
+        # The use_* flags (and ungrouped K/V where grouped) on this model, after its generate
+        # runs; use_attn_in on a fresh one.
+        grouped = ["set_ungroup_grouped_query_attention"] if model.cfg.n_key_value_heads is not None else []
+        run_flags(model, tokens, t, meta, "flags", list(mff.FLAG_SETTERS) + grouped)
+        run_flags(mf.load_tl(fam.model_id, mode), tokens, t, meta, "attn_in", ["set_use_attn_in"])
     return model
 
 
-def run_flags(model, tokens, t, meta):
-    """The processed model's cache with TL's use_* flags on (and K/V ungrouped where grouped)."""
-    setters = list(mff.FLAG_SETTERS)
-    if model.cfg.n_key_value_heads is not None:
-        setters.append("set_ungroup_grouped_query_attention")
-    meta["flag_setters"] = setters
+def run_flags(model, tokens, t, meta, stem, setters):
+    """`model`'s cache with TL's `setters` on, as "{stem}.{name}" (the hook names and setters
+    under "{stem}_hook_names" / "{stem}_setters", or what TL raised under "{stem}_error")."""
+    meta[f"{stem}_setters"] = setters
     try:
         for setter in setters:
             getattr(model, setter)(True)
         _, cache = model.run_with_cache(tokens)
     except Exception as e:
-        meta["flags_error"] = f"{type(e).__name__}: {e}"
+        meta[f"{stem}_error"] = f"{type(e).__name__}: {e}"
         return
-    meta["flag_hook_names"] = list(cache.keys())
+    meta[f"{stem}_hook_names"] = list(cache.keys())
     for name in cache.keys():
-        t[f"flags.{name}"] = cache[name]
+        t[f"{stem}.{name}"] = cache[name]
 
 
 def sweep_variant(out, name, model_id, overrides):

@@ -211,6 +211,13 @@ impl HookedModel {
     /// Rebuilds the hook table after a config flag changed (`use_attn_result`, ...).
     pub fn set_flag(&mut self, name: &str, value: bool) -> Result<()> {
         let cfg = &mut self.arch.cfg;
+        // TL's setters assert these whatever the value (set_use_attn_in, set_use_hook_mlp_in).
+        if name == "use_attn_in" && cfg.n_key_value_heads.is_some() {
+            return Err(Error::invalid("can't use attn_in with grouped-query attention (n_key_value_heads is set); use split_qkv_input instead (as TL)"));
+        }
+        if name == "use_hook_mlp_in" && cfg.attn_only {
+            return Err(Error::invalid("can't use hook_mlp_in with an attn_only model (as TL)"));
+        }
         match name {
             "use_attn_result" => cfg.use_attn_result = value,
             "use_split_qkv_input" => cfg.use_split_qkv_input = value,
