@@ -660,10 +660,10 @@ import qwen_fixtures  # noqa: E402
 
 FAMILIES += qwen_fixtures.families(Family, RMS_MODES)
 
-# Second checkpoints of GPT-NeoX and Phi with tied embeddings (variant_fixtures.py says why).
+# Second checkpoints of GPT-NeoX, Phi and Mixtral (variant_fixtures.py says why).
 import variant_fixtures  # noqa: E402
 
-FAMILIES += variant_fixtures.families(Family, GPTNEOX_TOKENIZER, PHI_TOKENIZER, LN_MODES)
+FAMILIES += variant_fixtures.families(Family, GPTNEOX_TOKENIZER, PHI_TOKENIZER, LN_MODES, LLAMA_TOKENIZER, RMS_MODES)
 
 
 # ----------------------------------------------------------------------------- tokenizer

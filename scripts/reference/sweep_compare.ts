@@ -30,6 +30,7 @@ function tensorOf(g: Golden): Tensor {
 
 function maxDiff(a: Tensor, g: Golden | undefined): number {
   if (!g) return NaN
+  if (a.ndim === 0 && g.shape.join() === '1') a = a.reshape([1]) // a 0-d tensor, saved as [1]
   if (a.shape.join() !== g.shape.join()) return Infinity
   if (a.numel() === 0) return 0 // an MoE expert no token chose
   return a.to('float32').sub(tensorOf(g)).abs().max().item()
@@ -108,6 +109,7 @@ async function compareVariant(dir: string, meta: any): Promise<Record<string, un
         const fresh = await HookedTransformer.fromPretrained(meta.model_id, opts)
         row.attn_in = await flagHooks(fresh, meta, single, g, 'attn_in')
         fresh.dispose()
+        row.bwd = await backward(meta, opts, single, g)
       }
     } finally {
       m.dispose()
@@ -146,6 +148,22 @@ async function flagHooks(m: HookedTransformer, meta: any, tokens: Tensor, g: Map
   return worst
 }
 
+/** The worst entry of the incl_bwd cache of the loss (activations and `*_grad`), on a fresh model. */
+async function backward(meta: any, opts: object, tokens: Tensor, g: Map<string, Golden>): Promise<[string, number]> {
+  if (!meta.bwd_keys) return ['no TL golden', NaN]
+  const m = await HookedTransformer.fromPretrained(meta.model_id, opts)
+  const [loss, cache] = await m.runWithCache(tokens, { returnType: 'loss', inclBwd: true })
+  const keys = cache.keys()
+  let worst: [string, number] = JSON.stringify(keys) === JSON.stringify(meta.bwd_keys) ? ['loss', maxDiff(loss as Tensor, g.get('bwd.loss'))] : ['keys differ', Infinity]
+  for (const k of keys.filter((k) => meta.bwd_keys.includes(k))) {
+    const d = maxDiff(cache.get(k), g.get(`bwd.${k}`))
+    if (!(d <= worst[1])) worst = [k, d]
+  }
+  cache.dispose()
+  m.dispose()
+  return worst
+}
+
 /** Max |diff| of the single prompt's logits with each processing step off (TL's keywords). */
 async function processingOptions(model: string, opts: object, tokens: Tensor, g: Map<string, Golden>): Promise<number> {
   let worst = 0
@@ -166,7 +184,7 @@ function fmt(row: Record<string, any>): string {
   const cfg = [...new Set([...(row['processed.cfg'] ?? []), ...(row['unprocessed.cfg'] ?? [])])]
   return [
     row.variant, `tokens ${row.tokens ? 'ok' : 'DIFF'}`, `proc ${e(row['processed.logits'])}`,
-    `unproc ${e(row['unprocessed.logits'])}`, `options ${e(row.options)}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`, `flags ${e(row.flags[1])} (${row.flags[0]})`, `attn_in ${e(row.attn_in[1])} (${row.attn_in[0]})`,
+    `unproc ${e(row['unprocessed.logits'])}`, `options ${e(row.options)}`, `hooks ${e(row.hooks[1])} (${row.hooks[0]})`, `flags ${e(row.flags[1])} (${row.flags[0]})`, `attn_in ${e(row.attn_in[1])} (${row.attn_in[0]})`, `bwd ${e(row.bwd[1])} (${row.bwd[0]})`,
     `gen ${row.gen_single ? 'ok' : 'DIFF'}`, `left-batch gen ${row.gen_left_batch ? 'ok' : 'DIFF'}`,
     row.hooks_missing.length || row.hooks_extra.length ? `hooks missing ${row.hooks_missing} extra ${row.hooks_extra}` : '',
     cfg.length ? `cfg: ${cfg.join('; ')}` : '',

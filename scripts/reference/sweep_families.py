@@ -13,7 +13,7 @@ changed; FILTER substrings select variants by name), writes OUT_DIR/{variant}/:
               fold_ln / center_writing_weights / center_unembed / fold_value_biases off, the unprocessed run_with_cache of the single prompt
               (every hook, "cache.{name}"), the processed run_with_cache with the use_* flags
               (and ungrouped K/V where grouped) on ("flags.{name}") and with use_attn_in on
-              ("attn_in.{name}"), and greedy generate of NEW tokens (KV cache on) from
+              ("attn_in.{name}"), and the incl_bwd cache of the loss ("bwd.{key}"), and greedy generate of NEW tokens (KV cache on) from
               each prompt alone ("gen{i}"; "gen0.nokv" without it)
   tl.json     the variant, TL's cfg of both loaders, hook names, TL-unprocessed-vs-HF max |logit
               difference| (what TL ignores of the config shows here), or the error TL raised.
@@ -284,6 +284,7 @@ def run_mode(fam, mode, t, meta):
         grouped = ["set_ungroup_grouped_query_attention"] if model.cfg.n_key_value_heads is not None else []
         run_flags(model, tokens, t, meta, "flags", list(mff.FLAG_SETTERS) + grouped)
         run_flags(mf.load_tl(fam.model_id, mode), tokens, t, meta, "attn_in", ["set_use_attn_in"])
+        run_backward(fam.model_id, tokens, t, meta)
     return model
 
 
@@ -301,6 +302,19 @@ def run_flags(model, tokens, t, meta, stem, setters):
     meta[f"{stem}_hook_names"] = list(cache.keys())
     for name in cache.keys():
         t[f"{stem}.{name}"] = cache[name]
+
+
+def run_backward(model_id, tokens, t, meta):
+    """A fresh processed model's run_with_cache(incl_bwd=True) of the loss: every activation and
+    `*_grad`, as "bwd.{key}" (keys in TL's order under "bwd_keys"), and the loss."""
+    with torch.enable_grad():
+        model = mf.load_tl(model_id, "processed")
+        got, info = mff.mb.golden_incl_bwd(model, tokens)
+        model.zero_grad(set_to_none=True)
+    meta["bwd_keys"] = info["keys"]
+    t["bwd.loss"] = got["loss"]
+    for k in info["keys"]:
+        t[f"bwd.{k}"] = got[k]
 
 
 def sweep_variant(out, name, model_id, overrides):

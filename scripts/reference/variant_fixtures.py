@@ -11,7 +11,7 @@ refusal tests.
   microsoft/phi-1_5      Phi with tie_word_embeddings (no lm_head.weight, lm_head.bias kept),
                          partial_rotary_factor 0.25 (rotary_dim 2)
 """
-from transformers import GPTNeoXConfig, PhiConfig
+from transformers import GPTNeoXConfig, MixtralConfig, PhiConfig
 
 import make_fixtures as mf
 
@@ -39,7 +39,17 @@ def tied_phi_config():
     )
 
 
-def families(Family, neox_tokenizer, phi_tokenizer, ln_modes):
+def top1_mixtral_config():
+    return MixtralConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=16, num_hidden_layers=2, max_position_embeddings=N_CTX, rms_norm_eps=1e-5,
+        hidden_act="silu", rope_theta=10000.0, sliding_window=None, num_local_experts=8,
+        num_experts_per_tok=1, router_jitter_noise=0.0, tie_word_embeddings=False,
+        bos_token_id=1, eos_token_id=2, pad_token_id=None, architectures=["MixtralForCausalLM"],
+    )
+
+
+def families(Family, neox_tokenizer, phi_tokenizer, ln_modes, llama_tokenizer, rms_modes):
     common = {"d_model": 32, "n_heads": 4, "d_head": 8, "n_layers": 2, "n_ctx": N_CTX,
               "d_vocab": VOCAB_SIZE, "eps": 1e-5, "positional_embedding_type": "rotary",
               "rotary_dim": 2, "rotary_adjacent_pairs": False, "parallel_attn_mlp": True,
@@ -60,5 +70,14 @@ def families(Family, neox_tokenizer, phi_tokenizer, ln_modes):
             expect_cfg={**common, "d_mlp": 56, "act_fn": "gelu_new", "rotary_base": 10000.0,
                         "original_architecture": "PhiForCausalLM", "trust_remote_code": True},
             expect_mode_cfg=ln_modes,
+        ),
+        Family(
+            model_id="mistralai/Mixtral-8x7B-Instruct-v0.1", architecture="MixtralForCausalLM",
+            seed=2721, config=top1_mixtral_config, tokenizer=llama_tokenizer,
+            embedding_params=("model.embed_tokens.weight",),
+            expect_cfg={"d_model": 32, "n_heads": 4, "d_head": 8, "n_layers": 2, "d_mlp": 16,
+                        "n_key_value_heads": 2, "num_experts": 8, "experts_per_token": 1,
+                        "original_architecture": "MixtralForCausalLM"},
+            expect_mode_cfg=rms_modes,
         ),
     ]
