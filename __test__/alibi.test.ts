@@ -2,14 +2,18 @@
  * ALiBi (`positional_embedding_type: 'alibi'`, Bloom) beyond the Bloom fixture's 4 heads: the
  * bias `hook_attn_scores` carries equals TL's `create_alibi_bias` for head counts that are not
  * powers of two (TL's multipliers, not HF's interleaved ones), and cached generation (queries
- * offset by the cache) equals uncached. Goldens: golden/bigscience__bloom-560m/alibi.* from
- * scripts/reference/make_family_fixtures.py (golden_alibi).
+ * offset by the cache) equals uncached; as in TL, a layer's bias table stays at the largest key
+ * length the model instance has run, so a shorter run after a longer one shows shifted scores.
+ * Goldens: golden/bigscience__bloom-560m/alibi.* from scripts/reference/make_family_fixtures.py
+ * (golden_alibi).
  */
 import test from 'ava'
 
 import { HookedTransformer, Tensor } from '../src/index'
-import { maxAbsDiff } from './helpers/compare'
-import { golden } from './helpers/fixtures'
+import { assertClose, maxAbsDiff } from './helpers/compare'
+import { golden, useFixtureHub } from './helpers/fixtures'
+
+useFixtureHub()
 
 const G = () => golden('bigscience/bloom-560m', 'alibi')
 
@@ -73,3 +77,16 @@ for (const n of [3, 6, 12]) {
     m.dispose()
   })
 }
+
+test("Bloom: a run after a longer one (stopped after layer 0) shows TL's scores: layer 0 shifted, later layers fresh", async (t) => {
+  const g = G()
+  const m = await HookedTransformer.fromPretrained('bigscience/bloom-560m')
+  const ids = (key: string) => { const x = g.tensors.get(key)!; return Tensor.from(x.data as BigInt64Array, x.shape, 'int64') }
+  await m.forward(ids('history.long_tokens'), { stopAtLayer: 1 })
+  const [, cache] = await m.runWithCache(ids('history.tokens'))
+  for (let l = 0; l < m.cfg.n_layers; l++) {
+    assertClose(t, cache.get(`blocks.${l}.attn.hook_attn_scores`), g.tensors.get(`history.attn_scores.${l}`), 1e-4, `bloom.history.attn_scores.${l}`)
+  }
+  cache.dispose()
+  m.dispose()
+})

@@ -33,6 +33,9 @@ const FAMILY_MODELS = {
   'mistralai/Mixtral-8x7B-v0.1': 'Mixtral: mixture-of-experts MLP (top-2 of 4 gated experts, expert hooks), RMSNorm folded into router and experts',
   'bigcode/santacoder': 'SantaCoder: multi-query attention (q_attn + one shared kv_attn head, copied into every head as TL does), remote-code checkpoint, scores scaled by inverse layer index',
   'Qwen/Qwen-1_8B': 'Qwen v1: remote-code checkpoint, fused c_attn with Q/K/V biases (no c_proj bias), gated MLP from w1 / w2 of intermediate_size // 2, untied lm_head',
+  'EleutherAI/pythia-14m': 'GPT-NeoX with tied embeddings (no embed_out in the file), rotary_dim 2, gelu_fast',
+  'microsoft/phi-1_5': 'Phi with tied embeddings (no lm_head.weight, lm_head.bias kept), rotary_dim 2',
+  'mistralai/Mixtral-8x7B-Instruct-v0.1': 'Mixtral with top-1 of 8 experts: experts no token chose still fire their hooks, forward and backward (empty tensors)',
 } as const
 
 for (const [model, kinds] of Object.entries(FAMILY_MODELS)) {

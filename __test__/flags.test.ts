@@ -30,6 +30,20 @@ test('use_attn_in and use_split_qkv_input cannot both be on', async (t) => {
   m.dispose()
 })
 
+test("TL's setter assertions: use_attn_in with grouped-query attention, use_hook_mlp_in on an attn_only model", async (t) => {
+  // TL asserts n_key_value_heads is None in set_use_attn_in, whatever the value (Qwen2 sets it
+  // even for as many K/V heads as query heads).
+  for (const model of ['01-ai/Yi-6B', 'Qwen/Qwen2-0.5B']) {
+    const m = await HookedTransformer.fromPretrained(model)
+    for (const on of [true, false]) t.is((t.throws(() => m.setUseAttnIn(on)) as { code?: string }).code, 'TL_INVALID_ARGUMENT')
+    t.is(m.cfg.use_attn_in, false)
+    m.dispose()
+  }
+  const a = HookedTransformer.fromConfig({ n_layers: 1, d_model: 8, d_head: 4, n_heads: 2, n_ctx: 8, d_vocab: 10, attn_only: true, act_fn: 'relu' })
+  t.is((t.throws(() => a.setUseHookMlpIn(true)) as { code?: string }).code, 'TL_INVALID_ARGUMENT')
+  a.dispose()
+})
+
 const VARIANTS = {
   fold_ln_off: { foldLn: false },
   center_writing_weights_off: { center_writing_weights: false },

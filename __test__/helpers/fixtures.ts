@@ -21,6 +21,7 @@ export const MODELS = [
   'bigcode/santacoder',
   'Qwen/Qwen-1_8B',
   'mistralai/Mixtral-8x7B-v0.1',
+  'EleutherAI/pythia-14m', 'microsoft/phi-1_5', 'mistralai/Mixtral-8x7B-Instruct-v0.1',
 ] as const
 
 export function slug(model: string): string {

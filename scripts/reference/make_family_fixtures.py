@@ -660,6 +660,11 @@ import qwen_fixtures  # noqa: E402
 
 FAMILIES += qwen_fixtures.families(Family, RMS_MODES)
 
+# Second checkpoints of GPT-NeoX, Phi and Mixtral (variant_fixtures.py says why).
+import variant_fixtures  # noqa: E402
+
+FAMILIES += variant_fixtures.families(Family, GPTNEOX_TOKENIZER, PHI_TOKENIZER, LN_MODES, LLAMA_TOKENIZER, RMS_MODES)
+
 
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(spec):
@@ -850,14 +855,26 @@ ALIBI_CTX = 7
 
 def golden_alibi(model_id):
     """TL's AbstractAttention.create_alibi_bias(n_heads, ALIBI_CTX) for ALIBI_HEADS, as
-    golden/{slug}/alibi.* (`bias.{n}`: [n, ctx, ctx]; `multipliers.{n}`: [n])."""
+    golden/{slug}/alibi.* (`bias.{n}`: [n, ctx, ctx]; `multipliers.{n}`: [n]), and the scores of
+    a run after a longer one (`history.*`)."""
     from transformer_lens.components import AbstractAttention
     t = {}
     for n in ALIBI_HEADS:
         t[f"bias.{n}"] = AbstractAttention.create_alibi_bias(n, ALIBI_CTX, torch.device("cpu"))
         t[f"multipliers.{n}"] = AbstractAttention.create_alibi_multipliers(n, torch.device("cpu"))
+    # TL keeps each layer's table at the largest key length it has run: a shorter run after a
+    # longer one (same model instance) takes the last rows of the larger table. The longer run
+    # stops after layer 0, so only that layer's scores of the later run move.
+    model = mf.load_tl(model_id, "processed")
+    t["history.long_tokens"] = model.to_tokens(mf.PROMPT + " " + mf.PROMPT2)
+    model(t["history.long_tokens"], stop_at_layer=1)
+    t["history.tokens"] = model.to_tokens(mf.PROMPT)
+    _, cache = model.run_with_cache(t["history.tokens"], names_filter=lambda n: n.endswith("hook_attn_scores"))
+    for l in range(model.cfg.n_layers):
+        t[f"history.attn_scores.{l}"] = cache[f"blocks.{l}.attn.hook_attn_scores"]
     out = mf.GOLDEN / mf.slug(model_id)
-    meta = {"heads": list(ALIBI_HEADS), "ctx": ALIBI_CTX}
+    meta = {"heads": list(ALIBI_HEADS), "ctx": ALIBI_CTX, "history": "history.long_tokens run with stop_at_layer=1, "
+            "then history.tokens with run_with_cache: blocks.{l}.attn.hook_attn_scores as history.attn_scores.{l}"}
     meta["converted"] = mf.save_tensors(out / "alibi.safetensors", t)
     meta["versions"] = mf.versions()
     mf.write_json(out / "alibi.json", meta)

@@ -56,7 +56,7 @@ def fold_norms(model, ref):
 def correct_processed(load):
     def wrapped(model_id, mode, **kwargs):
         model = load(model_id, mode, **kwargs)
-        if model_id == MIXTRAL_ID and mode == "processed":
+        if mode == "processed" and (model.cfg.num_experts or 0) > 1:
             ref = load(model_id, "unprocessed", **kwargs)
             fold_norms(model, ref)
             tokens = ref.to_tokens(mf.PROMPT)

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::families::hf_linear::{layer_norm, linear, qkv_columns, unembed, zeros};
-use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
+use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, tl_mlp_width, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
@@ -86,9 +86,7 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
         d_model,
         d_head: exact_div(d_model, "hidden_size", n_heads, "num_heads")?,
         n_heads,
-        // TL always takes 4 * hidden_size; HF's GPTNeoMLP honours intermediate_size, and a
-        // checkpoint built with it has that width (TL cannot load one at all): HF's rule is kept.
-        d_mlp: Some(hf_opt_usize(hf, "intermediate_size")?.unwrap_or(d_model * 4)),
+        d_mlp: Some(tl_mlp_width(hf, "intermediate_size", d_model)?),
         n_layers,
         n_ctx: hf_usize(hf, "max_position_embeddings")?,
         eps: hf_f64(hf, "layer_norm_epsilon", 1e-5)?,

@@ -6,8 +6,8 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, linear, t};
-use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
+use crate::families::hf_linear::{layer_norm, linear, t, unembed_from};
+use crate::families::{exact_div, hf_f64, hf_str, hf_usize, tl_needs_true, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
@@ -36,6 +36,7 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
     let d_model = hf_usize(hf, "hidden_size")?;
     let n_heads = hf_usize(hf, "num_attention_heads")?;
     let d_head = exact_div(d_model, "hidden_size", n_heads, "num_attention_heads")?;
+    tl_needs_true(hf, "attention_bias", "GPT-NeoX")?;
     // TL: round(rotary_pct * d_head), Python's round (half to even).
     let pct = hf_f64(hf, "rotary_pct", 1.0)?;
     let rotary = (pct * d_head as f64).round_ties_even();
@@ -73,7 +74,8 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
         TensorSpec::new("embed_in.weight", &[v, d]),
         TensorSpec::new("final_layer_norm.weight", &[d]),
         TensorSpec::new("final_layer_norm.bias", &[d]),
-        TensorSpec::new("embed_out.weight", &[v, d]),
+        // Tied embeddings (tie_word_embeddings): embed_out is W_E and the file omits it.
+        TensorSpec::optional("embed_out.weight", &[v, d]),
     ]
 }
 
@@ -118,7 +120,7 @@ pub(crate) fn fused_block(cfg: &Config, w: &Checked, attn: &str, name: impl Fn(&
 pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
     let blocks = (0..cfg.n_layers).map(|l| fused_block(cfg, w, "attention", |n| layer(l, n))).collect::<Result<Vec<_>>>()?;
     let w_e = w.get("embed_in.weight")?;
-    let w_u = w.get_t("embed_out.weight")?;
+    let w_u = unembed_from(w, "embed_out.weight", &w_e)?;
     let b_u = Tensor::zeros(cfg.d_vocab, w_e.dtype(), w_e.device())?;
     Ok(ModelWeights { w_e, embed_ln: None, w_pos: None, blocks, ln_final: layer_norm(w, "final_layer_norm")?, w_u, b_u })
 }

@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::families::hf_linear::{layer_norm, linear, qkv_columns, unembed, zeros};
-use crate::families::{exact_div, hf_opt_usize, hf_str, hf_usize, Family};
+use crate::families::{exact_div, hf_opt_usize, hf_str, hf_usize, tl_mlp_width, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
@@ -36,9 +36,7 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
         d_model,
         d_head: exact_div(d_model, "n_embd", n_heads, "n_head")?,
         n_heads,
-        // TL always takes 4 * n_embd; HF's GPTJMLP honours n_inner, and a checkpoint built with
-        // it has that width (TL cannot load one at all): HF's rule is kept.
-        d_mlp: Some(hf_opt_usize(hf, "n_inner")?.unwrap_or(d_model * 4)),
+        d_mlp: Some(tl_mlp_width(hf, "n_inner", d_model)?),
         n_layers: hf_usize(hf, "n_layer")?,
         n_ctx: hf_usize(hf, "n_positions")?,
         // TL's value whatever layer_norm_epsilon says.

@@ -50,7 +50,12 @@ pub fn conv1d(w: &Checked, name: &str) -> Result<(Tensor, Tensor)> {
 /// W_U: an untied checkpoint's `lm_head.weight` transposed, else (tied) a view of W_E
 /// transposed; processing gives W_E its own copy before writing either.
 pub fn unembed(w: &Checked, w_e: &Tensor) -> Result<Tensor> {
-    Ok(if w.has("lm_head.weight") { w.get_t("lm_head.weight")? } else { w_e.t()? })
+    unembed_from(w, "lm_head.weight", w_e)
+}
+
+/// [`unembed`] for a checkpoint whose output embedding is `name` (GPT-NeoX's `embed_out.weight`).
+pub fn unembed_from(w: &Checked, name: &str, w_e: &Tensor) -> Result<Tensor> {
+    Ok(if w.has(name) { w.get_t(name)? } else { w_e.t()? })
 }
 
 /// `n` zeros in the dtype and on the device of `like` (TL's zero biases).

@@ -7,7 +7,7 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::families::hf_linear::{rms_norm, t, unembed, zeros};
-use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
+use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize, tl_fixed_size, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
@@ -69,7 +69,14 @@ pub fn base_config(hf: &serde_json::Value, architecture: &str) -> Result<Config>
 /// TL reads no `rope_theta` for `LlamaForCausalLM` checkpoints (its rotary base stays 10000),
 /// and neither does this; the hard-coded Llama table sets it where TL does.
 pub fn config(hf: &serde_json::Value) -> Result<Config> {
-    base_config(hf, "LlamaForCausalLM")
+    fixed_head_dim(base_config(hf, "LlamaForCausalLM")?, hf)
+}
+
+/// TL's `d_head = hidden_size / num_attention_heads` for the Llama-like dicts that do not read
+/// `head_dim` (Llama, Qwen2, Mixtral): config.json's `head_dim` must be absent or that.
+pub fn fixed_head_dim(cfg: Config, hf: &serde_json::Value) -> Result<Config> {
+    tl_fixed_size(hf, "head_dim", cfg.d_head, "hidden_size / num_attention_heads")?;
+    Ok(cfg)
 }
 
 pub(crate) fn layer(l: usize, s: &str) -> String {

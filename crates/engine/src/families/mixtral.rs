@@ -44,7 +44,7 @@ const HF_FIELDS: &[(&str, &str)] = &[
 ];
 
 pub fn config(hf: &serde_json::Value) -> Result<Config> {
-    let mut cfg = llama::base_config(hf, "MixtralForCausalLM")?;
+    let mut cfg = llama::fixed_head_dim(llama::base_config(hf, "MixtralForCausalLM")?, hf)?;
     cfg.n_key_value_heads = Some(cfg.kv_heads());
     cfg.rotary_base = hf_f64(hf, "rope_theta", cfg.rotary_base)?;
     cfg.final_rms = false;

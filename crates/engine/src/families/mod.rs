@@ -152,3 +152,56 @@ pub(crate) fn exact_div(total: usize, total_key: &str, parts: usize, parts_key: 
     }
     Ok(total / parts)
 }
+
+/// A size config.json may give that TL never reads, taking `tl` (`rule`) instead. HF's model
+/// honours `key`: a checkpoint built with another value does not fit TL's state dict and TL
+/// cannot load it, so it is refused here too, naming the field.
+pub(crate) fn tl_fixed_size(hf: &serde_json::Value, key: &str, tl: usize, rule: &str) -> Result<usize> {
+    match hf_opt_usize(hf, key)? {
+        Some(n) if n != tl => Err(Error::unsupported(format!(
+            "config.json: '{key}' {n} is not {rule} ({tl}); TL takes {tl} and cannot load this checkpoint"
+        ))),
+        _ => Ok(tl),
+    }
+}
+
+/// TL's `d_mlp = 4 * d_model` for the families whose MLP width TL never reads (GPT-2, GPT-Neo,
+/// GPT-J, SantaCoder): `key` must be absent or that.
+pub(crate) fn tl_mlp_width(hf: &serde_json::Value, key: &str, d_model: usize) -> Result<usize> {
+    tl_fixed_size(hf, key, d_model.saturating_mul(4), "4 * the model width")
+}
+
+/// A config.json switch that removes tensors TL's weight conversion reads (`attention_bias`,
+/// `enable_bias`): set to false, TL cannot load the checkpoint, and neither does this.
+pub(crate) fn tl_needs_true(hf: &serde_json::Value, key: &str, architecture: &str) -> Result<()> {
+    if !hf_bool(hf, key, true)? {
+        return Err(Error::unsupported(format!("{architecture} with '{key}' false is not supported (TL's conversion reads those biases and cannot load it)")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    #[test]
+    fn an_mlp_width_tl_does_not_read_must_be_four_times_the_model_width() {
+        assert_eq!(tl_mlp_width(&json!({}), "n_inner", 32).unwrap(), 128);
+        assert_eq!(tl_mlp_width(&json!({"n_inner": null}), "n_inner", 32).unwrap(), 128);
+        assert_eq!(tl_mlp_width(&json!({"n_inner": 128}), "n_inner", 32).unwrap(), 128);
+        let e = tl_mlp_width(&json!({"n_inner": 64}), "n_inner", 32).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unsupported);
+        assert!(e.message.contains("'n_inner' 64"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_bias_switch_tl_does_not_read_must_be_on() {
+        assert!(tl_needs_true(&json!({}), "attention_bias", "GPT-NeoX").is_ok());
+        assert!(tl_needs_true(&json!({"attention_bias": true}), "attention_bias", "GPT-NeoX").is_ok());
+        let e = tl_needs_true(&json!({"attention_bias": false}), "attention_bias", "GPT-NeoX").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unsupported);
+        assert!(e.message.contains("attention_bias"), "{}", e.message);
+    }
+}

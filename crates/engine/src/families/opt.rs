@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::families::hf_linear::{layer_norm, linear, qkv_with_biases, unembed, zeros};
-use crate::families::{exact_div, hf_bool, hf_opt_usize, hf_str, hf_usize, Family};
+use crate::families::{exact_div, hf_bool, hf_opt_usize, hf_str, hf_usize, tl_needs_true, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
@@ -45,6 +45,7 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
             "OPT with word_embed_proj_dim {p} other than hidden_size {d_model} (embedding projections, as opt-350m) is not supported (nor in TL)"
         )));
     }
+    tl_needs_true(hf, "enable_bias", "OPT")?;
     Ok(Config {
         d_model,
         d_head: exact_div(d_model, "hidden_size", n_heads, "num_attention_heads")?,
@@ -140,7 +141,7 @@ mod tests {
         let cfg = config(&hf(json!({"layer_norm_eps": 1e-6}))).unwrap();
         assert_eq!((cfg.d_mlp, cfg.eps, cfg.act_fn.as_deref()), (Some(48), 1e-5, Some("relu")));
         assert_eq!(tensors(&cfg)[1].shape, [66, 32]);
-        for bad in [json!({"do_layer_norm_before": false}), json!({"word_embed_proj_dim": 16})] {
+        for bad in [json!({"do_layer_norm_before": false}), json!({"word_embed_proj_dim": 16}), json!({"enable_bias": false})] {
             assert_eq!(config(&hf(bad)).unwrap_err().code, ErrorCode::Unsupported);
         }
     }

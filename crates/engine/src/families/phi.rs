@@ -6,8 +6,8 @@
 
 
 use crate::error::Result;
-use crate::families::hf_linear::{layer_norm, linear, qkv_with_biases};
-use crate::families::{exact_div, hf_f64, hf_str, hf_usize, Family};
+use crate::families::hf_linear::{layer_norm, linear, qkv_with_biases, unembed};
+use crate::families::{exact_div, hf_f64, hf_str, hf_usize, tl_fixed_size, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights, NormWeights};
@@ -39,6 +39,8 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
     let d_model = hf_usize(hf, "hidden_size")?;
     let n_heads = hf_usize(hf, "num_attention_heads")?;
     let d_head = exact_div(d_model, "hidden_size", n_heads, "num_attention_heads")?;
+    // TL's Phi conversion splits K and V into n_heads heads whatever num_key_value_heads says.
+    tl_fixed_size(hf, "num_key_value_heads", n_heads, "num_attention_heads")?;
     // TL: round(partial_rotary_factor * d_head), Python's round (half to even).
     let rotary = (hf_f64(hf, "partial_rotary_factor", 0.5)? * d_head as f64).round_ties_even();
     Ok(Config {
@@ -75,7 +77,9 @@ pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
         TensorSpec::new("embed_tokens.weight", &[v, d]),
         TensorSpec::new("final_layernorm.weight", &[d]),
         TensorSpec::new("final_layernorm.bias", &[d]),
-        TensorSpec::new("lm_head.weight", &[v, d]),
+        // Tied embeddings (tie_word_embeddings): lm_head.weight is W_E and the file omits it;
+        // the bias stays.
+        TensorSpec::optional("lm_head.weight", &[v, d]),
         TensorSpec::new("lm_head.bias", &[v]),
     ]
 }
@@ -112,13 +116,14 @@ pub fn convert(cfg: &Config, w: &Checked) -> Result<ModelWeights> {
         let mlp = MlpWeights::dense(lin("mlp.fc1")?, lin("mlp.fc2")?);
         blocks.push(BlockWeights::new(ln1, qkv_with_biases(w, &layer(l, "self_attn."))?, lin("self_attn.dense")?, ln2, mlp));
     }
+    let w_e = w.get("embed_tokens.weight")?;
     Ok(ModelWeights {
-        w_e: w.get("embed_tokens.weight")?,
+        w_u: unembed(w, &w_e)?,
+        w_e,
         embed_ln: None,
         w_pos: None,
         blocks,
         ln_final: layer_norm(w, "final_layernorm")?,
-        w_u: w.get_t("lm_head.weight")?,
         b_u: w.get("lm_head.bias")?,
     })
 }

@@ -17,7 +17,7 @@ pub const FAMILY: Family = Family {
 };
 
 pub fn config(hf: &serde_json::Value) -> Result<Config> {
-    let mut cfg = llama::base_config(hf, "Qwen2ForCausalLM")?;
+    let mut cfg = llama::fixed_head_dim(llama::base_config(hf, "Qwen2ForCausalLM")?, hf)?;
     cfg.n_key_value_heads = Some(cfg.kv_heads());
     // TL: "Capped bc the actual ctx length is 30k and the attn mask would be too big".
     cfg.n_ctx = 2048;

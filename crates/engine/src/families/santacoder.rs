@@ -16,7 +16,7 @@ use candle_core::Tensor;
 
 use crate::error::{Error, Result};
 use crate::families::hf_linear::{conv1d, layer_norm, unembed, zeros};
-use crate::families::{exact_div, hf_bool, hf_f64, hf_opt_usize, hf_str, hf_usize, Family};
+use crate::families::{exact_div, hf_bool, hf_f64, hf_str, hf_usize, tl_mlp_width, Family};
 use crate::load::spec::{Checked, TensorSpec};
 use crate::model::config::Config;
 use crate::model::weights::{BlockWeights, MlpWeights, ModelWeights};
@@ -55,10 +55,8 @@ pub fn config(hf: &serde_json::Value) -> Result<Config> {
         d_model,
         d_head: exact_div(d_model, "n_embd", n_heads, "n_head")?,
         n_heads,
-        // TL always takes 4 * n_embd (santacoder's n_inner is exactly that); HF's MLP honours
-        // n_inner, and a checkpoint built with another width has that width (TL cannot load it
-        // at all), so HF's rule is kept, as for GPT-2.
-        d_mlp: Some(hf_opt_usize(hf, "n_inner")?.unwrap_or(d_model * 4)),
+        // santacoder's n_inner is exactly 4 * n_embd.
+        d_mlp: Some(tl_mlp_width(hf, "n_inner", d_model)?),
         n_layers: hf_usize(hf, "n_layer")?,
         n_ctx: hf_usize(hf, "n_positions")?,
         eps: hf_f64(hf, "layer_norm_epsilon", 1e-5)?,

@@ -27,7 +27,7 @@ impl Activation {
             "gelu_fast" => Activation::GeluFast,
             "gelu_pytorch_tanh" => Activation::GeluPytorchTanh,
             "relu" => Activation::Relu,
-            "silu" | "swish" => Activation::Silu,
+            "silu" => Activation::Silu,
             "solu" => Activation::Solu,
             "solu_ln" => Activation::SoluLn,
             other => return Err(Error::unsupported(format!("activation function '{other}' is not supported yet"))),

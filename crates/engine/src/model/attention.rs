@@ -227,7 +227,7 @@ pub fn forward(
     // [rows, h, q, k]) for the fused passes.
     let score_dtype = score_dtype(dtype);
     let alibi = match &arch.alibi {
-        Some(slopes) => Some(crate::model::alibi::bias(slopes, plan.past, p, q.device())?.to_dtype(score_dtype)?),
+        Some(a) => Some(a.layer_bias(layer, p, plan.past + p, q.device())?.to_dtype(score_dtype)?),
         None => None,
     };
     let fused_mask = match (plan.additive.as_ref(), &alibi) {

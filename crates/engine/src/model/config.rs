@@ -264,6 +264,13 @@ impl Config {
         if !allowed.contains(&name) {
             return Err(Error::invalid(format!("unknown config flag '{name}' (this model takes {})", allowed.join(", "))));
         }
+        // TL's setters assert these whatever the value (set_use_attn_in, set_use_hook_mlp_in).
+        if name == "use_attn_in" && self.n_key_value_heads.is_some() {
+            return Err(Error::invalid("can't use attn_in with grouped-query attention (n_key_value_heads is set); use split_qkv_input instead (as TL)"));
+        }
+        if name == "use_hook_mlp_in" && self.attn_only {
+            return Err(Error::invalid("can't use hook_mlp_in with an attn_only model (as TL)"));
+        }
         let (attn_in, split) = match name {
             "use_attn_in" => (value, self.use_split_qkv_input),
             "use_split_qkv_input" => (self.use_attn_in, value),

@@ -68,9 +68,8 @@ pub fn forward(layer: usize, w: &MlpWeights, router: &Tensor, act: Activation, k
             }
         }
         if tokens.is_empty() {
-            // TL runs the expert on no rows: its hooks see empty activations.
-            for h in [ExpertHook::Gate, ExpertHook::Pre, ExpertHook::Post] {
-                fire(taps, e, h, Tensor::zeros((0, d_mlp), x.dtype(), x.device())?)?;
+            if let Some(zero) = empty_expert(layer, e, w, act, &flat, d_mlp, taps)? {
+                out = out.broadcast_add(&zero)?;
             }
             continue;
         }
@@ -92,6 +91,37 @@ pub fn forward(layer: usize, w: &MlpWeights, router: &Tensor, act: Activation, k
         out = out.index_add(&tokens, &y.broadcast_mul(&we)?, 0)?;
     }
     Ok(out.broadcast_add(&w.b_out)?.reshape(dims)?)
+}
+
+/// Expert `e` of a run where no token chose it. TL runs it on no rows: its hooks see empty
+/// activations, and in a gradient run its backward hooks fire too (empty gradients, in the
+/// experts' order), so there the empty activations hang off the input and join the output
+/// through a zero term, returned to add (autograd reaches only what depends on the input;
+/// candle's ops return an empty operand untracked, but a broadcast keeps its source, and its
+/// backprop prunes a product by 0 through `affine` but not through a tensor product).
+fn empty_expert(layer: usize, e: usize, w: &MlpWeights, act: Activation, flat: &Tensor, d_mlp: usize, taps: &mut Taps) -> Result<Option<Tensor>> {
+    let fire = |taps: &mut Taps, h: ExpertHook, t: Tensor| {
+        let id = taps.table.expert(layer, e, h);
+        taps.fire(id, t)
+    };
+    let grad = taps.grad_mode() && flat.dim(0)? > 0;
+    let nought = Tensor::zeros((), flat.dtype(), flat.device())?;
+    let times_zero = |t: Tensor| t.broadcast_mul(&nought);
+    // One input element (a sum could overflow, and inf · 0 is NaN).
+    let anchor = if grad { Some(times_zero(flat.narrow(0, 0, 1)?.narrow(1, 0, 1)?)?) } else { None };
+    let empty = || -> Result<Tensor> {
+        Ok(match &anchor {
+            Some(a) => a.broadcast_as((0, d_mlp))?,
+            None => Tensor::zeros((0, d_mlp), flat.dtype(), flat.device())?,
+        })
+    };
+    let gate = fire(taps, ExpertHook::Gate, empty()?)?;
+    let pre = fire(taps, ExpertHook::Pre, empty()?)?;
+    let post = fire(taps, ExpertHook::Post, (act.apply(&gate)? * &pre)?.broadcast_add(&w.b_in.get(e)?)?)?;
+    if !grad {
+        return Ok(None);
+    }
+    Ok(Some(times_zero((gate.sum_all()? + pre.sum_all()?)?.add(&post.sum_all()?)?)?))
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ pub struct Arch {
     pub act: Activation,
     /// The sin/cos table of rotary models (TL's `rotary_sin` / `rotary_cos`), shared by layers.
     pub rotary: Option<Arc<RotaryTable>>,
-    /// ALiBi's per-head multipliers (`positional_embedding_type == "alibi"`, `model::alibi`).
-    pub alibi: Option<Arc<Vec<f32>>>,
+    /// ALiBi's per-head multipliers and per-layer table length (`positional_embedding_type ==
+    /// "alibi"`, `model::alibi`).
+    pub alibi: Option<Arc<crate::model::alibi::Alibi>>,
 }
 
 impl Arch {
@@ -74,7 +75,7 @@ impl Arch {
             "rotary" => Some(Arc::new(rotary::table(&cfg)?)),
             _ => None,
         };
-        let alibi = (cfg.positional_embedding_type == "alibi").then(|| Arc::new(crate::model::alibi::multipliers(cfg.n_heads)));
+        let alibi = (cfg.positional_embedding_type == "alibi").then(|| Arc::new(crate::model::alibi::Alibi::new(cfg.n_heads, cfg.n_layers)));
         Ok(Arch { cfg, norm, act, rotary, alibi })
     }
 }
