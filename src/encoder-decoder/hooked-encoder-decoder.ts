@@ -15,7 +15,7 @@ import * as binding from '../native/binding'
 import { architectureClass, architectureOf } from '../registry/architectures'
 import { getOfficialModelName } from '../registry/models'
 import { Tensor, wrapT } from '../tensor'
-import { defaultDevice, type Device } from '../utils/devices'
+import { defaultDevice } from '../utils/devices'
 import { boolArg, enumArg, invalidArg, stringArg, stringArrayArg, tokenIdsArg } from '../utils/args'
 import {
   EncoderDecoderForwardOptions,
@@ -122,20 +122,9 @@ export class HookedEncoderDecoder extends FlaggedModule {
     return this.#native.device
   }
 
-  /** TL's `model.to(device)`: moves the weights (in place) and returns the model. */
-  to(device: Device): this {
-    stringArg('device', device)
+  protected moveTo(device: string): void {
     native(() => this.#native.toDevice(device))
     this.#cfg = JSON.parse(this.#native.configJson())
-    return this
-  }
-  /** `to('cuda:N')`. */
-  cuda(index = 0): this {
-    return this.to(`cuda:${index}`)
-  }
-  /** `to('cpu')`. */
-  cpu(): this {
-    return this.to('cpu')
   }
 
   /** Frees the weights now. */

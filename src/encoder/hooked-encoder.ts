@@ -342,19 +342,10 @@ export class HookedEncoder extends FlaggedModule {
   get device(): string {
     return native(() => this.#native.device)
   }
-  /** TL's `model.to(device)`: moves the weights (in place) and returns the model. */
-  to(device: Device): this {
-    stringArg('device', device)
+  protected moveTo(device: string): void {
     native(() => this.#native.toDevice(device))
     weights.releaseWeights(this.#asModel)
     this.#cfg = JSON.parse(this.#native.configJson())
-    return this
-  }
-  cuda(index = 0): this {
-    return this.to(`cuda:${index}`)
-  }
-  cpu(): this {
-    return this.to('cpu')
   }
 
   /** Frees the weights (runs in flight finish first); later use is `TL_DISPOSED`. */

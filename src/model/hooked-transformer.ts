@@ -14,7 +14,6 @@ import * as weights from './weights'
 import { WeightProperties } from './weight-properties'
 import { HookedTransformerKeyValueCache, nativeKv, wrapKv } from './kv-cache'
 import { withAbort } from './abort'
-import type { Device } from '../utils/devices'
 import { boolArg, enumArg, intArg, invalidArg, optIntArg, stringArg, stringArrayArg, tokenIdArg, tokenIdsArg, U32_MAX } from '../utils/args'
 import { generate, GenerateChunk, GenerateOptions, generateStream, generateWithCache, GenerationHost, NamesFilter, namesFilterFn } from './generate'
 import * as processing from './processing'
@@ -478,24 +477,9 @@ export class HookedTransformer extends WeightProperties {
     return native(() => this.#native.device)
   }
 
-  /**
-   * TL's `model.to(device)`: moves the weights (in place) and returns the model. Later runs,
-   * caches and KV caches live there; token and hook-replacement tensors are moved for you.
-   */
-  to(device: Device): this {
-    stringArg('device', device)
+  protected moveTo(device: string): void {
     native(() => this.#native.toDevice(device))
     this.#cfg = JSON.parse(this.#native.configJson())
-    return this
-  }
-  /** `to('cuda')`, or `to('cuda:N')`. */
-  cuda(index = 0): this {
-    intArg('index', index, { min: 0 })
-    return this.to(`cuda:${index}`)
-  }
-  /** `to('cpu')`. */
-  cpu(): this {
-    return this.to('cpu')
   }
 
   protected applyHookFlag(name: string, value: boolean): void {
