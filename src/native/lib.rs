@@ -21,8 +21,10 @@ mod t5;
 mod torch_io;
 
 /// Runs once when the addon loads, before any candle work: candle's elementwise pool gets a
-/// short spin limit (see `tl_engine::kernels::threads`) unless the user set one.
+/// short spin limit (see `tl_engine::kernels::threads`) and the allocator a longer purge delay
+/// (see `alloc::tune`), each unless the user set one.
 #[napi_derive::module_init]
 fn init() {
+    alloc::tune();
     tl_engine::kernels::threads::tune_candle_pool();
 }
