@@ -63,7 +63,10 @@ cpuOnlyTest('without a usable GPU, cuda is a clear error naming the device', asy
     t.is(t.throws(() => enc.cuda(1), { instanceOf: TransformerLensError })?.code, code)
     t.is(enc.to('cpu').device, 'cpu', 'a failed move leaves the model usable where it was')
     t.is(t.throws(() => enc.cuda(0.5), { instanceOf: TransformerLensError })?.code, 'TL_INVALID_ARGUMENT', 'the index is checked as on HookedTransformer')
-    enc.dispose()
+    t.false(enc.disposed)
+    enc[Symbol.dispose]()
+    t.true(enc.disposed, 'Symbol.dispose disposes, as on HookedTransformer')
+    t.is(t.throws(() => enc.to('cpu'), { instanceOf: TransformerLensError })?.code, 'TL_DISPOSED')
   }
 })
 

@@ -91,6 +91,7 @@ export declare class NativeEncoderDecoder {
   /** The model dtype's name. */
   get dtype(): string
   dispose(): void
+  get disposed(): boolean
 }
 
 export declare class NativeGeneration {
@@ -150,11 +151,7 @@ export declare class NativeLensTrainer {
   translators(): Array<NativeTensor>
 }
 
-/**
- * A loaded model. Every method takes `&self` (state behind `RefCell`s), so a JS hook that runs
- * during a forward on the JS thread may call any of them, `dispose()` included: a run holds its
- * own `Arc` of the weights, finishes with them, and the memory is freed when it ends.
- */
+/** A loaded model (held as [`ModelSlot`] describes) and its tokenizer. */
 export declare class NativeModel {
   /**
    * Starts a generation from `prompt` (`[batch, pos]` tokens or `[batch, pos, d_model]`

@@ -132,6 +132,9 @@ export class HookedEncoderDecoder extends FlaggedModule {
     if (this.#n !== null) native(() => this.#n!.dispose())
     this.#n = null
   }
+  get disposed(): boolean {
+    return this.#n === null
+  }
 
   // ---- tokenization ----
 

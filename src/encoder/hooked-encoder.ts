@@ -354,9 +354,6 @@ export class HookedEncoder extends FlaggedModule {
     this.#n?.dispose()
     this.#n = null
   }
-  [Symbol.dispose](): void {
-    this.dispose()
-  }
   get disposed(): boolean {
     return this.#n === null
   }

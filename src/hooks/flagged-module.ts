@@ -2,7 +2,7 @@
  * What every model class shares above its hooks: the hook flags TL's blocks read
  * (`use_attn_result`, `use_split_qkv_input`, `use_hook_mlp_in`), as HookedTransformer's
  * `set_use_*` methods (on TL's encoder classes, which have no such methods, TL's users set
- * `model.cfg.use_attn_result = True`), and TL's `to` / `cuda` / `cpu`. Each model class applies
+ * `model.cfg.use_attn_result = True`), TL's `to` / `cuda` / `cpu`, and `dispose()`. Each model class applies
  * a flag or a move natively and refreshes its `cfg`.
  */
 import { boolArg, intArg, stringArg } from '../utils/args'
@@ -12,6 +12,14 @@ import { HookedRootModule } from './root-module'
 export abstract class FlaggedModule extends HookedRootModule {
   /** Sets `cfg[name]` in the native model and refreshes `cfg`. */
   protected abstract applyHookFlag(name: string, value: boolean): void
+
+  /** Frees the weights (runs in flight finish first); later use is `TL_DISPOSED`. */
+  abstract dispose(): void
+  /** Whether `dispose()` was called. */
+  abstract get disposed(): boolean
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
 
   /** Moves the native weights to `device` (checked: a string) and refreshes `cfg`. */
   protected abstract moveTo(device: string): void

@@ -540,10 +540,6 @@ export class HookedTransformer extends WeightProperties {
     this.#n?.dispose()
     this.#n = null
   }
-  [Symbol.dispose](): void {
-    this.dispose()
-  }
-  /** Whether `dispose()` was called. */
   get disposed(): boolean {
     return this.#n === null
   }

@@ -1,7 +1,6 @@
 //! `NativeEncoder`: a loaded BERT encoder (TL's `HookedEncoder`), its runs and tokenizer. Runs
 //! use the decoder's hook plans and `NativeRun` (the output is handed out as `takeLogits`).
 
-use std::cell::{Cell, RefCell};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ use tl_engine::{Error, ErrorCode};
 use crate::errors::{guard, invalid, to_napi, IntoNapi};
 use crate::model::{js_caller, NamedTensor, NativeAbort};
 use crate::run::{JsHook, NativeRun, PlanSink};
+use crate::slot::ModelSlot;
 use crate::tensor::{wrap, NativeTensor};
 
 #[napi(object)]
@@ -46,13 +46,11 @@ impl Task for EncoderLoadTask {
 
     fn resolve(&mut self, env: Env, l: LoadedEncoder) -> Result<NativeEncoder> {
         let bytes = l.model.weights.nbytes() as i64;
-        env.adjust_external_memory(bytes)?;
         Ok(NativeEncoder {
-            model: RefCell::new(Some(Arc::new(l.model))),
+            slot: ModelSlot::new(&env, l.model, bytes)?,
             tokenizer: l.tokenizer.map(Arc::new),
             mask_token_id: l.mask_token_id,
             pad_token_id: l.pad_token_id,
-            bytes: Cell::new(bytes),
         })
     }
 }
@@ -128,16 +126,15 @@ impl Task for EncoderForwardTask {
 /// (even from a hook) lets runs in flight finish.
 #[napi]
 pub struct NativeEncoder {
-    model: RefCell<Option<Arc<HookedEncoder>>>,
+    slot: ModelSlot<HookedEncoder>,
     tokenizer: Option<Arc<Tokenizer>>,
     mask_token_id: Option<u32>,
     pad_token_id: Option<u32>,
-    bytes: Cell<i64>,
 }
 
 impl NativeEncoder {
     fn m(&self) -> Result<Arc<HookedEncoder>> {
-        self.model.borrow().clone().ok_or_else(|| to_napi(Error::new(ErrorCode::Disposed, "this model was disposed")))
+        self.slot.get()
     }
     fn tok(&self) -> Result<Arc<Tokenizer>> {
         self.m()?;
@@ -242,12 +239,7 @@ impl NativeEncoder {
     /// Sets one of the hook flags TL's `BertBlock` reads (`model.cfg.use_attn_result = True`).
     #[napi]
     pub fn set_flag(&self, name: String, value: bool) -> Result<()> {
-        guard(|| {
-            let mut next = HookedEncoder::clone(&*self.m()?);
-            next.set_flag(&name, value).napi()?;
-            *self.model.borrow_mut() = Some(Arc::new(next));
-            Ok(())
-        })
+        guard(|| self.slot.edit(|m| m.set_flag(&name, value)))
     }
 
     /// TL's `model.to(device)`: moves the weights; later runs follow.
@@ -257,7 +249,7 @@ impl NativeEncoder {
         guard(|| {
             let dev = tl_engine::device::parse(&device).napi()?;
             let next = self.m()?.to_device(&dev, &device).napi()?;
-            *self.model.borrow_mut() = Some(Arc::new(next));
+            self.slot.replace(next);
             Ok(())
         })
     }
@@ -309,16 +301,11 @@ impl NativeEncoder {
     /// `TL_DISPOSED`.
     #[napi]
     pub fn dispose(&self, env: Env) -> Result<()> {
-        let had = self.model.borrow_mut().take().is_some();
-        if had && self.bytes.get() > 0 {
-            env.adjust_external_memory(-self.bytes.replace(0))?;
-        }
-        crate::alloc::release_free_memory();
-        Ok(())
+        self.slot.dispose(&env)
     }
 
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
-        self.model.borrow().is_none()
+        self.slot.is_disposed()
     }
 }

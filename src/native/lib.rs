@@ -14,6 +14,7 @@ mod kv;
 mod lens;
 mod model;
 mod run;
+mod slot;
 mod tensor;
 mod tokenizer;
 mod train;

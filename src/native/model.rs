@@ -1,6 +1,6 @@
 //! `NativeModel`: a loaded model (weights, hook table, tokenizer) and its runs.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use tl_engine::{Error, ErrorCode};
 use crate::errors::{guard, to_napi, IntoNapi};
 use crate::kv::{lock_kv, NativeKvCache, SharedKv};
 use crate::run::{options, ForwardArgs, JsHook, NativeRun, PlanSink};
+use crate::slot::ModelSlot;
 use crate::tensor::{wrap, NativeTensor};
 
 #[napi(object)]
@@ -57,9 +58,7 @@ impl Task for LoadTask {
     }
 
     fn resolve(&mut self, env: Env, (model, tok): Self::Output) -> Result<NativeModel> {
-        let bytes = model.weights.nbytes() as i64;
-        env.adjust_external_memory(bytes)?;
-        Ok(NativeModel::new(model, tok, bytes))
+        NativeModel::new(&env, model, tok)
     }
 }
 
@@ -208,26 +207,20 @@ impl Task for ForwardTask {
     }
 }
 
-/// A loaded model. Every method takes `&self` (state behind `RefCell`s), so a JS hook that runs
-/// during a forward on the JS thread may call any of them, `dispose()` included: a run holds its
-/// own `Arc` of the weights, finishes with them, and the memory is freed when it ends.
+/// A loaded model (held as [`ModelSlot`] describes) and its tokenizer.
 #[napi]
 pub struct NativeModel {
-    model: RefCell<Option<Arc<HookedModel>>>,
+    slot: ModelSlot<HookedModel>,
     tokenizer: RefCell<Option<Arc<Tokenizer>>>,
-    bytes: Cell<i64>,
-}
-
-fn disposed() -> napi::Error {
-    to_napi(Error::new(ErrorCode::Disposed, "this model was disposed"))
 }
 
 impl NativeModel {
-    pub(crate) fn new(model: HookedModel, tokenizer: Option<Tokenizer>, bytes: i64) -> Self {
-        NativeModel { model: RefCell::new(Some(Arc::new(model))), tokenizer: RefCell::new(tokenizer.map(Arc::new)), bytes: Cell::new(bytes) }
+    pub(crate) fn new(env: &Env, model: HookedModel, tokenizer: Option<Tokenizer>) -> Result<Self> {
+        let bytes = model.weights.nbytes() as i64;
+        Ok(NativeModel { slot: ModelSlot::new(env, model, bytes)?, tokenizer: RefCell::new(tokenizer.map(Arc::new)) })
     }
     pub(crate) fn m(&self) -> Result<Arc<HookedModel>> {
-        self.model.borrow().clone().ok_or_else(disposed)
+        self.slot.get()
     }
     pub(crate) fn tok(&self) -> Result<Arc<Tokenizer>> {
         self.m()?;
@@ -242,7 +235,7 @@ impl NativeModel {
     }
     /// Replaces the model (a flag, device or tokenizer change): runs in flight keep the old one.
     pub(crate) fn replace(&self, next: HookedModel) {
-        *self.model.borrow_mut() = Some(Arc::new(next));
+        self.slot.replace(next)
     }
 }
 
@@ -263,12 +256,7 @@ impl NativeModel {
     /// Turns one of TL's `use_*` flags on or off (`set_use_attn_result`, ...).
     #[napi]
     pub fn set_flag(&self, name: String, value: bool) -> Result<()> {
-        guard(|| {
-            let mut next = HookedModel::clone(&*self.m()?);
-            next.set_flag(&name, value).napi()?;
-            self.replace(next);
-            Ok(())
-        })
+        guard(|| self.slot.edit(|m| m.set_flag(&name, value)))
     }
 
     /// TL's `model.to(device)`: moves the weights; runs and caches follow.
@@ -278,10 +266,7 @@ impl NativeModel {
     pub fn to_device(&self, device: String) -> Result<()> {
         guard(|| {
             let dev = tl_engine::device::parse(&device).napi()?;
-            let mut next = HookedModel::clone(&*self.m()?);
-            next.to_device(&dev, &device).napi()?;
-            self.replace(next);
-            Ok(())
+            self.slot.edit(|m| m.to_device(&dev, &device))
         })
     }
 
@@ -400,8 +385,7 @@ impl NativeModel {
             };
             let next = steps::load_and_process_model(&m, &given, p).napi()?;
             let bytes = next.weights.nbytes() as i64;
-            env.adjust_external_memory(bytes - self.bytes.replace(bytes))?;
-            self.replace(next);
+            self.slot.replace_sized(&env, next, bytes)?;
             Ok(vec![])
         })
     }
@@ -455,18 +439,13 @@ impl NativeModel {
     /// Every later call is `TL_DISPOSED`.
     #[napi]
     pub fn dispose(&self, env: Env) -> Result<()> {
-        let had = self.model.borrow_mut().take().is_some();
-        if had && self.bytes.get() > 0 {
-            env.adjust_external_memory(-self.bytes.replace(0))?;
-        }
         *self.tokenizer.borrow_mut() = None;
-        crate::alloc::release_free_memory();
-        Ok(())
+        self.slot.dispose(&env)
     }
 
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
-        self.model.borrow().is_none()
+        self.slot.is_disposed()
     }
 
     // ---- set_tokenizer ----

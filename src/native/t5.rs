@@ -1,7 +1,6 @@
 //! `NativeEncoderDecoder`: a loaded T5 (TL's `HookedEncoderDecoder`), its runs (with the same
 //! hook plans as `NativeModel`: `PlanSink`, JS hooks on the JS thread) and its generation.
 
-use std::cell::{Cell, RefCell};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use crate::errors::{guard, to_napi, IntoNapi};
 use crate::generate::{parse_seed, SampleArgs};
 use crate::model::{js_caller, NamedTensor, NativeAbort};
 use crate::run::{JsHook, NativeRun, PlanSink};
+use crate::slot::ModelSlot;
 use crate::tensor::{wrap, NativeTensor};
 
 #[napi(object)]
@@ -55,8 +55,7 @@ impl Task for T5LoadTask {
 
     fn resolve(&mut self, env: Env, (model, tok): Self::Output) -> Result<NativeEncoderDecoder> {
         let bytes = model.nbytes() as i64;
-        env.adjust_external_memory(bytes)?;
-        Ok(NativeEncoderDecoder { model: RefCell::new(Some(Arc::new(model))), tokenizer: tok.map(Arc::new), bytes: Cell::new(bytes) })
+        Ok(NativeEncoderDecoder { slot: ModelSlot::new(&env, model, bytes)?, tokenizer: tok.map(Arc::new) })
     }
 }
 
@@ -146,9 +145,8 @@ impl Task for T5GenerateTask {
 
 #[napi]
 pub struct NativeEncoderDecoder {
-    model: RefCell<Option<Arc<T5Model>>>,
+    slot: ModelSlot<T5Model>,
     tokenizer: Option<Arc<Tokenizer>>,
-    bytes: Cell<i64>,
 }
 
 fn opt_tensor(t: Option<&NativeTensor>) -> Result<Option<Tensor>> {
@@ -157,7 +155,7 @@ fn opt_tensor(t: Option<&NativeTensor>) -> Result<Option<Tensor>> {
 
 impl NativeEncoderDecoder {
     fn m(&self) -> Result<Arc<T5Model>> {
-        self.model.borrow().clone().ok_or_else(|| to_napi(Error::new(ErrorCode::Disposed, "this model was disposed")))
+        self.slot.get()
     }
     fn tok(&self) -> Result<Arc<Tokenizer>> {
         self.tokenizer.clone().ok_or_else(|| to_napi(Error::new(ErrorCode::Tokenizer, "this model has no tokenizer: pass token tensors instead of strings")))
@@ -308,12 +306,7 @@ impl NativeEncoderDecoder {
     /// Sets one of the hook flags TL's `T5Block` reads (`model.cfg.use_attn_in = True`, ...).
     #[napi]
     pub fn set_flag(&self, name: String, value: bool) -> Result<()> {
-        guard(|| {
-            let mut next = T5Model::clone(&*self.m()?);
-            next.set_flag(&name, value).napi()?;
-            *self.model.borrow_mut() = Some(Arc::new(next));
-            Ok(())
-        })
+        guard(|| self.slot.edit(|m| m.set_flag(&name, value)))
     }
 
     #[napi]
@@ -321,10 +314,7 @@ impl NativeEncoderDecoder {
     pub fn to_device(&self, device: String) -> Result<()> {
         guard(|| {
             let dev = tl_engine::device::parse(&device).napi()?;
-            let mut next = T5Model::clone(&*self.m()?);
-            next.to_device(&dev, &device).napi()?;
-            *self.model.borrow_mut() = Some(Arc::new(next));
-            Ok(())
+            self.slot.edit(|m| m.to_device(&dev, &device))
         })
     }
 
@@ -347,10 +337,11 @@ impl NativeEncoderDecoder {
 
     #[napi]
     pub fn dispose(&self, env: Env) -> Result<()> {
-        if self.model.borrow_mut().take().is_some() {
-            env.adjust_external_memory(-self.bytes.get())?;
-            self.bytes.set(0);
-        }
-        Ok(())
+        self.slot.dispose(&env)
+    }
+
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.slot.is_disposed()
     }
 }

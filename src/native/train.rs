@@ -18,7 +18,7 @@ use crate::tensor::NativeTensor;
 
 /// `HookedTransformer(cfg)`: a model of the TL config (JSON) with freshly initialised weights.
 #[napi]
-pub fn create_model(config_json: String, seed: String, dtype: String, device: Option<String>) -> Result<NativeModel> {
+pub fn create_model(env: Env, config_json: String, seed: String, dtype: String, device: Option<String>) -> Result<NativeModel> {
     guard(|| {
         let cfg = Config::from_json(&config_json).napi()?;
         let seed: u64 = seed.parse().map_err(|_| to_napi(Error::invalid(format!("seed must be a non-negative integer, got {seed}"))))?;
@@ -29,8 +29,7 @@ pub fn create_model(config_json: String, seed: String, dtype: String, device: Op
         if !dev.is_cpu() {
             model.to_device(&dev, &label).napi()?;
         }
-        let bytes = model.weights.nbytes() as i64;
-        Ok(NativeModel::new(model, None, bytes))
+        NativeModel::new(&env, model, None)
     })
 }
 
