@@ -12,13 +12,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `mi_option_purge_delay` in mimalloc v2's `mi_option_e` (the `-sys` crate names no constant for it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// How long freed memory stays mapped before mimalloc gives it back, in milliseconds: mimalloc
-/// v3's default. v2's 10 ms is shorter than the gap between one layer's buffers and the next
-/// run's, so a gradient run (or a long forward) got fresh pages for its buffers again and again,
-/// each 2 MiB huge page zero-filled by the kernel: a fifth of `runWithCache` + `inclBwd` on a
-/// Llama-shaped model at 1×128, and 1×1024 forwards ran ~20% slower. Peak RSS barely moves (the
-/// memory is reused, not added to); `dispose()` still hands everything back at once.
-const PURGE_DELAY_MS: std::os::raw::c_long = 1000;
+/// How long freed memory stays mapped before mimalloc gives it back, in milliseconds. v2's
+/// default of 10 ms is far shorter than a run: a gradient run (or a long forward) got fresh pages
+/// for its buffers again and again, each 2 MiB huge page zero-filled by the kernel (143k page
+/// faults in ten `runWithCache` + `inclBwd` runs of a Llama-shaped model at 1×128; 19k with 10 s,
+/// 12k never purging; ~15% of the CPU time), and v3's 1 s still purges what one run freed
+/// during the next. Peak RSS barely moves: the memory is reused, not added to; `dispose()`
+/// hands everything back at once.
+const PURGE_DELAY_MS: std::os::raw::c_long = 10_000;
 
 /// Sets the purge delay unless the user chose one (`MIMALLOC_PURGE_DELAY`).
 pub fn tune() {
