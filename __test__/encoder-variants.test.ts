@@ -8,8 +8,9 @@
  *   google-t5/t5-base: feed_forward_proj 'gelu_new', tie_word_embeddings false (TL unembeds with
  *     the shared embedding), num_decoder_layers 3 > num_layers 2 (TL runs 2), d_kv 12, 16 buckets
  *     up to distance 20 (the decoder self-attention HF's, as t5_fixtures.py);
- * and the configs TL cannot load (each with TL's error in the golden): TL_UNSUPPORTED naming
- * the config.json key.
+ * the configs TL cannot load (each with TL's error in the golden): TL_UNSUPPORTED naming the
+ * config.json key; and those TL loads but cannot run (relative positions without a bucket):
+ * TL_UNSUPPORTED from forward.
  */
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -119,6 +120,26 @@ test('configs TL cannot load: TL_UNSUPPORTED naming the config.json key', async 
       t.true(e instanceof TransformerLensError, `${model} ${JSON.stringify(config)}: ${e}`)
       t.is(e?.code, 'TL_UNSUPPORTED', `${model} ${JSON.stringify(config)}`)
       for (const key of Object.keys(config)) t.regex(e?.message ?? '', new RegExp(key), `${model}: the message names ${key}`)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+})
+
+test('configs whose first forward TL cannot run (relative positions without a bucket): TL_UNSUPPORTED in forward, naming the key', async (t) => {
+  const runRefusals = gt5().json.run_refusals as { config: Record<string, unknown>; tl_error: string }[]
+  t.true(runRefusals.length > 0)
+  const x = (k: string) => tensorOf(T5, k)
+  for (const { config, tl_error } of runRefusals) {
+    t.truthy(tl_error, `TL raised on ${JSON.stringify(config)}`)
+    const dir = snapshotCopy(T5, config)
+    const m = await HookedEncoderDecoder.fromPretrained(dir)
+    try {
+      const e = await m.forward(x('tokens'), { decoderInput: x('decoder_input'), oneZeroAttentionMask: x('mask') }).then(() => null, (err) => err)
+      t.true(e instanceof TransformerLensError, `${JSON.stringify(config)}: ${e}`)
+      t.is(e?.code, 'TL_UNSUPPORTED')
+      for (const key of Object.keys(config)) t.regex(e?.message ?? '', new RegExp(key))
+    } finally {
+      m.dispose()
       fs.rmSync(dir, { recursive: true, force: true })
     }
   }

@@ -14,7 +14,8 @@ Writes (tiny random checkpoints, sweep_encoders.py's inputs and goldens):
       num_decoder_layers 3 > num_layers 2 (TL converts decoder blocks 0..1), d_kv 12,
       16 buckets up to distance 20, layer_norm_epsilon 1e-3.
   golden/{slug}/variant.{json,safetensors}   TL's outputs (sweep_encoders.run_bert / run_t5),
-      and under "refusals" configs TL cannot load with the error it raised.
+      under "refusals" configs TL cannot load with the error it raised, under "run_refusals"
+      configs whose first forward TL cannot run.
 """
 import copy
 import os
@@ -46,11 +47,16 @@ T5 = ("google-t5/t5-base", {
     "relative_attention_num_buckets": 16, "relative_attention_max_distance": 20, "layer_norm_epsilon": 1e-3,
 })
 # Configs TL cannot load (each on the variant above): the library must refuse them naming the key.
+# "_json" entries go into config.json as written (T5Config would drop a null max_length).
 REFUSALS = {
     BERT[0]: [{"type_vocab_size": 1}, {"type_vocab_size": 3}],
     T5[0]: [{"feed_forward_proj": "gated-gelu"}, {"feed_forward_proj": "gated-silu"}, {"feed_forward_proj": "quick_gelu"},
-            {"num_decoder_layers": 1}],
+            {"num_decoder_layers": 1}, {"_json": {"max_length": None}}],
 }
+# Configs TL loads but whose first forward raises (the relative-position buckets: 16 buckets up to
+# distance 4 put a distance of 4 in the encoder at log(1) / log(1), NaN, which torch's embedding
+# cannot index): the library must throw in forward, naming the key.
+RUN_REFUSALS = {BERT[0]: [], T5[0]: [{"relative_attention_max_distance": 4}]}
 
 
 def set_hub(hub):
@@ -61,16 +67,17 @@ def set_hub(hub):
     os.environ["HF_HUB_CACHE"] = str(hub)
 
 
-def tl_refusals(model_id, base):
-    """TL's error on each of REFUSALS[model_id] (the checkpoint written with that config)."""
+def tl_refusals(model_id, base, changes, stage):
+    """TL's error on each of `changes` (the checkpoint written with that config), raised by
+    from_pretrained (`stage` "load") or by the first forward ("run")."""
     out = []
     tmp = Path(tempfile.mkdtemp(prefix="tl-encoder-refusals-"))
-    for i, change in enumerate(REFUSALS[model_id]):
+    for i, change in enumerate(changes):
         se.sweep_variant(tmp, f"r{i}", model_id, {**base, **change})
         meta = json.loads((tmp / f"r{i}" / "tl.json").read_text())
         err = meta.get("tl_error") or meta.get("hf_error")
-        assert err, f"TL loads {change}"
-        out.append({"config": change, "tl_error": err})
+        assert err and meta.get("tl_error_stage", "load") == stage, (change, err, meta.get("tl_error_stage"))
+        out.append({"config": change.get("_json", change), "tl_error": err})
     shutil.rmtree(tmp)
     return out
 
@@ -103,11 +110,12 @@ def check_t5(model_id, t):
 
 def fixture(model_id, overrides):
     bert = model_id.startswith("google-bert/")
-    refusals = tl_refusals(model_id, overrides)
+    refusals = tl_refusals(model_id, overrides, REFUSALS[model_id], "load")
+    run_refusals = tl_refusals(model_id, overrides, RUN_REFUSALS[model_id], "run")
     set_hub(HUB)
     (se.write_bert if bert else se.write_t5)(model_id, overrides)
     t = {}
-    meta = {"model_id": model_id, "overrides": overrides, "refusals": refusals}
+    meta = {"model_id": model_id, "overrides": overrides, "refusals": refusals, "run_refusals": run_refusals}
     meta["inputs"] = ({"single": bf.PROMPT, "batch": se.BERT_BATCH, "long": se.LONG, "pairs": se.PAIRS} if bert
                       else {"prompts": se.T5_PROMPTS, "long": se.T5_LONG})
     (se.run_bert if bert else se.run_t5)(model_id, t, meta)
