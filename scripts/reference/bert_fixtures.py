@@ -88,15 +88,17 @@ def save_tensors(path, tensors):
 
 
 # ----------------------------------------------------------------------------- checkpoint
-def build_tokenizer():
+def build_tokenizer(lowercase=False, extra_text=""):
     """A WordPiece vocabulary built deterministically (the trainer's order varies run to run):
-    specials, every character, its `##` continuation, every word of TRAIN_TEXT."""
-    words = sorted(set(re.findall(r"\w+|[^\w\s]", TRAIN_TEXT)))
-    chars = sorted(set(c for c in TRAIN_TEXT if not c.isspace()))
+    specials, every character, its `##` continuation, every word of TRAIN_TEXT (+ `extra_text`,
+    lowercased for a `lowercase` (uncased) tokenizer)."""
+    text = (TRAIN_TEXT + extra_text).lower() if lowercase else TRAIN_TEXT + extra_text
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text)))
+    chars = sorted(set(c for c in text if not c.isspace()))
     pieces = SPECIALS + chars + ["##" + c for c in chars if c.isalnum()] + [w for w in words if len(w) > 1]
     vocab = {p: i for i, p in enumerate(dict.fromkeys(pieces))}
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=False)
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
     # As the real tokenizer.json: the specials are added tokens ("[MASK]" in text is one token).
@@ -111,21 +113,24 @@ def build_tokenizer():
     return tok
 
 
-def write_checkpoint():
-    repo = repo_dir(MODEL_ID)
+def write_checkpoint(model_id=MODEL_ID, overrides=None, tok=None, tokenizer_config=None):
+    """The checkpoint under `model_id`: BASE_CONFIG with `overrides`, `tok` (default
+    build_tokenizer()) and tokenizer_config.json's entries updated by `tokenizer_config` (a None
+    value removes the entry)."""
+    repo = repo_dir(model_id)
     if repo.exists():
         shutil.rmtree(repo)
-    snap = repo / "snapshots" / revision(MODEL_ID)
+    snap = repo / "snapshots" / revision(model_id)
     snap.mkdir(parents=True)
     (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision(MODEL_ID))
-    tok = build_tokenizer()
+    (repo / "refs" / "main").write_text(revision(model_id))
+    tok = tok or build_tokenizer()
     vocab = tok.get_vocab_size()
-    config = BertConfig(
-        vocab_size=vocab, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=N_CTX, type_vocab_size=2, layer_norm_eps=1e-12, hidden_act="gelu",
-        architectures=["BertForMaskedLM"], pad_token_id=0,
-    )
+    config = BertConfig(**{
+        "vocab_size": vocab, "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64,
+        "max_position_embeddings": N_CTX, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+        "architectures": ["BertForMaskedLM"], "pad_token_id": 0, **(overrides or {}),
+    })
     torch.manual_seed(SEED)
     model = BertForPreTraining(config).eval()
     gen = torch.Generator().manual_seed(SEED + 1)
@@ -145,9 +150,10 @@ def write_checkpoint():
     write_json(snap / "config.json", cfg)
     tok.save(str(snap / "tokenizer.json"), pretty=True)
     specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
-    write_json(snap / "tokenizer_config.json", {"tokenizer_class": "BertTokenizer", "do_lower_case": False, "model_max_length": N_CTX, **specials})
+    tok_cfg = {"tokenizer_class": "BertTokenizer", "do_lower_case": False, "model_max_length": N_CTX, **specials, **(tokenizer_config or {})}
+    write_json(snap / "tokenizer_config.json", {k: v for k, v in tok_cfg.items() if v is not None})
     write_json(snap / "special_tokens_map.json", specials)
-    hf_tok = AutoTokenizer.from_pretrained(MODEL_ID)
+    hf_tok = AutoTokenizer.from_pretrained(model_id)
     assert type(hf_tok).__name__ == "BertTokenizerFast", type(hf_tok)
     assert hf_tok.mask_token_id == 4 and hf_tok.pad_token_id == 0
 

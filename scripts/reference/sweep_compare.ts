@@ -12,29 +12,14 @@
  * refuse the checkpoint with TL_UNSUPPORTED or TL_CORRUPT_FILE. A JSON summary goes to
  * OUT_DIR/compare.json.
  */
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { HookedTransformer, Tensor } from '../../src/index'
 import { readSafetensors, type Golden } from '../../__test__/helpers/safetensors'
+import { cfgDiffs, compareAll, maxDiff, REFUSALS } from './sweep_common'
 
 const NEW = 8
 const SWITCHES = [['fold_ln', 'foldLn'], ['center_writing_weights', 'centerWritingWeights'], ['center_unembed', 'centerUnembed'], ['fold_value_biases', 'foldValueBiases']]
-// Fields whose TL value is host state or formatting, not a property of the model.
-const CFG_SKIP = new Set(['device', 'n_devices', 'dtype', 'tokenizer_name', 'model_name', 'seed', 'initializer_range'])
-const REFUSALS = new Set(['TL_UNSUPPORTED', 'TL_CORRUPT_FILE'])
-
-function tensorOf(g: Golden): Tensor {
-  return Tensor.from(g.data as Float32Array, g.shape)
-}
-
-function maxDiff(a: Tensor, g: Golden | undefined): number {
-  if (!g) return NaN
-  if (a.ndim === 0 && g.shape.join() === '1') a = a.reshape([1]) // a 0-d tensor, saved as [1]
-  if (a.shape.join() !== g.shape.join()) return Infinity
-  if (a.numel() === 0) return 0 // an MoE expert no token chose
-  return a.to('float32').sub(tensorOf(g)).abs().max().item()
-}
 
 function ids(g: Golden | undefined): number[] {
   return g ? Array.from(g.data as BigInt64Array, Number) : []
@@ -42,17 +27,6 @@ function ids(g: Golden | undefined): number[] {
 
 function sameIds(a: Tensor, g: Golden | undefined): boolean {
   return JSON.stringify((a.toList() as number[][]).flat()) === JSON.stringify(ids(g))
-}
-
-function cfgDiffs(ours: Record<string, unknown>, tl: Record<string, unknown>): string[] {
-  const out: string[] = []
-  for (const [k, v] of Object.entries(tl)) {
-    if (CFG_SKIP.has(k) || !(k in ours)) continue
-    const a = JSON.stringify(ours[k])
-    const b = JSON.stringify(v)
-    if (a !== b && !(typeof v === 'number' && Number(ours[k]) === v)) out.push(`${k}: ${a} vs TL ${b}`)
-  }
-  return out
 }
 
 async function compareVariant(dir: string, meta: any): Promise<Record<string, unknown>> {
@@ -191,29 +165,9 @@ function fmt(row: Record<string, any>): string {
   ].filter(Boolean).join(' | ')
 }
 
-async function main(): Promise<void> {
-  const [out, ...filters] = process.argv.slice(2)
-  process.env.HF_HUB_OFFLINE = '1'
-  const rows = []
-  for (const name of fs.readdirSync(out).sort()) {
-    const file = path.join(out, name, 'tl.json')
-    if (!fs.existsSync(file) || (filters.length && !filters.some((f) => name.includes(f)))) continue
-    const meta = JSON.parse(fs.readFileSync(file, 'utf8'))
-    let row
-    try {
-      row = await compareVariant(path.join(out, name), { prompts: PROMPTS, ...meta })
-    } catch (e: any) {
-      row = { variant: name, skipped: `library threw ${e.code}: ${e.message}` }
-    }
-    rows.push(row)
-    console.log(fmt(row))
-  }
-  fs.writeFileSync(path.join(out, 'compare.json'), JSON.stringify(rows, null, 1))
-}
-
 const PROMPTS = ['The quick brown fox jumps over the lazy dog. It was a sunny day.', 'Hello world, this is a test']
 
-main().catch((e) => {
+compareAll((dir, meta) => compareVariant(dir, { prompts: PROMPTS, ...meta }), fmt, 'compare.json').catch((e) => {
   console.error(e)
   process.exit(1)
 })

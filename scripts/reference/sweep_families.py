@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import make_family_fixtures as mff  # sets up make_fixtures' offline HF environment first
+from sweep_main import run_sweep, write_variant
 import gemma_fixtures
 import mixtral_fixtures
 import qwen_fixtures
@@ -349,21 +350,8 @@ def sweep_variant(out, name, model_id, overrides):
             diff = f"HF raises {type(e).__name__}: {e}"
         meta["tl_unprocessed_vs_hf"] = diff
         print(f"[{name}] TL ok; TL unprocessed vs HF logits max |diff| {diff}; {len(t)} tensors")
-    meta["converted"] = mf.save_tensors(root / "tl.safetensors", t)
-    meta["versions"] = mf.versions()
-    mf.write_json(root / "tl.json", meta)
-
-
-def main():
-    out = Path(sys.argv[1]).resolve()
-    filters = sys.argv[2:]
-    torch.manual_seed(0)
-    for name, model_id, overrides in VARIANTS:
-        if filters and not any(f in name for f in filters):
-            continue
-        sweep_variant(out, name, model_id, overrides)
-    return 0
+    write_variant(mf, root, meta, t)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_sweep(VARIANTS, sweep_variant))

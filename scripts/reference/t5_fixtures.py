@@ -66,23 +66,24 @@ def build_tokenizer():
     return tok
 
 
-def write_checkpoint(tok):
-    repo = mf.hub_repo_dir(MODEL_ID)
-    snap = mf.snapshot_dir(MODEL_ID)
+def write_checkpoint(tok, model_id=MODEL_ID, overrides=None):
+    """The checkpoint under `model_id`, its T5Config changed by `overrides`."""
+    repo = mf.hub_repo_dir(model_id)
+    snap = mf.snapshot_dir(model_id)
     if repo.exists():
         shutil.rmtree(repo)
     snap.mkdir(parents=True)
     (repo / "refs" / "main").parent.mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(mf.revision(MODEL_ID))
+    (repo / "refs" / "main").write_text(mf.revision(model_id))
     # As t5-small's config.json: no max_length (TL's n_ctx is then transformers' default 20),
     # feed_forward_proj relu, tied embeddings, decoder_start_token_id 0.
-    config = T5Config(
-        vocab_size=D_VOCAB, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=2, num_heads=4,
-        relative_attention_num_buckets=32, relative_attention_max_distance=128, dropout_rate=0.0,
-        layer_norm_epsilon=1e-6, feed_forward_proj="relu", tie_word_embeddings=True, is_encoder_decoder=True,
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, architectures=["T5ForConditionalGeneration"],
-        n_positions=512,
-    )
+    config = T5Config(**{
+        "vocab_size": D_VOCAB, "d_model": 32, "d_kv": 8, "d_ff": 48, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4,
+        "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128, "dropout_rate": 0.0,
+        "layer_norm_epsilon": 1e-6, "feed_forward_proj": "relu", "tie_word_embeddings": True, "is_encoder_decoder": True,
+        "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0, "architectures": ["T5ForConditionalGeneration"],
+        "n_positions": 512, **(overrides or {}),
+    })
     torch.manual_seed(SEED)
     model = T5ForConditionalGeneration(config).eval()
     gen = torch.Generator().manual_seed(SEED + 1)

@@ -2,7 +2,7 @@
 //! (every supported BERT has that config), from HF's config.json.
 
 use crate::error::{Error, Result};
-use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_str, hf_usize};
+use crate::families::{exact_div, hf_f64, hf_opt_usize, hf_usize};
 use crate::model::config::Config;
 
 /// TL config field → config.json key, to name the file's key in errors.
@@ -17,12 +17,11 @@ pub const HF_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// HF's BERT config → TL's: `act_fn` is always `gelu` and attention bidirectional, as TL has it.
+/// TL reads nothing else either: `hidden_act` (HF's activation) and `position_embedding_type`
+/// (HF's 'relative_key' / 'relative_key_query' attention, without absolute positions) it
+/// ignores, running absolute positions and gelu whatever they say; so does the port.
 /// `architecture` is config.json's `architectures[0]` (TL's `original_architecture`).
 pub fn config(hf: &serde_json::Value, architecture: &str) -> Result<Config> {
-    let pos = hf_str(hf, "position_embedding_type", "absolute")?;
-    if pos != "absolute" {
-        return Err(Error::unsupported(format!("BERT with position_embedding_type '{pos}': TL's HookedEncoder has absolute positions only")));
-    }
     let d_model = hf_usize(hf, "hidden_size")?;
     let n_heads = hf_usize(hf, "num_attention_heads")?;
     Ok(Config {
@@ -42,9 +41,15 @@ pub fn config(hf: &serde_json::Value, architecture: &str) -> Result<Config> {
     })
 }
 
-/// HF's `type_vocab_size` (TL's `TokenTypeEmbed` has 2 rows, the size of every BERT's).
+/// HF's `type_vocab_size`, which must be 2: TL's `TokenTypeEmbed` has 2 rows (the size of every
+/// BERT's) and cannot load another number (its state dict's shapes differ).
 pub fn type_vocab_size(hf: &serde_json::Value) -> Result<usize> {
-    Ok(hf_opt_usize(hf, "type_vocab_size")?.unwrap_or(2))
+    match hf_opt_usize(hf, "type_vocab_size")?.unwrap_or(2) {
+        2 => Ok(2),
+        n => Err(Error::unsupported(format!(
+            "BERT with type_vocab_size {n}: TL's HookedEncoder has 2 token types (its TokenTypeEmbed is [2, d_model])"
+        ))),
+    }
 }
 
 /// A config problem named by its config.json key.

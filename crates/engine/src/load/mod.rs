@@ -6,6 +6,7 @@ pub mod qwen_tokenizer;
 pub mod tiktoken;
 pub mod tokenizer;
 pub mod tokenizer_backend;
+pub mod tokenizer_bert_norm;
 pub mod tokenizer_bos;
 pub mod tokenizer_check;
 pub mod torch_bin;

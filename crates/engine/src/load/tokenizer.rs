@@ -35,11 +35,13 @@ pub struct Tokenizer {
 /// Reads a tokenizer JSON file, refusing what would make `tokenizers` panic or allocate without
 /// bound (`tokenizer_check`), and drops its padding and truncation settings: transformers
 /// overrides them on every call TL makes (`padding=True`, `truncation`, `max_length`), and
-/// `to_tokens` pads and truncates as TL does.
-fn read_checked(path: &Path) -> Result<HfTokenizer> {
+/// `to_tokens` pads and truncates as TL does. BERT-style classes take their normalizer settings
+/// from tokenizer_config.json (`config`) as transformers does (`tokenizer_bert_norm`).
+fn read_checked(path: &Path, config: Option<&serde_json::Value>, model_config: Option<&serde_json::Value>) -> Result<HfTokenizer> {
     let files = ModelFiles { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("tokenizer.json");
-    let json = files.read_json(name)?;
+    let mut json = files.read_json(name)?;
+    crate::load::tokenizer_bert_norm::apply(&mut json, config, model_config);
     crate::load::tokenizer_check::check(&json).map_err(|why| Error::corrupt(format!("{}: {why}", path.display())))?;
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(format!("cannot read {}: {e}", path.display()));
     let mut inner = unpanicked("load", || serde_json::from_value::<HfTokenizer>(json))
@@ -73,7 +75,7 @@ impl Tokenizer {
         model_config: Option<&serde_json::Value>,
         slow: bool,
     ) -> Result<Self> {
-        let inner = Backend::Hf(Box::new(read_checked(tokenizer_json)?));
+        let inner = Backend::Hf(Box::new(read_checked(tokenizer_json, config, model_config)?));
         let mut tok = Tokenizer::with_specials(inner, config, specials);
         if let Some(bos) = tok.bos_token.clone().filter(|_| adds_bos_when_asked(config, model_config, slow)) {
             tok.add_bos(&bos, config)?;

@@ -116,7 +116,9 @@ pub fn forward(at: At, w: &T5Block, resid_pre: Tensor, additive: &Tensor, kv: Op
     let mlp_in = if at.cfg.use_hook_mlp_in { at.fire(T5Hook::MlpIn, mlp_in.clone(), taps)? } else { mlp_in };
     let x = at.norm(&w.ln_mlp, mlp_norm_hooks(at.decoder), &mlp_in, taps)?;
     let pre = at.fire(T5Hook::MlpPre, linear(&x, &w.w_in, None)?, taps)?;
-    let post = at.fire(T5Hook::MlpPost, pre.relu()?, taps)?;
+    // TL's MLP with the config's act_fn (feed_forward_proj, checked when the config was read).
+    let act = crate::model::activation::Activation::from_name(at.cfg.act_fn.as_deref().unwrap_or("relu"))?;
+    let post = at.fire(T5Hook::MlpPost, act.apply(&pre)?, taps)?;
     let mlp_out = at.fire(T5Hook::MlpOut, linear(&post, &w.w_out, None)?, taps)?;
     at.fire(T5Hook::ResidPost, (mlp_in + mlp_out)?, taps)
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::families::{hf_f64, hf_opt_usize, hf_usize};
 use crate::load::config::dtype_name;
+use crate::model::activation::Activation;
 use crate::model::config::Config;
 
 pub const ARCHITECTURE: &str = "T5ForConditionalGeneration";
@@ -21,26 +22,44 @@ fn hf_bool(hf: &Value, key: &str, default: bool) -> Result<bool> {
     }
 }
 
-/// TL's T5 entry of `convert_hf_model_config`. transformers' T5Config defaults fill missing keys.
-pub fn from_hf(hf: &Value) -> Result<Config> {
-    let n_layers = hf_usize(hf, "num_layers")?;
-    if let Some(dec) = hf_opt_usize(hf, "num_decoder_layers")? {
-        if dec != n_layers {
-            return Err(Error::unsupported(format!(
-                "num_decoder_layers {dec} differs from num_layers {n_layers}: TL's HookedEncoderDecoder builds n_layers blocks for both stacks"
-            )));
-        }
-    }
+/// TL's `act_fn` (config.json's `feed_forward_proj`, default 'relu'). TL converts only the
+/// ungated MLP (`DenseReluDense.wi`): a gated one ('gated-gelu', T5 v1.1) it cannot load; the
+/// activation must be one TL's MLP has and HF's T5 accepts (TL's `solu` / `solu_ln` HF has not).
+fn feed_forward_act(hf: &Value) -> Result<String> {
     let act = match hf.get("feed_forward_proj") {
         None | Some(Value::Null) => "relu".to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(v) => return Err(Error::corrupt(format!("config.json: 'feed_forward_proj' must be a string, got {v}"))),
     };
-    if act != "relu" {
-        // TL 2.16.1 converts only DenseReluDense ('relu'); gated T5 v1.1 checkpoints it cannot run.
-        return Err(Error::unsupported(format!(
-            "T5 with feed_forward_proj '{act}': TL's HookedEncoderDecoder runs the 'relu' MLP of t5-small/base/large only"
-        )));
+    let unsupported = |why: &str| Err(Error::unsupported(format!("T5 with feed_forward_proj '{act}': {why}")));
+    if act.starts_with("gated-") {
+        return unsupported("TL's HookedEncoderDecoder converts the ungated MLP (DenseReluDense.wi) only, not T5 v1.1's gated one");
+    }
+    if act.starts_with("solu") {
+        return unsupported("HF's T5 has no such activation");
+    }
+    match Activation::from_name(&act) {
+        Ok(_) => Ok(act),
+        Err(_) => unsupported("not an activation of TL's MLP (relu, gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, silu)"),
+    }
+}
+
+/// TL's T5 entry of `convert_hf_model_config`. transformers' T5Config defaults fill missing keys.
+pub fn from_hf(hf: &Value) -> Result<Config> {
+    let n_layers = hf_usize(hf, "num_layers")?;
+    if let Some(dec) = hf_opt_usize(hf, "num_decoder_layers")? {
+        // TL converts decoder blocks 0..num_layers: fewer fail its conversion (IndexError), more
+        // are left out (as TL does).
+        if dec < n_layers {
+            return Err(Error::unsupported(format!(
+                "num_decoder_layers {dec} is less than num_layers {n_layers}: TL's HookedEncoderDecoder builds num_layers decoder blocks"
+            )));
+        }
+    }
+    let act = feed_forward_act(hf)?;
+    if hf.get("max_length").is_some_and(Value::is_null) {
+        // TL's n_ctx is config.max_length: None fails TL's attention (torch.ones((None, None))).
+        return Err(Error::unsupported("T5 with max_length null: TL's HookedEncoderDecoder takes n_ctx from max_length"));
     }
     let mut cfg = Config {
         d_model: hf_usize(hf, "d_model")?,

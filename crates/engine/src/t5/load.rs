@@ -50,17 +50,16 @@ pub fn load_from_dir(dir: &Path, official_name: &str, dtype: DType, device: &Dev
             Err(_) => Error::unsupported(format!("'{official_name}' is a {arch}: HookedEncoderDecoder loads {ARCHITECTURE} (T5) only")),
         });
     }
-    let mut cfg = config_of(&hf, official_name, dtype, device_label)?;
+    let cfg = config_of(&hf, official_name, dtype, device_label)?;
     let wf = WeightFile::open(&files, dtype, &Device::Cpu)?;
     spec::bound_by_files(&cfg, &wf)?;
     let checked = spec::check_groups(&wf, &[""], weights::all_specs(&cfg))?;
     let w = weights::convert(&cfg, &checked, dtype)?;
     drop(checked);
     drop(wf);
+    // TL's HookedEncoderDecoder keeps its tokenizer out of the config (no set_tokenizer: its
+    // tokenizer_prepends_bos stays None; d_vocab_out is the config's vocab_size).
     let tokenizer = crate::load::model::load_tokenizer(&files, official_name)?;
-    if let Some(t) = &tokenizer {
-        t.apply_to_config(&mut cfg);
-    }
     let mut model = T5Model::new(cfg, w, Device::Cpu);
     if !device.is_cpu() {
         model.to_device(device, device_label)?;

@@ -189,7 +189,8 @@ impl T5Model {
         }
         let resid = if last_only { resid.narrow(1, q - 1, 1)? } else { resid };
         let resid = self.rms(&self.weights.decoder_final, self.hooks.decoder_final, &resid, taps)?;
-        // As HF and TL: tied embeddings rescale the output before the unembedding.
+        // As HF and TL: tied embeddings rescale the output before the unembedding (TL: only
+        // then, though it unembeds with the shared embedding either way).
         let resid = if self.cfg.tie_word_embeddings { (resid * (d as f64).powf(-0.5))? } else { resid };
         Ok(linear(&resid, &self.weights.w_u, None)?)
     }

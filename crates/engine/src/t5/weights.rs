@@ -58,17 +58,14 @@ fn attn_prefix(decoder: bool, l: usize, cross: bool) -> String {
 pub fn tensors(cfg: &Config) -> Vec<TensorSpec> {
     let (d, v, h) = (cfg.d_model, cfg.d_vocab, cfg.n_heads);
     let buckets = crate::t5::config::buckets(cfg).0;
-    let mut specs = vec![
+    // No lm_head.weight: TL unembeds with the shared embedding, tied or not.
+    vec![
         TensorSpec::new("shared.weight", &[v, d]),
         TensorSpec::new("encoder.final_layer_norm.weight", &[d]),
         TensorSpec::new("decoder.final_layer_norm.weight", &[d]),
         TensorSpec::new(rel_bias_name(false), &[buckets, h]),
         TensorSpec::new(rel_bias_name(true), &[buckets, h]),
-    ];
-    if !cfg.tie_word_embeddings {
-        specs.push(TensorSpec::new("lm_head.weight", &[v, d]));
-    }
-    specs
+    ]
 }
 
 /// The tensors of block `l` of the encoder or the decoder.
@@ -136,8 +133,9 @@ pub fn rel_bias_name(decoder: bool) -> String {
     format!("{}.relative_attention_bias.weight", attn_prefix(decoder, 0, false))
 }
 
-/// TL's `convert_t5_weights`: `W_U` is the shared embedding transposed (t5-small/base/large
-/// tie it); an untied checkpoint's `lm_head` is used as HF does.
+/// TL's `convert_t5_weights`: `W_U` is the shared embedding transposed, also in an untied
+/// checkpoint, whose `lm_head.weight` TL leaves out (HF unembeds with it); the decoder's blocks
+/// are the first `n_layers` (TL leaves out more than `num_layers`).
 /// `dtype`: the model's. TL's relative position embeddings stay float32 in a 16-bit model (its
 /// `.to(dtype)` misses them), so the bias joins the float32 scores unrounded: they are read in
 /// the scores' dtype.
@@ -145,7 +143,7 @@ pub fn convert(cfg: &Config, c: &Checked, dtype: candle_core::DType) -> Result<T
     let rel = |decoder: bool| c.get_as(&rel_bias_name(decoder), crate::model::attention::score_dtype(dtype));
     Ok(T5Weights {
         w_e: c.get("shared.weight")?,
-        w_u: c.get_t(if cfg.tie_word_embeddings { "shared.weight" } else { "lm_head.weight" })?,
+        w_u: c.get_t("shared.weight")?,
         encoder_rel: rel(false)?,
         decoder_rel: rel(true)?,
         encoder: (0..cfg.n_layers).map(|l| block(c, false, l)).collect::<Result<_>>()?,
