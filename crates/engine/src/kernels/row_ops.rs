@@ -27,26 +27,27 @@ impl CustomOp1 for SumRows {
         }
         let rows = x.len() / n;
         let mut out = vec![0f32; n];
-        // Column blocks on both cores (large sums only: a hand-off costs µs); each block walks
-        // every row in order.
-        let block = if rows * n < 1 << 20 { n.max(1) } else { n.div_ceil(2).max(1) };
-        let sum_block = |(bi, chunk): (usize, &mut [f32])| {
-            let c0 = bi * block;
-            for r in 0..rows {
-                let row = &x[r * n + c0..][..chunk.len()];
-                for (o, &v) in chunk.iter_mut().zip(row) {
-                    *o += v;
+        // Column blocks on both cores; each block walks every row in order.
+        let block = n.div_ceil(2).max(1);
+        std::thread::scope(|s| {
+            for (bi, chunk) in out.chunks_mut(block).enumerate() {
+                let c0 = bi * block;
+                let mut work = move || {
+                    for r in 0..rows {
+                        let row = &x[r * n + c0..][..chunk.len()];
+                        for (o, &v) in chunk.iter_mut().zip(row) {
+                            *o += v;
+                        }
+                    }
+                };
+                // A spawned thread costs tens of µs: worth it for large sums only.
+                if rows * n < 1 << 20 {
+                    work();
+                } else {
+                    s.spawn(work);
                 }
             }
-        };
-        let mut blocks: Vec<(usize, &mut [f32])> = out.chunks_mut(block).enumerate().collect();
-        match blocks.as_mut_slice() {
-            [a, b] => {
-                let (a, b) = ((a.0, &mut *a.1), (b.0, &mut *b.1));
-                rayon::join(|| sum_block(a), || sum_block(b));
-            }
-            all => all.iter_mut().for_each(|(bi, c)| sum_block((*bi, &mut **c))),
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
