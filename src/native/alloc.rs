@@ -17,8 +17,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// for its buffers again and again, each 2 MiB huge page zero-filled by the kernel (143k page
 /// faults in ten `runWithCache` + `inclBwd` runs of a Llama-shaped model at 1×128; 19k with 10 s,
 /// 12k never purging; ~15% of the CPU time), and v3's 1 s still purges what one run freed
-/// during the next. Peak RSS barely moves: the memory is reused, not added to; `dispose()`
-/// hands everything back at once.
+/// during the next. The cost is peak RSS where runs of different shapes follow each other (the
+/// encoder bench's forward then runWithCache: +160 MiB of 1.5–1.8 GiB; the decoder benches: none);
+/// `dispose()` hands everything back at once.
 const PURGE_DELAY_MS: std::os::raw::c_long = 10_000;
 
 /// Sets the purge delay unless the user chose one (`MIMALLOC_PURGE_DELAY`).
