@@ -22,12 +22,7 @@ impl<M> ModelSlot<M> {
     /// Holds `model` and reports its `bytes` of weights to V8.
     pub fn new(env: &Env, model: M, bytes: i64) -> Result<Self> {
         env.adjust_external_memory(bytes)?;
-        Ok(Self::unreported(model, bytes))
-    }
-
-    /// Holds `model` whose `bytes` the caller already reported.
-    pub fn unreported(model: M, bytes: i64) -> Self {
-        ModelSlot { model: RefCell::new(Some(Arc::new(model))), bytes: Cell::new(bytes) }
+        Ok(ModelSlot { model: RefCell::new(Some(Arc::new(model))), bytes: Cell::new(bytes) })
     }
 
     /// The model, or `TL_DISPOSED`.
