@@ -1,6 +1,8 @@
 //! The gated MLP's elementwise step (TL's `GatedMLP`: `act(pre) * pre_linear + b_in`) in one
-//! pass for SiLU (Llama, Mistral, Qwen), where candle would make three buffers; other
-//! activations, devices, dtypes and gradient runs take the candle ops.
+//! pass for SiLU (Llama, Mistral, Qwen), where candle would make three buffers; in a gradient
+//! run one autograd node whose backward is one pass per input, where candle's silu, mul and add
+//! make three nodes and about a dozen passes. Other activations, devices and dtypes take the
+//! candle ops.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -20,6 +22,60 @@ impl CustomOp3 for SiluMulAdd {
         }
         let (Some(gate), Some(lin), Some(b)) = (f32_slice(s1, l1), f32_slice(s2, l2), f32_slice(s3, l3)) else { return not_supported("silu_mul_add") };
         Ok((CpuStorage::F32(silu_mul_add_f32(gate, lin, b)?), l1.shape().clone()))
+    }
+}
+
+/// [`SiluMulAdd`] in an autograd graph (f32): its backward gives the gate and the linear input
+/// their gradients in one pass each, and the bias its row sum only when it is trainable.
+struct SiluMulAddGrad;
+
+impl CustomOp3 for SiluMulAddGrad {
+    fn name(&self) -> &'static str {
+        "tl-silu-mul-add-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (Some(gate), Some(lin), Some(b)) = (f32_slice(s1, l1), f32_slice(s2, l2), f32_slice(s3, l3)) else { return not_supported("silu_mul_add") };
+        Ok((CpuStorage::F32(silu_mul_add_f32(gate, lin, b)?), l1.shape().clone()))
+    }
+
+    fn bwd(&self, gate: &Tensor, lin: &Tensor, b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let d_gate = g.apply_op3_no_bwd(gate, lin, &SiluGateGrad { wrt_gate: true })?;
+        let d_lin = g.apply_op3_no_bwd(gate, lin, &SiluGateGrad { wrt_gate: false })?;
+        let d_b = if b.track_op() { Some(super::row_ops::sum_rows(&g)?) } else { None };
+        Ok((Some(d_gate), Some(d_lin), d_b))
+    }
+}
+
+/// The gradient of `silu(gate) * lin` from the output's `g`: `g · lin · silu'(gate)` for the
+/// gate, `g · silu(gate)` for `lin` (torch's silu backward: `σ(x) · (1 + x · (1 − σ(x)))`).
+struct SiluGateGrad {
+    wrt_gate: bool,
+}
+
+impl CustomOp3 for SiluGateGrad {
+    fn name(&self) -> &'static str {
+        "tl-silu-mul-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (Some(g), Some(gate), Some(lin)) = (f32_slice(s1, l1), f32_slice(s2, l2), f32_slice(s3, l3)) else { return not_supported("silu_mul_add backward") };
+        if g.len() != gate.len() || g.len() != lin.len() {
+            candle_core::bail!("silu_mul_add backward: {} gradients for {} gates and {} linear values", g.len(), gate.len(), lin.len())
+        }
+        let d = *l1.dims().last().unwrap_or(&1);
+        let mut out = vec![0f32; g.len()];
+        let wrt_gate = self.wrt_gate;
+        par_rows(&mut out, d.max(1), |part, first| {
+            let off = first * d;
+            for (i, o) in part.iter_mut().enumerate() {
+                let x = gate[off + i];
+                let sig = 1.0 / (1.0 + (-x).exp());
+                *o = if wrt_gate { g[off + i] * lin[off + i] * (sig * (1.0 + x * (1.0 - sig))) } else { g[off + i] * (x * sig) };
+            }
+        })?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
@@ -53,6 +109,17 @@ pub fn silu_mul_add(gate: &Tensor, lin: &Tensor, b: &Tensor) -> Result<Option<Te
     Ok(Some(gate.apply_op3_no_bwd(lin, b, &SiluMulAdd)?))
 }
 
+/// [`silu_mul_add`] for a gradient run: contiguous f32 CPU inputs of which some are in an
+/// autograd graph (the result is one node with a fused backward); None otherwise.
+pub fn silu_mul_add_grad(gate: &Tensor, lin: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
+    let all_f32 = super::is_cpu_f32(gate) && super::is_cpu_f32(lin) && super::is_cpu_f32(b);
+    let tracked = gate.track_op() || lin.track_op() || b.track_op();
+    if !all_f32 || !tracked || gate.dims() != lin.dims() || b.rank() != 1 || gate.dims().last() != Some(&b.dim(0)?) {
+        return Ok(None);
+    }
+    Ok(Some(gate.apply_op3(lin, b, SiluMulAddGrad)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +140,31 @@ mod tests {
         let f32_of = |t: &Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
         let want = h(&silu_mul_add(&f32_of(&h(&g)), &f32_of(&h(&l)), &f32_of(&h(&b))).unwrap().unwrap());
         assert_eq!(f32_of(&half).flatten_all().unwrap().to_vec1::<f32>().unwrap(), f32_of(&want).flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    }
+
+    #[test]
+    fn gradient_run_matches_the_candle_ops() {
+        use crate::kernels::testing::grad_gap;
+        use candle_core::Var;
+        let dev = Device::Cpu;
+        let g = Var::from_tensor(&Tensor::randn(0f32, 3.0, (2, 7, 130), &dev).unwrap()).unwrap();
+        let l = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 7, 130), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 130, &dev).unwrap()).unwrap();
+        let coef = Tensor::randn(0f32, 1.0, (2, 7, 130), &dev).unwrap();
+        let ours = silu_mul_add_grad(g.as_tensor(), l.as_tensor(), b.as_tensor()).unwrap().expect("fusable");
+        let theirs = (g.as_tensor().silu().unwrap() * l.as_tensor()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+        let value_gap = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(value_gap < 1e-5, "{value_gap}");
+        for (name, wrt) in [("gate", &g), ("linear", &l), ("bias", &b)] {
+            let gap = grad_gap(&ours, &theirs, &coef, wrt.as_tensor()).unwrap();
+            assert!(gap < 1e-4, "{name}: {gap}");
+        }
+        // A constant bias gets no gradient; the inputs still do.
+        let c = Tensor::randn(0f32, 1.0, 130, &dev).unwrap();
+        let y = silu_mul_add_grad(g.as_tensor(), l.as_tensor(), &c).unwrap().expect("fusable");
+        let grads = (y * &coef).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&c).is_none() && grads.get(g.as_tensor()).is_some() && grads.get(l.as_tensor()).is_some());
+        // Nothing tracked: not this op's case.
+        assert!(silu_mul_add_grad(&coef, &coef, &c).unwrap().is_none());
     }
 }

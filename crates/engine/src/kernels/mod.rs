@@ -3,6 +3,7 @@
 //! two-way split the load path's passes share. Each kernel has a candle-op fallback for other
 //! dtypes and devices, used by the caller.
 
+pub mod attn_products;
 pub mod attn_softmax;
 pub mod cross_entropy;
 pub mod decode_attn;

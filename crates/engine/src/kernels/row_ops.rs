@@ -84,8 +84,10 @@ impl CustomOp2 for AddRow {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, _x: &Tensor, _b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(g.clone()), Some(sum_rows(g)?)))
+    fn bwd(&self, _x: &Tensor, b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // A constant bias (a weight outside training) gets no gradient.
+        let db = if b.track_op() { Some(sum_rows(g)?) } else { None };
+        Ok((Some(g.clone()), db))
     }
 }
 
@@ -114,8 +116,9 @@ impl CustomOp2 for MulRow {
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = g.contiguous()?;
         let dx = mul_row(&g.detach(), &w.detach())?;
-        let dw = sum_rows(&(&g * x.detach())?)?;
-        Ok((Some(dx), Some(dw)))
+        // A constant weight (outside training) gets no gradient.
+        let dw = if w.track_op() { Some(sum_rows(&(&g * x.detach())?)?) } else { None };
+        Ok((Some(dx), dw))
     }
 }
 

@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::error::Result;
+use crate::kernels::attn_products;
 use crate::kernels::attn_softmax;
 use crate::kernels::decode_attn;
 use crate::kernels::gemm16::matmul_any;
@@ -105,7 +106,11 @@ pub fn to_score_dtype(t: Tensor) -> Result<Tensor> {
 /// TL's `hook_attn_scores` input: `q·k / scale`, soft-capped where the config says, plus the
 /// ALiBi bias where there is one, masked.
 fn masked_scores(cfg: &Config, layer: usize, raw: Tensor, plan: &MaskPlan, alibi: Option<&Tensor>, grad: bool) -> Result<Tensor> {
-    let mut scores = (raw / cfg.attn_scale_for_layer(layer))?;
+    finish_scores(cfg, (raw / cfg.attn_scale_for_layer(layer))?, plan, alibi, grad)
+}
+
+/// [`masked_scores`] from the scaled product on.
+fn finish_scores(cfg: &Config, mut scores: Tensor, plan: &MaskPlan, alibi: Option<&Tensor>, grad: bool) -> Result<Tensor> {
     if cfg.attn_scores_soft_cap > 0.0 {
         let c = cfg.attn_scores_soft_cap;
         scores = ((scores / c)?.tanh()? * c)?;
@@ -191,6 +196,10 @@ pub fn forward(
         (None, true) => return Err(crate::error::Error::invalid("use_qk_norm is set but the weights have no q/k norms")),
         _ => (q, k),
     };
+    if taps.grad_mode() && kv.is_none() && attn_products::fits(&q, &k, &v) {
+        let z = grad_heads(arch, layer, q, k, v, plan, taps)?;
+        return output(cfg, layer, w, z, taps);
+    }
     let (b, p, _, _) = q.dims4()?;
     let dtype = v.dtype();
     // [b, h, k, dh]: the new positions alone, or appended to the cached past.
@@ -258,12 +267,54 @@ pub fn forward(
             z.transpose(1, 2)?.contiguous()? // [b, q, h, dh]
         }
     };
-    let z = taps.block(layer, BlockHook::Z, z)?;
+    output(cfg, layer, w, z, taps)
+}
 
+/// `hook_z` onwards: the heads' outputs through W_O (per head with `use_attn_result`).
+fn output(cfg: &Config, layer: usize, w: &BlockWeights, z: Tensor, taps: &mut Taps) -> Result<Tensor> {
+    let z = taps.block(layer, BlockHook::Z, z)?;
+    let (b, p) = (z.dim(0)?, z.dim(1)?);
     if cfg.use_attn_result {
         let result = taps.block(layer, BlockHook::Result, attn_heads::head_results(&z, &w.w_o)?)?;
         attn_heads::sum_heads(&result, Some(&w.b_o))
     } else {
         Ok(linear_to(&z, &w.w_o, Some(&w.b_o), &[b, p, cfg.d_model])?)
+    }
+}
+
+/// z for a gradient run on the CPU in f32 (no KV cache): Q, K and V stay in TL's
+/// `[batch, pos, heads, d_head]` layout, K is rotated there (what `hook_rot_k` sees), and the two
+/// products are one autograd node each ([`attn_products`]) instead of the transposes, reshapes
+/// and batched products of the general path. The same hooks fire, in the same order.
+fn grad_heads(arch: &Arch, layer: usize, q: Tensor, k: Tensor, v: Tensor, plan: &MaskPlan, taps: &mut Taps) -> Result<Tensor> {
+    let cfg = &arch.cfg;
+    let (b, p, _, _) = q.dims4()?;
+    let (q, k) = match &arch.rotary {
+        Some(table) => {
+            let q = rotate(&q, table, &rotary::query_positions(plan, b, p), 1)?;
+            let q = taps.block(layer, BlockHook::RotQ, q)?;
+            let k = rotate(&k, table, &rotary::key_positions(plan, b, p), 1)?;
+            (q, taps.block(layer, BlockHook::RotK, k)?)
+        }
+        None => (q, k),
+    };
+    let alibi = match &arch.alibi {
+        Some(a) => Some(a.layer_bias(layer, p, p, q.device())?.to_dtype(DType::F32)?),
+        None => None,
+    };
+    let scaled = match attn_products::scores(&q, &k, cfg.attn_scale_for_layer(layer))? {
+        Some(s) => s,
+        None => return Err(crate::error::Error::new(crate::error::ErrorCode::Hook, "a hook moved q or k off the CPU or out of float32")),
+    };
+    let scores = finish_scores(cfg, scaled, plan, alibi.as_ref(), true)?;
+    let scores = taps.block(layer, BlockHook::AttnScores, scores)?;
+    let mut pattern = softmax_last(&scores)?;
+    if let Some(live) = &plan.live_rows {
+        pattern = mask_fill(&pattern, live, 0.0)?;
+    }
+    let pattern = taps.block(layer, BlockHook::Pattern, pattern)?;
+    match attn_products::mix(&pattern, &v)? {
+        Some(z) => Ok(z),
+        None => Err(crate::error::Error::new(crate::error::ErrorCode::Hook, "a hook moved the pattern or v off the CPU or out of float32")),
     }
 }

@@ -95,10 +95,15 @@ pub fn apply(
     let scale = taps.fire(hooks.scale, scale)?;
     if !ln {
         // TL's RMSNorm hooks `x / scale` and multiplies by its weight after (in the model dtype).
-        let y = taps.fire(hooks.normalized, centered.broadcast_div(&scale)?)?;
+        // One autograd node for the division (the same bits as candle's broadcast_div).
+        let normalized = match norm_affine(&centered, &scale, None, None)? {
+            Some(y) => y,
+            None => centered.broadcast_div(&scale)?,
+        };
+        let y = taps.fire(hooks.normalized, normalized)?;
         let y = if y.dtype() != in_dtype { y.to_dtype(in_dtype)? } else { y };
         return Ok(match wt {
-            Some(wt) => y.broadcast_mul(&wt.to_dtype(in_dtype)?)?,
+            Some(wt) => row_ops::mul_row(&y, &wt.to_dtype(in_dtype)?)?,
             None => y,
         });
     }
