@@ -29,7 +29,9 @@ impl HookSink for All {
 
 fn main() -> tl_engine::Result<()> {
     // As the addon: a 10 s purge delay (option 15) and candle's pool spin limit.
-    unsafe { libmimalloc_sys::mi_option_set(15, 10_000) };
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        unsafe { libmimalloc_sys::mi_option_set(15, 10_000) };
+    }
     tl_engine::kernels::threads::tune_candle_pool();
     let a: Vec<String> = std::env::args().collect();
     let dir = Path::new(&a[1]);
