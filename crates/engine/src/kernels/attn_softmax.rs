@@ -15,13 +15,42 @@ use super::{is_cpu_f32, par_rows};
 
 /// One query row: `s = s · inv_scale + mask`, then softmax over it.
 pub(super) fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
-    match mask {
-        Some(m) => {
+    row_capped(s, inv_scale, None, mask)
+}
+
+/// TL's soft cap (`attn_scores_soft_cap`, Gemma 2): `tanh(s / cap) · cap` on the scaled scores,
+/// before the mask; the factors as candle's `affine` takes them (`1 / cap` in f64, then f32).
+#[derive(Clone, Copy)]
+pub struct SoftCap {
+    inv: f32,
+    cap: f32,
+}
+
+impl SoftCap {
+    pub fn new(cap: f64) -> Self {
+        SoftCap { inv: (1.0 / cap) as f32, cap: cap as f32 }
+    }
+    #[inline(always)]
+    fn apply(self, x: f32) -> f32 {
+        (x * self.inv + 0.0).tanh() * self.cap + 0.0
+    }
+}
+
+/// [`row`] with an optional soft cap between the scaling and the mask.
+fn row_capped(s: &mut [f32], inv_scale: f32, cap: Option<SoftCap>, mask: Option<&[f32]>) {
+    match (mask, cap) {
+        (Some(m), None) => {
             for (x, &a) in s.iter_mut().zip(m) {
                 *x = if a == f32::NEG_INFINITY { a } else { *x * inv_scale + a };
             }
         }
-        None => s.iter_mut().for_each(|x| *x = *x * inv_scale + 0.0),
+        (None, None) => s.iter_mut().for_each(|x| *x = *x * inv_scale + 0.0),
+        (Some(m), Some(c)) => {
+            for (x, &a) in s.iter_mut().zip(m) {
+                *x = if a == f32::NEG_INFINITY { a } else { c.apply(*x * inv_scale + 0.0) + a };
+            }
+        }
+        (None, Some(c)) => s.iter_mut().for_each(|x| *x = c.apply(*x * inv_scale + 0.0)),
     }
     let mut max = f32::NEG_INFINITY;
     // SAFETY: `s` holds `s.len()` elements and `max`/`sum` are valid places.
@@ -44,6 +73,7 @@ pub(super) fn row(s: &mut [f32], inv_scale: f32, mask: Option<&[f32]>) {
 /// per-head bias (ALiBi) where it has the heads.
 struct ScaleMaskSoftmax {
     inv_scale: f32,
+    cap: Option<SoftCap>,
 }
 
 impl ScaleMaskSoftmax {
@@ -64,7 +94,7 @@ impl ScaleMaskSoftmax {
                     let at = ((((n / (h * q)) % rows) * mh + (n / q) % h % mh) * q + n % q) * k;
                     &m[at..at + k]
                 });
-                row(r, self.inv_scale, m);
+                row_capped(r, self.inv_scale, self.cap, m);
             }
         })
     }
@@ -109,7 +139,13 @@ pub fn fusable(scores: &Tensor, mask: Option<&Tensor>) -> bool {
 /// Turns raw `q·k` scores into the attention pattern in place (see the module docs). The caller
 /// owns `scores` alone (a fresh product) and has checked [`fusable`].
 pub fn scale_mask_softmax_(scores: &Tensor, inv_scale: f32, mask: Option<&Tensor>) -> Result<()> {
-    let op = ScaleMaskSoftmax { inv_scale };
+    capped_scale_mask_softmax_(scores, inv_scale, None, mask)
+}
+
+/// [`scale_mask_softmax_`] with TL's soft cap applied to the scaled scores (same bits as the
+/// unfused `affine`, `tanh`, `affine` ops).
+pub fn capped_scale_mask_softmax_(scores: &Tensor, inv_scale: f32, cap: Option<SoftCap>, mask: Option<&Tensor>) -> Result<()> {
+    let op = ScaleMaskSoftmax { inv_scale, cap };
     match mask {
         Some(m) => scores.inplace_op2(m, &op),
         None => scores.inplace_op1(&op),
@@ -160,6 +196,29 @@ mod tests {
             let fused = raw.copy()?;
             assert!(fusable(&fused, m.as_ref()));
             scale_mask_softmax_(&fused, (1.0 / 8.0f64) as f32, m.as_ref())?;
+            assert_eq!(fused.flatten_all()?.to_vec1::<f32>()?, want, "b={b} h={h} q={q} past={past}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn soft_capped_scores_as_the_unfused_ops() -> Result<()> {
+        // Gemma 2's cap of 50 on scores large enough for the tanh to bend them.
+        let dev = Device::Cpu;
+        for (b, h, q, past, rows) in [(2, 3, 9, 0, 2), (1, 2, 4, 3, 0)] {
+            let k = q + past;
+            let raw = Tensor::randn(0f32, 300.0, (b, h, q, k), &dev)?;
+            let m = if rows > 0 { Some(mask(rows, q, k, false)?) } else { None };
+            // The attention's unfused path: scale, cap, mask, softmax.
+            let mut s = (((&raw / 8.0)? / 50.0)?.tanh()? * 50.0)?;
+            if let Some(m) = &m {
+                s = s.broadcast_add(m)?;
+            }
+            let want: Vec<f32> = candle_nn::ops::softmax_last_dim(&s)?.flatten_all()?.to_vec1()?;
+            // Rows with no key: NaN there, zero after TL's fix-up.
+            let want: Vec<f32> = want.into_iter().map(|x| if x.is_nan() { 0.0 } else { x }).collect();
+            let fused = raw.copy()?;
+            capped_scale_mask_softmax_(&fused, (1.0 / 8.0f64) as f32, Some(SoftCap::new(50.0)), m.as_ref())?;
             assert_eq!(fused.flatten_all()?.to_vec1::<f32>()?, want, "b={b} h={h} q={q} past={past}");
         }
         Ok(())

@@ -145,10 +145,11 @@ fn pattern(cfg: &Config, layer: usize, q: &Tensor, k_all: Tensor, plan: &MaskPla
     let k_t = to_score_dtype(k_all)?.transpose(2, 3)?; // [b, kv, dh, k]
     let raw = q_.matmul(&k_t)?;
     let raw = if groups > 1 { raw.reshape((b, h, p, k_len))? } else { raw };
-    let fuse = cfg.attn_scores_soft_cap <= 0.0 && !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, fused_mask);
+    let fuse = !taps.block_active(layer, BlockHook::AttnScores) && attn_softmax::fusable(&raw, fused_mask);
     let pattern = if fuse {
-        // Nothing observes the scores: scale, mask and softmax in one pass over the product.
-        attn_softmax::scale_mask_softmax_(&raw, inv_scale, fused_mask)?;
+        // Nothing observes the scores: scale, soft cap, mask and softmax in one pass over the product.
+        let cap = (cfg.attn_scores_soft_cap > 0.0).then(|| attn_softmax::SoftCap::new(cfg.attn_scores_soft_cap));
+        attn_softmax::capped_scale_mask_softmax_(&raw, inv_scale, cap, fused_mask)?;
         raw
     } else {
         let scores = masked_scores(cfg, layer, raw, plan, alibi, taps.grad_mode())?;
