@@ -94,9 +94,18 @@ fn slices<'a>(s1: &'a CpuStorage, l1: &Layout, s2: &'a CpuStorage, l2: &Layout, 
     }
 }
 
-/// Contiguous f32 CPU data of a tensor, copied out (gradients and saved inputs in a backward).
-fn data(t: &Tensor) -> Result<Vec<f32>> {
-    t.contiguous()?.flatten_all()?.to_vec1::<f32>()
+/// `f` on the f32 CPU data of `ts` (a backward's gradient and saved inputs), read in place.
+fn with_data<const N: usize, R>(ts: [&Tensor; N], f: impl FnOnce([&[f32]; N]) -> Result<R>) -> Result<R> {
+    let owned = ts.iter().map(|t| t.contiguous()).collect::<Result<Vec<_>>>()?;
+    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
+    let mut views: [&[f32]; N] = [&[]; N];
+    for (view, (st, l)) in views.iter_mut().zip(&guards) {
+        match super::cpu_part(st).and_then(|c| f32_slice(c, l)) {
+            Some(v) => *view = v,
+            None => candle_core::bail!("attention backward: f32 CPU operands expected"),
+        }
+    }
+    f(views)
 }
 
 // The three product shapes, from which both ops and their backwards are made. Head `h` of the
@@ -184,11 +193,10 @@ impl CustomOp2 for Scores {
     /// `dq[b, :, h] = (g[b, h] / scale) · k[b, :, h/g]`, `dk[b, :, kvh] = Σ_h (g[b, h] / scale)ᵀ · q[b, :, h]`.
     fn bwd(&self, q: &Tensor, k: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(q.layout(), k.layout(), "attention scores backward")?;
-        let mut g = data(grad)?;
-        g.iter_mut().for_each(|v| *v *= self.inv_scale);
-        let (qv, kvv) = (data(q)?, data(k)?);
-        let dq = blocks_by_kv(&g, &kvv, d)?;
-        let dk = group_blocks_t_by_heads(&g, &qv, d)?;
+        let (dq, dk) = with_data([grad, q, k], |[g, qv, kvv]| {
+            let g: Vec<f32> = g.iter().map(|v| v * self.inv_scale).collect();
+            Ok((blocks_by_kv(&g, kvv, d)?, group_blocks_t_by_heads(&g, qv, d)?))
+        })?;
         let dev = q.device();
         Ok((Some(Tensor::from_vec(dq, q.shape(), dev)?), Some(Tensor::from_vec(dk, k.shape(), dev)?)))
     }
@@ -220,9 +228,7 @@ impl CustomOp2 for Mix {
     /// `dpattern[b, h] = g[b, :, h] · v[b, :, h/g]ᵀ`, `dv[b, :, kvh] = Σ_h pattern[b, h]ᵀ · g[b, :, h]`.
     fn bwd(&self, pat: &Tensor, v: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d = mix_dims(pat.layout(), v.layout())?;
-        let (g, pv, vv) = (data(grad)?, data(pat)?, data(v)?);
-        let dp = heads_by_kv_t(&g, &vv, d, 1.0)?;
-        let dv = group_blocks_t_by_heads(&pv, &g, d)?;
+        let (dp, dv) = with_data([grad, pat, v], |[g, pv, vv]| Ok((heads_by_kv_t(g, vv, d, 1.0)?, group_blocks_t_by_heads(pv, g, d)?)))?;
         let dev = v.device();
         Ok((Some(Tensor::from_vec(dp, pat.shape(), dev)?), Some(Tensor::from_vec(dv, v.shape(), dev)?)))
     }

@@ -1,6 +1,6 @@
 //! The gated MLP's elementwise step (TL's `GatedMLP`: `act(pre) * pre_linear + b_in`) in one
 //! pass for SiLU (Llama, Mistral, Qwen), where candle would make three buffers; in a gradient
-//! run one autograd node whose backward is one pass per input, where candle's silu, mul and add
+//! run (f32) the same op is one autograd node whose backward is one pass per input, where candle's silu, mul and add
 //! make three nodes and about a dozen passes. Other activations, devices and dtypes take the
 //! candle ops.
 
@@ -23,22 +23,9 @@ impl CustomOp3 for SiluMulAdd {
         let (Some(gate), Some(lin), Some(b)) = (f32_slice(s1, l1), f32_slice(s2, l2), f32_slice(s3, l3)) else { return not_supported("silu_mul_add") };
         Ok((CpuStorage::F32(silu_mul_add_f32(gate, lin, b)?), l1.shape().clone()))
     }
-}
 
-/// [`SiluMulAdd`] in an autograd graph (f32): its backward gives the gate and the linear input
-/// their gradients in one pass each, and the bias its row sum only when it is trainable.
-struct SiluMulAddGrad;
-
-impl CustomOp3 for SiluMulAddGrad {
-    fn name(&self) -> &'static str {
-        "tl-silu-mul-add-grad"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (Some(gate), Some(lin), Some(b)) = (f32_slice(s1, l1), f32_slice(s2, l2), f32_slice(s3, l3)) else { return not_supported("silu_mul_add") };
-        Ok((CpuStorage::F32(silu_mul_add_f32(gate, lin, b)?), l1.shape().clone()))
-    }
-
+    /// In a gradient run (f32): the gate and the linear input get their gradients in one pass
+    /// each, the bias its row sum only when it is trainable.
     fn bwd(&self, gate: &Tensor, lin: &Tensor, b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = g.contiguous()?;
         let d_gate = g.apply_op3_no_bwd(gate, lin, &SiluGateGrad { wrt_gate: true })?;
@@ -96,28 +83,26 @@ fn silu_mul_add_f32(gate: &[f32], lin: &[f32], b: &[f32]) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// `silu(gate) * lin + b` (b over the last dim) when all are contiguous f32 on the CPU, or all
-/// the same 16-bit dtype (computed in f32, rounded once), and none is in an autograd graph;
-/// None: the caller uses candle ops.
+/// `silu(gate) * lin + b` (b over the last dim) when all are contiguous f32 on the CPU (one
+/// autograd node with a fused backward when any of them is in a graph), or all the same 16-bit
+/// dtype outside autograd (computed in f32, rounded once); None: the caller uses candle ops.
 pub fn silu_mul_add(gate: &Tensor, lin: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
-    let f32_plain = |t: &Tensor| super::is_cpu_f32(t) && !t.track_op();
+    if gate.dims() != lin.dims() || b.rank() != 1 || gate.dims().last() != Some(&b.dim(0)?) {
+        return Ok(None);
+    }
     let all = |f: &dyn Fn(&Tensor) -> bool| f(gate) && f(lin) && f(b);
+    if all(&|t: &Tensor| super::is_cpu_f32(t)) {
+        return Ok(Some(if all(&|t: &Tensor| !t.track_op()) {
+            gate.apply_op3_no_bwd(lin, b, &SiluMulAdd)?
+        } else {
+            gate.apply_op3(lin, b, SiluMulAdd)?
+        }));
+    }
     let same = gate.dtype() == lin.dtype() && gate.dtype() == b.dtype();
-    if !(all(&f32_plain) || (same && all(&super::half16::is_plain_cpu_16))) || gate.dims() != lin.dims() || b.rank() != 1 {
+    if !(same && all(&super::half16::is_plain_cpu_16)) {
         return Ok(None);
     }
     Ok(Some(gate.apply_op3_no_bwd(lin, b, &SiluMulAdd)?))
-}
-
-/// [`silu_mul_add`] for a gradient run: contiguous f32 CPU inputs of which some are in an
-/// autograd graph (the result is one node with a fused backward); None otherwise.
-pub fn silu_mul_add_grad(gate: &Tensor, lin: &Tensor, b: &Tensor) -> Result<Option<Tensor>> {
-    let all_f32 = super::is_cpu_f32(gate) && super::is_cpu_f32(lin) && super::is_cpu_f32(b);
-    let tracked = gate.track_op() || lin.track_op() || b.track_op();
-    if !all_f32 || !tracked || gate.dims() != lin.dims() || b.rank() != 1 || gate.dims().last() != Some(&b.dim(0)?) {
-        return Ok(None);
-    }
-    Ok(Some(gate.apply_op3(lin, b, SiluMulAddGrad)?))
 }
 
 #[cfg(test)]
@@ -151,7 +136,7 @@ mod tests {
         let l = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 7, 130), &dev).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 130, &dev).unwrap()).unwrap();
         let coef = Tensor::randn(0f32, 1.0, (2, 7, 130), &dev).unwrap();
-        let ours = silu_mul_add_grad(g.as_tensor(), l.as_tensor(), b.as_tensor()).unwrap().expect("fusable");
+        let ours = silu_mul_add(g.as_tensor(), l.as_tensor(), b.as_tensor()).unwrap().expect("fusable");
         let theirs = (g.as_tensor().silu().unwrap() * l.as_tensor()).unwrap().broadcast_add(b.as_tensor()).unwrap();
         let value_gap = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(value_gap < 1e-5, "{value_gap}");
@@ -161,10 +146,10 @@ mod tests {
         }
         // A constant bias gets no gradient; the inputs still do.
         let c = Tensor::randn(0f32, 1.0, 130, &dev).unwrap();
-        let y = silu_mul_add_grad(g.as_tensor(), l.as_tensor(), &c).unwrap().expect("fusable");
+        let y = silu_mul_add(g.as_tensor(), l.as_tensor(), &c).unwrap().expect("fusable");
         let grads = (y * &coef).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(&c).is_none() && grads.get(g.as_tensor()).is_some() && grads.get(l.as_tensor()).is_some());
-        // Nothing tracked: not this op's case.
-        assert!(silu_mul_add_grad(&coef, &coef, &c).unwrap().is_none());
+        // Nothing tracked: the same op, outside any graph.
+        assert!(!silu_mul_add(&coef, &coef, &c).unwrap().expect("fusable").track_op());
     }
 }

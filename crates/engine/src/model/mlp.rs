@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::kernels::gated::{silu_mul_add, silu_mul_add_grad};
+use crate::kernels::gated::silu_mul_add;
 use crate::kernels::linear::linear;
 use crate::model::activation::Activation;
 use crate::model::hooks::{BlockHook, Taps};
@@ -36,13 +36,7 @@ pub fn forward(layer: usize, w: &MlpWeights, act: Activation, eps: f64, experts_
         Some(w_gate) => {
             let pre = taps.block(layer, BlockHook::MlpPre, linear(x, w_gate, None)?)?;
             let pre_linear = taps.block(layer, BlockHook::MlpPreLinear, linear(x, &w.w_in, None)?)?;
-            let fused = match act {
-                Activation::Silu => match silu_mul_add(&pre, &pre_linear, &w.b_in)? {
-                    Some(y) => Some(y),
-                    None => silu_mul_add_grad(&pre, &pre_linear, &w.b_in)?,
-                },
-                _ => None,
-            };
+            let fused = if act == Activation::Silu { silu_mul_add(&pre, &pre_linear, &w.b_in)? } else { None };
             match fused {
                 Some(y) => y,
                 None => crate::kernels::row_ops::add_row(&(act.apply(&pre)? * pre_linear)?, &w.b_in)?,
