@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use tl_engine::load::model::{load_from_dir, LoadOptions};
 use tl_engine::model::grad::{backward, GradRun};
 use tl_engine::model::hooks::HookSink;
@@ -36,17 +36,7 @@ fn main() -> tl_engine::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let dir = Path::new(&a[1]);
     let reps: usize = a.get(3).map(|s| s.parse().unwrap()).unwrap_or(8);
-    let opts = LoadOptions {
-        official_name: a[2].clone(),
-        process: ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true },
-        dtype: DType::F32,
-        device: Device::Cpu,
-        device_label: "cpu".into(),
-        default_prepend_bos: None,
-        first_n_layers: None,
-        padding_left: false,
-        checkpoint: None,
-    };
+    let opts = LoadOptions::cpu_f32(a[2].clone(), ProcessOptions::ALL);
     let model = load_from_dir(dir, &opts)?.model;
     let ids: Vec<i64> = (0..128).map(|i| ((i * 7919 + 13) % 512) as i64).collect();
     let toks = Tensor::from_vec(ids, (1, 128), &Device::Cpu)?;

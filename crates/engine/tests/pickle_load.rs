@@ -30,18 +30,7 @@ fn seed_dir() -> PathBuf {
 }
 
 fn options(processing: bool) -> LoadOptions {
-    let all = ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true };
-    LoadOptions {
-        official_name: "gpt2".into(),
-        process: if processing { all } else { ProcessOptions::NONE },
-        dtype: DType::F32,
-        device: Device::Cpu,
-        device_label: "cpu".into(),
-        default_prepend_bos: None,
-        first_n_layers: None,
-        padding_left: false,
-        checkpoint: None,
-    }
+    LoadOptions::cpu_f32("gpt2", if processing { ProcessOptions::ALL } else { ProcessOptions::NONE })
 }
 
 fn logits(dir: &Path, processing: bool) -> Vec<f32> {

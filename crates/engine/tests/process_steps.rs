@@ -75,7 +75,7 @@ fn process_weights_on_a_loaded_model_equals_processing_at_load() {
     let after = load_and_process_model(&raw, &[], ALL).unwrap();
     assert_eq!(after.cfg().normalization_type.as_deref(), Some("LNPre"));
     let (mut cfg, mut w) = (raw.cfg().clone(), raw.weights.clone());
-    process(&mut cfg, &mut w, ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true }).unwrap();
+    process(&mut cfg, &mut w, ProcessOptions::ALL).unwrap();
     let at_load = HookedModel::new(cfg, w, Device::Cpu).unwrap();
     let (a, b) = (state_dict(&after.arch, &after.weights).unwrap(), state_dict(&at_load.arch, &at_load.weights).unwrap());
     assert_eq!(a.iter().map(|(k, _)| k).collect::<Vec<_>>(), b.iter().map(|(k, _)| k).collect::<Vec<_>>());

@@ -74,8 +74,7 @@ fn processing_preserves_log_probs() {
     let (cfg, w) = tiny();
     let raw = HookedModel::new(cfg.clone(), w.clone(), Device::Cpu).unwrap();
     let (mut cfg2, mut w2) = (cfg, w);
-    let all = ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true };
-    process(&mut cfg2, &mut w2, all).unwrap();
+    process(&mut cfg2, &mut w2, ProcessOptions::ALL).unwrap();
     assert_eq!(cfg2.normalization_type.as_deref(), Some("LNPre"));
     let processed = HookedModel::new(cfg2, w2, Device::Cpu).unwrap();
     let (a, b) = (log_probs(&raw), log_probs(&processed));

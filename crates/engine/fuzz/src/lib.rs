@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use tl_engine::candle_core::{DType, Device, Tensor};
+use tl_engine::candle_core::{Device, Tensor};
 use tl_engine::load::model::{load_from_dir, LoadOptions};
 use tl_engine::load::tokenizer::Tokenizer;
 use tl_engine::model::hooks::NoHooks;
@@ -68,18 +68,8 @@ pub fn with_header(seed: &[u8], header: &[u8]) -> Vec<u8> {
 
 /// TL's processing on (as `fromPretrained`), or off with TL_FUZZ_NO_PROCESSING=1.
 fn options(dir: &Path) -> LoadOptions {
-    let all = ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true };
-    LoadOptions {
-        official_name: dir.display().to_string(),
-        process: if std::env::var_os("TL_FUZZ_NO_PROCESSING").is_some() { ProcessOptions::NONE } else { all },
-        dtype: DType::F32,
-        device: Device::Cpu,
-        device_label: "cpu".into(),
-        default_prepend_bos: None,
-        first_n_layers: None,
-        padding_left: false,
-        checkpoint: None,
-    }
+    let process = if std::env::var_os("TL_FUZZ_NO_PROCESSING").is_some() { ProcessOptions::NONE } else { ProcessOptions::ALL };
+    LoadOptions::cpu_f32(dir.display().to_string(), process)
 }
 
 /// Loads the folder as a user would; if it loads, it must run and give finite logits.

@@ -35,6 +35,23 @@ pub struct LoadOptions {
     pub checkpoint: Option<(String, i64, i64)>,
 }
 
+impl LoadOptions {
+    /// A float32 load onto the CPU with `process` and TL's other defaults (tools and tests).
+    pub fn cpu_f32(official_name: impl Into<String>, process: ProcessOptions) -> Self {
+        LoadOptions {
+            official_name: official_name.into(),
+            process,
+            dtype: DType::F32,
+            device: Device::Cpu,
+            device_label: "cpu".into(),
+            default_prepend_bos: None,
+            first_n_layers: None,
+            padding_left: false,
+            checkpoint: None,
+        }
+    }
+}
+
 pub struct Loaded {
     pub model: HookedModel,
     pub tokenizer: Option<Tokenizer>,

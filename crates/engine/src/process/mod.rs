@@ -34,6 +34,9 @@ pub struct ProcessOptions {
 impl ProcessOptions {
     pub const NONE: ProcessOptions =
         ProcessOptions { fold_ln: false, center_writing_weights: false, center_unembed: false, fold_value_biases: false };
+    /// Every step on: TL's `from_pretrained` defaults.
+    pub const ALL: ProcessOptions =
+        ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true };
 }
 
 /// Folds a norm's `w`/`b` into a matrix that reads its output: `w_read: [d_in, n]`,

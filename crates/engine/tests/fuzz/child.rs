@@ -74,18 +74,7 @@ pub fn run(dir: &Path) {
 
 fn body(dir: &Path) -> String {
     let processing = std::env::var(super::runner::CHILD_PROCESSING_ENV).map_or(true, |v| v != "0");
-    let all = ProcessOptions { fold_ln: true, center_writing_weights: true, center_unembed: true, fold_value_biases: true };
-    let opts = LoadOptions {
-        official_name: dir.display().to_string(),
-        process: if processing { all } else { ProcessOptions::NONE },
-        dtype: DType::F32,
-        device: Device::Cpu,
-        device_label: "cpu".into(),
-        default_prepend_bos: None,
-        first_n_layers: None,
-        padding_left: false,
-        checkpoint: None,
-    };
+    let opts = LoadOptions::cpu_f32(dir.display().to_string(), if processing { ProcessOptions::ALL } else { ProcessOptions::NONE });
     stage("load");
     let loaded = match load_from_dir(dir, &opts) {
         Ok(l) => l,
